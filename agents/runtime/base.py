@@ -1,0 +1,141 @@
+"""The base every agent runs on: settings, JSON logs, the bus, heartbeats, health, shutdown.
+
+An agent subclass keeps its decisions in pure functions and implements only `setup` (subscribe
+handlers, open stores) and optionally `teardown` and `health_problems`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from infra.bus import Bus, PublishFailed, Topology, system_topology
+from infra.logging import configure_logging, get_logger
+from infra.settings import Settings
+from protocol import HealthState, Heartbeat
+
+
+class Agent:
+    """Lifecycle: connect → setup → consume and heartbeat until SIGTERM/SIGINT → graceful stop."""
+
+    name: ClassVar[str] = "agent"
+
+    def __init__(self, settings: Settings, topology: Topology | None = None) -> None:
+        self.settings = settings
+        self.instance_id = uuid.uuid4().hex[:12]
+        self.started_at = datetime.now(UTC)
+        self._started_monotonic = time.monotonic()
+        self.bus = Bus(
+            settings.rabbitmq_url.get_secret_value(),
+            topology or system_topology(settings.bus_exchange),
+            connection_name=f"{self.name}-{self.instance_id}",
+            publish_timeout=settings.bus_publish_timeout,
+            prefetch=settings.bus_prefetch,
+            max_attempts=settings.bus_max_attempts,
+            quorum=settings.bus_quorum_queues,
+        )
+        self.log = get_logger()
+        self._state = HealthState.STARTING
+        self._stop = asyncio.Event()
+        self._heartbeat_task: asyncio.Task[None] | None = None
+
+    # --- to override -----------------------------------------------------------------------
+    async def setup(self) -> None:
+        """Open stores and subscribe handlers (`await self.bus.consume(...)`)."""
+
+    async def teardown(self) -> None:
+        """Close stores; called after consumption stopped and in-flight handlers finished."""
+
+    def health_problems(self) -> list[str]:
+        """Reasons the agent is degraded (a store unreachable, ...); empty when healthy."""
+        return []
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def health(self) -> HealthState:
+        if self._state is not HealthState.HEALTHY:
+            return self._state
+        return HealthState.DEGRADED if self._problems() else HealthState.HEALTHY
+
+    def _problems(self) -> list[str]:
+        return [*self.health_problems(), *self.bus.problems()]
+
+    def heartbeat(self) -> Heartbeat:
+        stats = self.bus.stats
+        detail = {f"last_message.{c.queue}": c.last_message_at.isoformat() for c in self.bus.consumers if c.last_message_at}
+        problems = self._problems()
+        if problems:
+            detail["problems"] = "; ".join(problems)
+        return Heartbeat(
+            source=self.name,
+            agent=self.name,
+            instance_id=self.instance_id,
+            started_at=self.started_at,
+            uptime_seconds=round(time.monotonic() - self._started_monotonic, 3),
+            health=self.health,
+            consumed=stats.consumed,
+            published=stats.published,
+            dead_lettered=stats.dead_lettered,
+            errors=stats.errors,
+            detail=detail,
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stop.is_set():
+            await self.send_heartbeat()
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.settings.heartbeat_interval)
+            except asyncio.TimeoutError:
+                pass
+
+    async def send_heartbeat(self) -> None:
+        try:
+            await self.bus.publish(self.heartbeat())
+        except PublishFailed as exc:  # telemetry must not take the agent down
+            self.log.warning("heartbeat not published", error=str(exc))
+
+    async def run(self, install_signal_handlers: bool = True) -> None:
+        """Run until asked to stop; always shut down gracefully."""
+        if install_signal_handlers:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        self.log.info("starting", instance_id=self.instance_id, trading_mode=self.settings.trading_mode.value)
+        await self.bus.connect()
+        try:
+            await self.setup()
+            self._state = HealthState.HEALTHY
+            self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name=f"{self.name}-heartbeat")
+            self.log.info("running")
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        self.log.info("stopping")
+        self._state = HealthState.STOPPING
+        self._stop.set()
+        await self.bus.stop_consuming()
+        if self._heartbeat_task is not None:
+            await self._heartbeat_task
+        try:
+            await self.teardown()
+        finally:
+            if self.bus.is_connected:
+                await self.send_heartbeat()
+            await self.bus.close()
+            self.log.info("stopped")
+
+
+def run_agent(agent_cls: type[Agent], settings: Settings | None = None) -> None:
+    """Process entry point: configure logs, run the agent, return on SIGTERM/SIGINT."""
+    settings = settings or Settings()
+    configure_logging(agent_cls.name, settings.log_level)
+    asyncio.run(agent_cls(settings).run())

@@ -1,0 +1,8 @@
+"""`python -m agents.strategy` starts this agent."""
+
+import sys
+
+from agents.runtime.launch import launch
+
+if __name__ == "__main__":
+    sys.exit(launch("strategy"))

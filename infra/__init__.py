@@ -1,0 +1,1 @@
+"""Adapters to the outside world: RabbitMQ bus, Postgres, InfluxDB, exchanges, settings, logging."""

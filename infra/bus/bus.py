@@ -1,0 +1,168 @@
+"""The bus an agent talks through: one robust connection, a confirmed publisher channel, and one
+channel per consumed queue (QoS set explicitly on each)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
+
+from infra.bus.consumer import Handler, QueueConsumer
+from infra.bus.publisher import Publisher, to_amqp
+from infra.bus.stats import BusStats
+from infra.bus.topology import Topology, declare_topology, server_supports_quorum
+from infra.logging import get_logger
+from infra.settings import redact_url
+from protocol import Message, topic_for
+
+log = get_logger(component="bus")
+
+
+class Bus:
+    """Publish protocol messages and consume queues with the delivery rules of DESIGN.md."""
+
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        connection_name: str,
+        publish_timeout: float = 10.0,
+        prefetch: int = 16,
+        max_attempts: int = 5,
+        quorum: bool | None = None,
+        reconnect_interval: float = 1.0,
+    ) -> None:
+        self._url = url
+        self.topology = topology
+        self._connection_name = connection_name
+        self._publish_timeout = publish_timeout
+        self._prefetch = prefetch
+        self._max_attempts = max_attempts
+        self._quorum = quorum
+        self._reconnect_interval = reconnect_interval
+        self.stats = BusStats()
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: Publisher | None = None
+        # Strong references: aio-pika closes channels and consumers that get garbage-collected.
+        self._channels: list[AbstractChannel] = []
+        self._consumers: list[tuple[AbstractQueue, str, QueueConsumer, AbstractChannel]] = []
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("bus is not connected; call connect() first")
+        return self._connection
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed and self._connection.connected.is_set()
+
+    @property
+    def consumers(self) -> list[QueueConsumer]:
+        return [consumer for _, _, consumer, _ in self._consumers]
+
+    def problems(self) -> list[str]:
+        """What is wrong with the connection or a consumer's channel (the watchdog's view)."""
+        if not self.is_connected:
+            return ["bus disconnected"]
+        return [f"channel of consumer {c.queue} is closed" for _, _, c, ch in self._consumers if ch.is_closed]
+
+    async def connect(self) -> None:
+        """Connect (robustly), declare the topology, open the publisher channel."""
+        log.info("connecting", url=redact_url(self._url), connection_name=self._connection_name)
+        self._connection = await aio_pika.connect_robust(
+            self._url,
+            client_properties={"connection_name": self._connection_name},
+            reconnect_interval=self._reconnect_interval,
+            timeout=self._publish_timeout,
+        )
+        quorum = server_supports_quorum(self._connection) if self._quorum is None else self._quorum
+        channel = await self._open_channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await declare_topology(channel, self.topology, quorum=quorum)
+        self._publisher = Publisher(channel, exchange, self._publish_timeout)
+        log.info("connected", exchange=self.topology.exchange, quorum=quorum, queues=len(self.topology.queues))
+
+    async def _open_channel(self, **kwargs: Any) -> AbstractChannel:
+        channel = await self.connection.channel(**kwargs)
+        self._channels.append(channel)
+        return channel
+
+    @property
+    def publisher(self) -> Publisher:
+        if self._publisher is None:
+            raise RuntimeError("bus is not connected; call connect() first")
+        return self._publisher
+
+    async def publish(self, message: Message, *, routing_key: str | None = None) -> None:
+        """Publish and wait for the broker's confirmation; raise PublishFailed otherwise.
+
+        The routing key is derived from the message (protocol.topics) unless given."""
+        key = routing_key if routing_key is not None else topic_for(message)
+        await self.publisher.publish(to_amqp(message), routing_key=key)
+        self.stats.published += 1
+
+    async def consume(
+        self,
+        queue: str,
+        handler: Handler,
+        accepts: tuple[type[Message], ...],
+        *,
+        sequential: bool = True,
+        prefetch: int | None = None,
+    ) -> QueueConsumer:
+        """Start consuming a queue of the topology with manual acks."""
+        self.topology.queue(queue)  # refuse queues the topology does not declare
+        channel = await self._open_channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch or self._prefetch)
+        amqp_queue = await channel.get_queue(queue, ensure=True)
+        consumer = QueueConsumer(
+            queue,
+            handler,
+            accepts,
+            self.publisher,
+            self.topology.dead_letter_exchange,
+            self._max_attempts,
+            self.stats,
+            sequential=sequential,
+        )
+        tag = await amqp_queue.consume(consumer.on_message, no_ack=False)
+        self._consumers.append((amqp_queue, tag, consumer, channel))
+        log.info("consuming", queue=queue, prefetch=prefetch or self._prefetch, sequential=sequential)
+        return consumer
+
+    async def stop_consuming(self, timeout: float = 30.0) -> None:
+        """Stop taking new deliveries and wait for in-flight handlers to finish."""
+        for amqp_queue, tag, _, _ in self._consumers:
+            try:
+                await amqp_queue.cancel(tag)
+            except Exception as exc:  # a dead channel has nothing left to cancel
+                log.warning("cancel failed", queue=amqp_queue.name, error=repr(exc))
+        waits = [consumer.wait_idle() for _, _, consumer, _ in self._consumers]
+        if waits:
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), timeout)
+            except asyncio.TimeoutError:
+                log.error("in-flight handlers did not finish before shutdown; unacked messages will be redelivered")
+        self._consumers.clear()
+
+    async def close(self) -> None:
+        """Graceful close: stop consuming, finish in-flight work, close channels and connection."""
+        await self.stop_consuming()
+        for channel in reversed(self._channels):
+            if not channel.is_closed:
+                await channel.close()
+        self._channels.clear()
+        if self._connection is not None and not self._connection.is_closed:
+            await self._connection.close()
+        self._connection = None
+        self._publisher = None
+
+    async def __aenter__(self) -> "Bus":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

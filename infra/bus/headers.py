@@ -1,0 +1,17 @@
+"""Header names the bus writes, in one place so producers, consumers and the reality check agree."""
+
+ATTEMPT = "x-tradebus-attempt"
+ROUTING_KEY = "x-tradebus-routing-key"
+ERROR = "x-tradebus-error"
+ERROR_KIND = "x-tradebus-error-kind"
+EXCEPTION = "x-tradebus-exception"
+ORIGINAL_QUEUE = "x-tradebus-original-queue"
+DEAD_LETTERED_AT = "x-tradebus-dead-lettered-at"
+
+# Error kinds in the ERROR_KIND header of a dead-lettered message.
+KIND_VALIDATION = "validation"
+KIND_UNEXPECTED_TYPE = "unexpected_type"
+KIND_HANDLER = "handler"
+
+# Headers are stored in the broker with every copy; a traceback-sized error is cut short.
+MAX_ERROR_LENGTH = 2000

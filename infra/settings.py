@@ -1,0 +1,98 @@
+"""One settings class for every agent and script.
+
+Values come from environment variables and `.env` (pydantic-settings). Outside development the
+class refuses placeholder credentials, so a production deployment cannot start on `guest/guest`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing import Annotated
+
+# Passwords that are fine on a laptop and fatal anywhere else.
+PLACEHOLDER_SECRETS = frozenset({"", "guest", "changeme", "change-me", "password", "postgres", "secret", "admin"})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class TradingMode(StrEnum):
+    PAPER = "paper"
+    SANDBOX = "sandbox"
+    LIVE = "live"
+
+
+class DataSource(StrEnum):
+    REPLAY = "replay"
+    EXCHANGE = "exchange"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration shared by all agents (environment variables win over `.env`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Environment = Field(default=Environment.DEVELOPMENT, alias="TRADEBUS_ENV")
+
+    rabbitmq_url: SecretStr = Field(default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"), alias="RABBITMQ_URL")
+    bus_exchange: str = Field(default="tradebus", alias="BUS_EXCHANGE")
+    bus_prefetch: int = Field(default=16, ge=1, le=1000, alias="BUS_PREFETCH")
+    bus_publish_timeout: float = Field(default=10.0, gt=0, alias="BUS_PUBLISH_TIMEOUT")
+    bus_max_attempts: int = Field(default=5, ge=1, le=100, alias="BUS_MAX_ATTEMPTS")
+    bus_quorum_queues: bool | None = Field(default=None, alias="BUS_QUORUM_QUEUES")
+
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/tradebus"), alias="DATABASE_URL"
+    )
+    influxdb_url: str = Field(default="http://127.0.0.1:8086", alias="INFLUXDB_URL")
+    influxdb_database: str = Field(default="tradebus", alias="INFLUXDB_DATABASE")
+    influxdb_token: SecretStr | None = Field(default=None, alias="INFLUXDB_TOKEN")
+
+    symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTC/USDT"], alias="SYMBOLS")
+    timeframe: str = Field(default="15m", alias="TIMEFRAME")
+    exchange: str = Field(default="binance", alias="EXCHANGE")
+    data_source: DataSource = Field(default=DataSource.REPLAY, alias="DATA_SOURCE")
+    trading_mode: TradingMode = Field(default=TradingMode.PAPER, alias="TRADING_MODE")
+
+    heartbeat_interval: float = Field(default=5.0, gt=0, alias="HEARTBEAT_INTERVAL")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().upper() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> "Settings":
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        for name, url in (("RABBITMQ_URL", self.rabbitmq_url), ("DATABASE_URL", self.database_url)):
+            password = urlsplit(url.get_secret_value()).password or ""
+            if password.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} uses a placeholder or empty password; set a real secret in production")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, for logs and error messages."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()

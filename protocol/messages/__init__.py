@@ -1,0 +1,26 @@
+"""Every message type on the bus, grouped by the part of the flow that produces it."""
+
+from protocol.messages.analysis import IndicatorSnapshot, Indicators, Signal
+from protocol.messages.control import CancelOrder, EmergencyStop
+from protocol.messages.execution import ExecutionReport
+from protocol.messages.market import Candle, DataGap
+from protocol.messages.monitoring import Heartbeat
+from protocol.messages.portfolio import PositionUpdate, RiskMetrics
+from protocol.messages.trading import OrderRequest, RiskRejection, client_order_id_for
+
+__all__ = [
+    "CancelOrder",
+    "Candle",
+    "DataGap",
+    "EmergencyStop",
+    "ExecutionReport",
+    "Heartbeat",
+    "IndicatorSnapshot",
+    "Indicators",
+    "OrderRequest",
+    "PositionUpdate",
+    "RiskMetrics",
+    "RiskRejection",
+    "Signal",
+    "client_order_id_for",
+]

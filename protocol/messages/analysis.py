@@ -1,0 +1,98 @@
+"""Analysis events: indicator snapshots (technical_analysis) and signals (strategy)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from protocol.enums import SignalSide
+from protocol.envelope import Message
+from protocol.types import (
+    Confidence,
+    ExchangeId,
+    FiniteDecimal,
+    NonEmptyStr,
+    Price,
+    StrategyId,
+    Symbol,
+    Timeframe,
+    UtcDatetime,
+)
+
+__all__ = ["IndicatorSnapshot", "Indicators", "Signal"]
+
+_WARMUP = "; null until enough candles have been seen."
+
+
+def _indicator(description: str) -> FiniteDecimal | None:
+    # Every indicator may be absent during warm-up; one helper keeps that rule uniform.
+    return Field(default=None, description=description + _WARMUP)  # type: ignore[no-any-return]
+
+
+class Indicators(BaseModel):
+    """Indicator values computed on one closed candle; None while warming up."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rsi: FiniteDecimal | None = _indicator("Relative Strength Index, 0-100")
+    macd: FiniteDecimal | None = _indicator("MACD line (fast EMA - slow EMA)")
+    macd_signal: FiniteDecimal | None = _indicator("MACD signal line")
+    macd_hist: FiniteDecimal | None = _indicator("MACD histogram (macd - signal)")
+    bb_upper: FiniteDecimal | None = _indicator("Upper Bollinger band")
+    bb_middle: FiniteDecimal | None = _indicator("Middle Bollinger band (SMA)")
+    bb_lower: FiniteDecimal | None = _indicator("Lower Bollinger band")
+    bb_percent_b: FiniteDecimal | None = _indicator("Bollinger %B: position of close in the bands")
+    bb_bandwidth: FiniteDecimal | None = _indicator("Bollinger bandwidth: (upper-lower)/middle")
+    sma_fast: FiniteDecimal | None = _indicator("Fast simple moving average")
+    sma_slow: FiniteDecimal | None = _indicator("Slow simple moving average")
+    ema_fast: FiniteDecimal | None = _indicator("Fast exponential moving average")
+    ema_slow: FiniteDecimal | None = _indicator("Slow exponential moving average")
+    atr: FiniteDecimal | None = _indicator("Average True Range")
+    adx: FiniteDecimal | None = _indicator("Average Directional Index, 0-100")
+    stoch_k: FiniteDecimal | None = _indicator("Stochastic %K, 0-100")
+    stoch_d: FiniteDecimal | None = _indicator("Stochastic %D, 0-100")
+    obv: FiniteDecimal | None = _indicator("On-Balance Volume")
+    vwap: FiniteDecimal | None = _indicator("Volume-weighted average price")
+
+
+class IndicatorSnapshot(Message):
+    """Indicators for one closed candle (event), caused by that Candle."""
+
+    SCHEMA_NAME: ClassVar[str] = "analysis.indicators"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    exchange: ExchangeId = Field(description="Exchange of the source candle.")
+    symbol: Symbol = Field(description="Market symbol, BASE/QUOTE.")
+    timeframe: Timeframe = Field(description="Candle length the indicators were computed on.")
+    candle_time: UtcDatetime = Field(description="open_time of the candle these describe.")
+    close: Price = Field(description="Close price of that candle.")
+    indicators: Indicators = Field(description="Indicator values; null ones are warming up.")
+
+
+IndicatorName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Signal(Message):
+    """A strategy's recommendation for one candle (event), caused by an IndicatorSnapshot.
+
+    Its message_id is the idempotency key of the whole trade: the order's client_order_id
+    is derived from it.
+    """
+
+    SCHEMA_NAME: ClassVar[str] = "strategy.signal"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    strategy_id: StrategyId = Field(description="Configured strategy instance, e.g. rsi-btc-1m.")
+    strategy: NonEmptyStr = Field(description="Strategy kind, e.g. rsi or macd_cross.")
+    exchange: ExchangeId = Field(description="Exchange the signal is for.")
+    symbol: Symbol = Field(description="Market symbol, BASE/QUOTE.")
+    timeframe: Timeframe = Field(description="Candle length the strategy runs on.")
+    side: SignalSide = Field(description="BUY, SELL or HOLD.")
+    confidence: Confidence = Field(description="Strategy confidence, 0 to 1.")
+    reason: NonEmptyStr = Field(description="Human-readable why, e.g. 'RSI 24.3 < 30'.")
+    indicators: dict[IndicatorName, FiniteDecimal | None] = Field(
+        description="The indicator values the decision used, by name."
+    )
+    candle_time: UtcDatetime = Field(description="open_time of the candle the signal is for.")
+    price: Price = Field(description="Close of that candle: the reference price of the signal.")

@@ -1,0 +1,102 @@
+"""Isolated bus topologies for tests and small helpers to look into queues."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import aio_pika
+
+from infra.bus import QueueSpec, Topology, declare_topology, delete_topology
+from protocol import Candle, topics
+
+
+def isolated_topology(exchange: str | None = None, max_length_heartbeats: int = 100) -> Topology:
+    """A topology under a unique exchange name: a candle work queue and a heartbeat queue.
+    Pass the exchange name to rebuild the same topology in another process."""
+    exchange = exchange or f"tbtest_{uuid.uuid4().hex[:10]}"
+    return Topology(
+        exchange,
+        (
+            QueueSpec(f"{exchange}.work", (topics.ALL_CANDLES,), "test"),
+            QueueSpec(f"{exchange}.heartbeats", (topics.ALL_HEARTBEATS,), "test", max_length=max_length_heartbeats),
+        ),
+    )
+
+
+async def declare(url: str, topology: Topology, quorum: bool = True) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        await declare_topology(await connection.channel(), topology, quorum=quorum)
+
+
+async def cleanup(url: str, topology: Topology) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        await delete_topology(await connection.channel(), topology)
+
+
+async def queue_depth(url: str, queue: str) -> int:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+async def drain(url: str, queue: str, expect: int, timeout: float = 10.0) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Take (and ack) `expect` messages from a queue, waiting up to `timeout` seconds."""
+    taken: list[Any] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        while len(taken) < expect and asyncio.get_running_loop().time() < deadline:
+            message = await declared.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.1)
+                continue
+            await message.ack()
+            taken.append(message)
+    return taken
+
+
+def make_candle(index: int = 0, *, symbol: str = "BTC/USDT", source: str = "test") -> Candle:
+    """A valid 15-minute candle, distinct per index."""
+    open_time = datetime(2021, 9, 1, tzinfo=UTC) + timedelta(minutes=15 * index)
+    base = Decimal("47000") + index
+    return Candle(
+        source=source,
+        exchange="binance",
+        symbol=symbol,
+        timeframe="15m",
+        open_time=open_time,
+        close_time=open_time + timedelta(minutes=15),
+        open=base,
+        high=base + Decimal("12.5"),
+        low=base - Decimal("7.25"),
+        close=base + Decimal("3.1"),
+        volume=Decimal("1.5"),
+    )
+
+
+async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+    """Poll a predicate (plain or async) until it is true or the timeout passes."""
+
+    async def check() -> bool:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(interval)
+    return await check()

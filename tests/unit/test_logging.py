@@ -1,0 +1,34 @@
+"""Every log line is JSON with the agent and the correlation id; secrets are masked."""
+
+import json
+
+import pytest
+
+from infra.logging import bind_correlation, clear_correlation, configure_logging, get_logger
+
+
+def lines(err: str) -> list[dict]:
+    return [json.loads(line) for line in err.splitlines() if line.strip()]
+
+
+def test_json_lines_carry_agent_and_correlation(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("risk_manager")
+    log = get_logger()
+    log.info("outside a message")
+    bind_correlation("c-123")
+    log.info("inside a message", api_key="abc", order="o-1")
+    clear_correlation()
+    first, second = lines(capsys.readouterr().err)
+    assert first["agent"] == "risk_manager" and first["correlation_id"] is None
+    assert second["correlation_id"] == "c-123" and second["order"] == "o-1"
+    assert second["api_key"] == "***"
+    assert second["level"] == "info" and "timestamp" in second
+
+
+def test_stdlib_loggers_are_json_too(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    configure_logging("execution")
+    logging.getLogger("some.library").warning("careful")
+    (line,) = lines(capsys.readouterr().err)
+    assert line["agent"] == "execution" and line["event"] == "careful"
