@@ -22,7 +22,21 @@ from pydantic.fields import FieldInfo
 from protocol import enums as enums_module
 from protocol import types as types_module
 from protocol.envelope import Message
-from protocol.messages import Indicators
+from protocol.messages import (
+    CancelOrder,
+    Candle,
+    DataGap,
+    EmergencyStop,
+    ExecutionReport,
+    Heartbeat,
+    IndicatorSnapshot,
+    Indicators,
+    OrderRequest,
+    PositionUpdate,
+    RiskMetrics,
+    RiskRejection,
+    Signal,
+)
 from protocol.registry import MESSAGE_CLASSES
 from protocol.topics import TOPIC_PATTERNS
 from protocol.types import TypeLabel
@@ -33,25 +47,18 @@ JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 
 # Who publishes each message and who consumes it (documentation only).
 FLOW: Final[dict[type[Message], tuple[str, str]]] = {
-    cls: flow
-    for cls, flow in zip(
-        MESSAGE_CLASSES,
-        (
-            ("data_collection", "technical_analysis (history also in InfluxDB)"),
-            ("data_collection", "monitoring"),
-            ("technical_analysis", "strategy"),
-            ("strategy", "risk_manager"),
-            ("risk_manager", "execution"),
-            ("risk_manager", "monitoring / audit"),
-            ("execution", "risk_manager"),
-            ("risk_manager", "monitoring"),
-            ("risk_manager", "monitoring"),
-            ("operator CLI", "risk_manager, execution"),
-            ("operator", "execution"),
-            ("every agent", "monitoring"),
-        ),
-        strict=True,
-    )
+    Candle: ("data_collection", "technical_analysis (history also in InfluxDB)"),
+    DataGap: ("data_collection", "monitoring"),
+    IndicatorSnapshot: ("technical_analysis", "strategy"),
+    Signal: ("strategy", "risk_manager"),
+    OrderRequest: ("risk_manager", "execution"),
+    RiskRejection: ("risk_manager", "monitoring / audit"),
+    ExecutionReport: ("execution", "risk_manager"),
+    PositionUpdate: ("risk_manager", "monitoring"),
+    RiskMetrics: ("risk_manager", "monitoring"),
+    EmergencyStop: ("operator CLI", "risk_manager, execution"),
+    CancelOrder: ("operator", "execution"),
+    Heartbeat: ("every agent", "monitoring"),
 }
 
 
@@ -262,7 +269,7 @@ def write_catalogue(path: Path) -> None:
     lines += [
         "## Nested models",
         "",
-        f"### Indicators",
+        "### Indicators",
         "",
         _summary(Indicators.__doc__),
         "",

@@ -56,9 +56,13 @@ class TypeLabel:
 
 # Longer inputs are not prices or quantities but an attempt to make Decimal work hard.
 _MAX_DECIMAL_CHARS: Final = 100
-# Plain notation only: Decimal() would also accept "1_000" and padded whitespace.
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_DECIMAL_WIRE_PATTERN: Final = r"^-?[0-9]+(\.[0-9]+)?(E[+-]?[0-9]+)?$"
+# Bounds keep every accepted value printable in positional notation (at most ~200 chars)
+# and far inside the default decimal context, so arithmetic downstream cannot overflow.
+_MAX_DIGITS: Final = 60
+_MAX_EXPONENT: Final = 60
+# Plain ASCII notation only: Decimal() would also accept "1_000" and non-ASCII digits.
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_DECIMAL_WIRE_PATTERN: Final = r"^-?[0-9]+(\.[0-9]+)?$"
 
 
 def _to_finite_decimal(value: Any, label: str) -> Decimal:
@@ -89,18 +93,21 @@ def _to_finite_decimal(value: Any, label: str) -> Decimal:
         raise ValueError(f"{label} must be a decimal number (string), got {type(value).__name__}")
     if not result.is_finite():
         raise ValueError(f"{label} must be a finite number, got {value!r}")
+    digits, exponent = result.as_tuple().digits, int(result.as_tuple().exponent)
+    if len(digits) > _MAX_DIGITS or not -_MAX_EXPONENT <= exponent <= _MAX_EXPONENT:
+        raise ValueError(
+            f"{label} is out of range (at most {_MAX_DIGITS} digits, exponent within "
+            f"±{_MAX_EXPONENT})"
+        )
     if result.is_zero() and result.is_signed():
         result = result.copy_abs()  # "-0" would otherwise survive onto the wire
     return result
 
 
 def _decimal_to_wire(value: Decimal) -> str:
-    exponent = value.as_tuple().exponent
-    # Positional notation reads best ("0.00000010", "100"); the bound keeps a value like
-    # 1E+99999 from being expanded into a hundred thousand zeros.
-    if isinstance(exponent, int) and -40 <= exponent <= 40:
-        return format(value, "f")
-    return str(value)
+    # Positional notation ("0.00000010", not "1.0E-7"): unambiguous for any JSON consumer,
+    # and bounded in length by the range check above.
+    return format(value, "f")
 
 
 def _decimal_type(

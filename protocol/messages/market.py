@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from protocol.envelope import Message
 from protocol.types import (
@@ -37,7 +36,6 @@ class Candle(Message):
     close: Price = Field(description="Last trade price in the interval.")
     volume: NonNegativeDecimal = Field(description="Traded volume in base currency.")
 
-    # Field validators (not one model validator) so each refusal names its field.
     @field_validator("close_time")
     @classmethod
     def _close_after_open(cls, value: object, info: ValidationInfo) -> object:
@@ -46,33 +44,24 @@ class Candle(Message):
             raise ValueError("close_time must be > open_time")
         return value
 
-    @field_validator("high")
-    @classmethod
-    def _high_covers_open(cls, value: Decimal, info: ValidationInfo) -> Decimal:
-        open_ = info.data.get("open")
-        if open_ is not None and value < open_:
-            raise ValueError("high must be >= open")
-        return value
-
-    @field_validator("low")
-    @classmethod
-    def _low_below_high_and_open(cls, value: Decimal, info: ValidationInfo) -> Decimal:
-        high, open_ = info.data.get("high"), info.data.get("open")
-        if high is not None and high < value:
-            raise ValueError("high must be >= low")
-        if open_ is not None and value > open_:
-            raise ValueError("low must be <= open")
-        return value
-
-    @field_validator("close")
-    @classmethod
-    def _close_within_range(cls, value: Decimal, info: ValidationInfo) -> Decimal:
-        high, low = info.data.get("high"), info.data.get("low")
-        if high is not None and value > high:
-            raise ValueError("high must be >= close")
-        if low is not None and value < low:
-            raise ValueError("low must be <= close")
-        return value
+    @model_validator(mode="after")
+    def _ohlc_consistent(self) -> Self:
+        # One check over all four prices, so every violated relation is reported, starting
+        # with the most telling one (high < low), instead of whichever field came first.
+        problems = [
+            text
+            for broken, text in (
+                (self.high < self.low, "high must be >= low"),
+                (self.high < self.open, "high must be >= open"),
+                (self.high < self.close, "high must be >= close"),
+                (self.low > self.open, "low must be <= open"),
+                (self.low > self.close, "low must be <= close"),
+            )
+            if broken
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class DataGap(Message):

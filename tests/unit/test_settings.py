@@ -35,7 +35,7 @@ def test_production_refuses_placeholder_passwords(monkeypatch: pytest.MonkeyPatc
 
 def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRADEBUS_ENV", "production")
-    monkeypatch.setenv("RABBITMQ_URL", "amqp://tradebus:k8#Lq2@rabbit:5672/")
+    monkeypatch.setenv("RABBITMQ_URL", "amqp://tradebus:k8%23Lq2@rabbit:5672/")
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://tradebus:s3cure-Xy@db/tradebus")
     assert Settings(_env_file=None).environment.value == "production"
 
