@@ -31,6 +31,7 @@ from protocol.messages import (
     RiskMetrics,
     RiskRejection,
     Signal,
+    candle_id,
     client_order_id_for,
 )
 from protocol.registry import MESSAGE_CLASSES, MESSAGE_TYPES
@@ -69,6 +70,7 @@ __all__ = [
     "ClientOrderId",
     "Confidence",
     "DataGap",
+    "candle_id",
     "EmergencyStop",
     "ExchangeId",
     "ExecutionReport",

@@ -3,7 +3,7 @@
 from protocol.messages.analysis import IndicatorSnapshot, Indicators, Signal
 from protocol.messages.control import CancelOrder, EmergencyStop
 from protocol.messages.execution import ExecutionReport
-from protocol.messages.market import Candle, DataGap
+from protocol.messages.market import Candle, DataGap, candle_id
 from protocol.messages.monitoring import Heartbeat
 from protocol.messages.portfolio import PositionUpdate, RiskMetrics
 from protocol.messages.trading import OrderRequest, RiskRejection, client_order_id_for
@@ -12,6 +12,7 @@ __all__ = [
     "CancelOrder",
     "Candle",
     "DataGap",
+    "candle_id",
     "EmergencyStop",
     "ExecutionReport",
     "Heartbeat",

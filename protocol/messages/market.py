@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Self
+from uuid import UUID, uuid5
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -14,9 +16,20 @@ from protocol.types import (
     Symbol,
     Timeframe,
     UtcDatetime,
+    timeframe_seconds,
 )
 
-__all__ = ["Candle", "DataGap"]
+__all__ = ["Candle", "DataGap", "candle_id"]
+
+# Namespace of candle ids: a candle is identified by its series and open time, nothing else.
+_CANDLE_NAMESPACE = UUID("6f1d3c3e-9c1b-4a4e-8f3e-2b7d0c5a9e11")
+
+
+def candle_id(exchange: str, symbol: str, timeframe: str, open_time: datetime) -> UUID:
+    """Deterministic message id of a candle, so two replays (or a re-fetch after a restart)
+    publish the same candle under the same id and consumers recognise the duplicate."""
+    stamp = open_time.astimezone(UTC).isoformat()
+    return uuid5(_CANDLE_NAMESPACE, f"{exchange.lower()}|{symbol.upper()}|{timeframe}|{stamp}")
 
 
 class Candle(Message):
@@ -35,6 +48,23 @@ class Candle(Message):
     low: Price = Field(description="Lowest trade price; <= open and close.")
     close: Price = Field(description="Last trade price in the interval.")
     volume: NonNegativeDecimal = Field(description="Traded volume in base currency.")
+
+    @classmethod
+    def closed(cls, *, source: str, exchange: str, symbol: str, timeframe: str, open_time: datetime, **prices: Any) -> Self:
+        """A candle whose message and correlation ids derive from its series and open time
+        (a candle starts a chain; the same candle always starts the same chain)."""
+        ident = candle_id(exchange, symbol, timeframe, open_time)
+        return cls(
+            message_id=ident,
+            correlation_id=ident,
+            source=source,
+            exchange=exchange,
+            symbol=symbol,
+            timeframe=timeframe,
+            open_time=open_time,
+            close_time=open_time + timedelta(seconds=timeframe_seconds(timeframe)),
+            **prices,
+        )
 
     @field_validator("close_time")
     @classmethod

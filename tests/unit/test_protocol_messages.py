@@ -214,3 +214,19 @@ def test_new_chain_gets_fresh_ids_and_utc_time() -> None:
 def test_base_message_has_no_schema() -> None:
     with pytest.raises(TypeError, match="SCHEMA_NAME"):
         Message.schema_id()
+
+
+def test_closed_candle_ids_are_deterministic_per_series_and_time() -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from protocol import Candle, candle_id
+
+    prices = {"open": Decimal("1"), "high": Decimal("2"), "low": Decimal("0.5"), "close": Decimal("1.5"), "volume": Decimal("3")}
+    t = datetime(2021, 9, 27, 13, 45, tzinfo=UTC)
+    a = Candle.closed(source="a", exchange="binance", symbol="BTC/USDT", timeframe="15m", open_time=t, **prices)
+    b = Candle.closed(source="b", exchange="binance", symbol="BTC/USDT", timeframe="15m", open_time=t, **prices)
+    other = Candle.closed(source="a", exchange="binance", symbol="ETH/USDT", timeframe="15m", open_time=t, **prices)
+    assert a.message_id == b.message_id == a.correlation_id == candle_id("binance", "BTC/USDT", "15m", t)
+    assert other.message_id != a.message_id
+    assert a.close_time == datetime(2021, 9, 27, 14, 0, tzinfo=UTC)
