@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     data_source: DataSource = Field(default=DataSource.REPLAY, alias="DATA_SOURCE")
     trading_mode: TradingMode = Field(default=TradingMode.PAPER, alias="TRADING_MODE")
 
+    # Data collection: replay of real history (default) or ccxt polling of an exchange.
+    replay_file: str | None = Field(
+        default=None,
+        alias="REPLAY_FILE",
+        description="CSV/Parquet to replay; 'SYMBOL=path;SYMBOL=path' for several symbols; unset: the package's BTC-USD 15m data",
+    )
+    replay_speed: str = Field(default="max", alias="REPLAY_SPEED", description="'max' or a multiple of real time")
+    replay_limit: int | None = Field(default=None, ge=1, alias="REPLAY_LIMIT", description="candles per symbol")
+    replay_offset: int = Field(default=0, ge=0, alias="REPLAY_OFFSET", description="candles skipped per symbol")
+    replay_exit_on_end: bool = Field(default=False, alias="REPLAY_EXIT_ON_END")
+    ingest_batch_size: int = Field(default=500, ge=1, le=5000, alias="INGEST_BATCH_SIZE")
+    max_backlog: int = Field(default=2000, ge=1, alias="MAX_BACKLOG", description="candles waiting for analysis")
+    exchange_api_url: str | None = Field(default=None, alias="EXCHANGE_API_URL")
+    backfill_days: float = Field(default=3.0, gt=0, alias="BACKFILL_DAYS")
+
     heartbeat_interval: float = Field(default=5.0, gt=0, alias="HEARTBEAT_INTERVAL")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
@@ -71,6 +86,24 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip().upper() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("replay_speed")
+    @classmethod
+    def _check_speed(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value != "max":
+            try:
+                multiple = float(value)
+            except ValueError:
+                raise ValueError("REPLAY_SPEED must be 'max' or a positive multiple of real time, e.g. 60") from None
+            if not multiple > 0:
+                raise ValueError("REPLAY_SPEED must be > 0")
+        return value
+
+    @property
+    def replay_multiple(self) -> float | None:
+        """None for 'as fast as the pipeline accepts', else the multiple of real time."""
+        return None if self.replay_speed == "max" else float(self.replay_speed)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "Settings":

@@ -1,4 +1,9 @@
-"""The data collection agent: collects candles (replay or exchange), stores them in InfluxDB, publishes them.
+"""The data collection agent: collects closed candles (replay of real history, or an exchange
+through ccxt), writes them to InfluxDB, then publishes them on
+market.candle.{exchange}.{symbol}.{timeframe}."""
 
-Not built yet (issue #3): it exports no AGENT_CLASS, so starting it says so and exits.
-"""
+from agents.data_collection.agent import DataCollectionAgent
+
+AGENT_CLASS = DataCollectionAgent
+
+__all__ = ["AGENT_CLASS", "DataCollectionAgent"]

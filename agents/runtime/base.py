@@ -42,6 +42,7 @@ class Agent:
         self._state = HealthState.STARTING
         self._stop = asyncio.Event()
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self.exit_code = 0
 
     # --- to override -----------------------------------------------------------------------
     async def setup(self) -> None:
@@ -54,9 +55,31 @@ class Agent:
         """Reasons the agent is degraded (a store unreachable, ...); empty when healthy."""
         return []
 
+    def heartbeat_detail(self) -> dict[str, str]:
+        """Agent-specific figures for the heartbeat (progress, counts)."""
+        return {}
+
     # --- lifecycle -------------------------------------------------------------------------
     def request_stop(self) -> None:
         self._stop.set()
+
+    def fail(self, reason: str) -> None:
+        """Stop the agent with a non-zero exit code (a supervisor restarts it)."""
+        self.log.error("agent failed, stopping", reason=reason)
+        self.exit_code = 1
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def sleep_unless_stopped(self, seconds: float) -> bool:
+        """Sleep, waking early on stop; True when the agent is stopping."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        return self._stop.is_set()
 
     @property
     def health(self) -> HealthState:
@@ -70,6 +93,7 @@ class Agent:
     def heartbeat(self) -> Heartbeat:
         stats = self.bus.stats
         detail = {f"last_message.{c.queue}": c.last_message_at.isoformat() for c in self.bus.consumers if c.last_message_at}
+        detail.update(self.heartbeat_detail())
         problems = self._problems()
         if problems:
             detail["problems"] = "; ".join(problems)
@@ -90,10 +114,7 @@ class Agent:
     async def _heartbeat_loop(self) -> None:
         while not self._stop.is_set():
             await self.send_heartbeat()
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.settings.heartbeat_interval)
-            except asyncio.TimeoutError:
-                pass
+            await self.sleep_unless_stopped(self.settings.heartbeat_interval)
 
     async def send_heartbeat(self) -> None:
         try:
@@ -134,8 +155,10 @@ class Agent:
             self.log.info("stopped")
 
 
-def run_agent(agent_cls: type[Agent], settings: Settings | None = None) -> None:
-    """Process entry point: configure logs, run the agent, return on SIGTERM/SIGINT."""
+def run_agent(agent_cls: type[Agent], settings: Settings | None = None) -> int:
+    """Process entry point: configure logs, run the agent until SIGTERM/SIGINT; the exit code."""
     settings = settings or Settings()
     configure_logging(agent_cls.name, settings.log_level)
-    asyncio.run(agent_cls(settings).run())
+    agent = agent_cls(settings)
+    asyncio.run(agent.run())
+    return agent.exit_code

@@ -19,5 +19,4 @@ def launch(name: str) -> int:
         return EXIT_NOT_AVAILABLE
     from agents.runtime.base import run_agent
 
-    run_agent(cls)
-    return 0
+    return run_agent(cls)

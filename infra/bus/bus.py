@@ -49,6 +49,7 @@ class Bus:
         # Strong references: aio-pika closes channels and consumers that get garbage-collected.
         self._channels: list[AbstractChannel] = []
         self._consumers: list[tuple[AbstractQueue, str, QueueConsumer, AbstractChannel]] = []
+        self._depth_channel: AbstractChannel | None = None
 
     @property
     def connection(self) -> AbstractRobustConnection:
@@ -133,6 +134,13 @@ class Bus:
         log.info("consuming", queue=queue, prefetch=prefetch or self._prefetch, sequential=sequential)
         return consumer
 
+    async def queue_depth(self, queue: str) -> int:
+        """Messages ready in a queue (passive declare): how a producer applies backpressure."""
+        if self._depth_channel is None or self._depth_channel.is_closed:
+            self._depth_channel = await self._open_channel(publisher_confirms=False)
+        declared = await self._depth_channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
     async def stop_consuming(self, timeout: float = 30.0) -> None:
         """Stop taking new deliveries and wait for in-flight handlers to finish."""
         for amqp_queue, tag, _, _ in self._consumers:
@@ -155,6 +163,7 @@ class Bus:
             if not channel.is_closed:
                 await channel.close()
         self._channels.clear()
+        self._depth_channel = None
         if self._connection is not None and not self._connection.is_closed:
             await self._connection.close()
         self._connection = None
