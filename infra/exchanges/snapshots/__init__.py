@@ -1,0 +1,1 @@
+"""Saved exchange market definitions (data files only)."""
