@@ -203,6 +203,24 @@ async def test_gap_is_reported_and_left_when_the_exchange_has_no_candles(page_li
     ]
 
 
+async def test_gap_right_after_the_last_stored_candle_is_detected() -> None:
+    now = START + minutes(100)
+
+    async def last_stored(symbol: str) -> datetime | None:
+        return START + minutes(49)
+
+    async with FakeBinance({"BTCUSDT": make_klines(START, 100, skip=range(50, 53))}) as fake:
+        async with exchange_for(fake) as exchange:
+            source = make_source(exchange, ["BTC/USDT"], clock=fixed_clock(now), last_stored=last_stored)
+            events = await collect(source)
+
+    [gap] = gaps_of(events)
+    assert (gap.gap_start, gap.gap_end, gap.missing_candles, gap.filled) == (
+        START + minutes(50), START + minutes(53), 3, False,
+    )
+    assert opens(candles_of(events)) == expected_opens(range(53, 100))
+
+
 async def test_gap_the_exchange_fills_later_is_reported_filled_and_emitted_once() -> None:
     now = START + minutes(300)
     full = make_klines(START, 300)
@@ -238,16 +256,21 @@ def recording_breaker(threshold: int, reset_timeout: float) -> tuple[CircuitBrea
 
 async def test_429_burst_opens_the_breaker_which_recovers_and_loses_nothing() -> None:
     now = START + minutes(2500)
-    breaker, transitions = recording_breaker(3, 0.2)
+    transitions: list[tuple[str, str]] = []
+    problems_while_open: list[list[str]] = []
+    sources: list[ExchangeCandleSource] = []
+
+    def on_transition(old: BreakerState, new: BreakerState) -> None:
+        transitions.append((old.value, new.value))
+        if new is BreakerState.OPEN:  # what the health report says while it is open
+            problems_while_open.append(sources[0].health_problems())
+
+    breaker = CircuitBreaker(3, 0.2, on_transition=on_transition)
     async with FakeBinance({"BTCUSDT": make_klines(START, 2500)}) as fake, exchange_for(fake) as exchange:
-        source = make_source(exchange, ["BTC/USDT"], clock=fixed_clock(now), breaker=breaker)
-        problems_while_open: list[list[str]] = []
-        breaker._on_transition = lambda a, b: (  # also look at health while it is open
-            transitions.append((a.value, b.value)),
-            problems_while_open.append(source.health_problems()) if b is BreakerState.OPEN else None,
-        )
+        sources.append(make_source(exchange, ["BTC/USDT"], clock=fixed_clock(now), breaker=breaker))
         fake.fail_next(5, 429, retry_after=0)
-        events = await collect(source)
+        events = await collect(sources[0])
+    source = sources[0]
 
     assert opens(candles_of(events)) == expected_opens(range(2500))
     assert transitions == [
@@ -308,7 +331,7 @@ async def test_503_and_network_errors_back_off_and_retry_without_tripping_the_br
     assert [r.status for r in fake.requests_to(KLINES)] == [503, 503, 503, 200]
 
 
-async def test_unreachable_exchange_shows_in_health_and_recovers() -> None:
+async def test_unreachable_exchange_is_retried_and_shows_in_health() -> None:
     async with FakeBinance({"BTCUSDT": make_klines(START, 5)}) as fake:
         dead_url = fake.url
     # The fake is gone: connections are refused (ccxt: ExchangeNotAvailable), retried forever.

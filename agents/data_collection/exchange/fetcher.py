@@ -31,7 +31,7 @@ def failure_kind(error: BaseException) -> FailureKind | None:
     """How a ccxt error counts for the breaker; None when it is not retriable at all."""
     if isinstance(error, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
         text = str(error)
-        if _BAN_STATUS.search(text) or "banned" in text.lower():
+        if _BAN_STATUS.search(text) or "ip banned" in text.lower():
             return FailureKind.BAN
         return FailureKind.RATE_LIMIT
     # OperationFailed is ccxt's "retry possible" family: NetworkError, ExchangeNotAvailable,

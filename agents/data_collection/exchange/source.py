@@ -144,7 +144,9 @@ class ExchangeCandleSource:
     async def _run_symbol(self, symbol: str, queue: asyncio.Queue[Any], follow: bool) -> None:
         try:
             last = await self._last_stored(symbol)
-            series = _Series(symbol, None if last is None else utc_to_ms(last))
+            # Aligned to the candle grid, so a store that kept a shifted time cannot fake a gap.
+            last_ms = None if last is None else utc_to_ms(last) // self._tf_ms * self._tf_ms
+            series = _Series(symbol, last_ms)
             self._log.info("candle_source_start", symbol=symbol, last_stored=None if last is None else last.isoformat())
             await self._catch_up(series, queue.put, backfill=True)
             if not follow:
