@@ -25,6 +25,7 @@ from agents.data_collection.replay.parsing import epoch_unit, parse_decimal, par
 
 SERIES = {"exchange": "binance", "symbol": "BTC/USDT", "timeframe": "15m"}
 START = datetime(2024, 1, 1, tzinfo=UTC)
+NAMES = ["Open", "High", "Low", "Close", "Volume"]
 # (open, high, low, close, volume) as text; the third bar has the package's first prices.
 PRICES = [
     ("42000.5", "42100", "41950.25", "42050", "12.5"),
@@ -68,9 +69,8 @@ def expected(tmp_path: Path) -> list:
 def test_iso_csv_reads_exactly(tmp_path: Path) -> None:
     candles = expected(tmp_path)
     assert [c.open_time for c in candles] == open_times()
-    assert [(format(c.open, "f"), format(c.close, "f"), format(c.volume, "f")) for c in candles] == [
-        (o, c, v) for o, _, _, c, v in PRICES
-    ]
+    written = [(format(c.open, "f"), format(c.close, "f"), format(c.volume, "f")) for c in candles]
+    assert written == [(o, c, v) for o, _, _, c, v in PRICES]
 
 
 @pytest.mark.parametrize("unit", [1, 1000], ids=["milliseconds", "microseconds"])
@@ -99,7 +99,7 @@ def test_parquet_with_text_prices_and_timestamps(tmp_path: Path) -> None:
     table = pa.table(
         {
             "Datetime": pa.array(open_times(), type=pa.timestamp("ms", tz="UTC")),
-            **{name: pa.array(col) for name, col in zip(["Open", "High", "Low", "Close", "Volume"], columns)},
+            **{name: pa.array(col) for name, col in zip(NAMES, columns)},
         }
     )
     path = tmp_path / "bars.parquet"
@@ -112,7 +112,7 @@ def test_parquet_with_float_prices_and_epoch_ms_sniffed(tmp_path: Path) -> None:
     table = pa.table(
         {
             "open_time": [ms(t) for t in open_times()[:3]],
-            **{name: [float(p[i]) for p in rows] for i, name in enumerate(["open", "high", "low", "close", "volume"])},
+            **{name.lower(): [float(p[i]) for p in rows] for i, name in enumerate(NAMES)},
         }
     )
     path = tmp_path / "bars.data"  # no extension: the magic bytes tell
@@ -129,7 +129,8 @@ def test_decimal_exactness(tmp_path: Path) -> None:
     assert bars[3].volume == Decimal("0.00000001") and format(bars[3].volume, "f") == "0.00000001"
     candle = clean(bars, **SERIES).candles[2]
     assert candle.model_dump(mode="json")["open"] == "43443.0625"
-    assert parse_decimal(0.1) == Decimal("0.1")  # a double's shortest repr, not 0.1000000000000000055...
+    # A double's shortest repr, not its binary expansion 0.1000000000000000055...
+    assert parse_decimal(0.1) == Decimal("0.1")
 
 
 def test_raw_bars_keep_unreadable_cells_as_text(tmp_path: Path) -> None:
@@ -138,7 +139,9 @@ def test_raw_bars_keep_unreadable_cells_as_text(tmp_path: Path) -> None:
 
 
 def test_epoch_units_by_magnitude() -> None:
-    assert [epoch_unit(n) for n in (1_704_067_200, 1_704_067_200_000, 1_704_067_200_000_000)] == ["s", "ms", "us"]
+    assert epoch_unit(1_704_067_200) == "s"
+    assert epoch_unit(1_704_067_200_000) == "ms"
+    assert epoch_unit(1_704_067_200_000_000) == "us"
     assert epoch_unit(1_704_067_200_000_000_000) == "ns"
     assert parse_time("1704067200000000000") == (START, None)
     assert parse_time("2024-01-01T01:00:00+01:00") == (START, timedelta(hours=1))
@@ -157,7 +160,9 @@ def test_epoch_units_by_magnitude() -> None:
         ("broken.parquet", "PAR1 not really", "not a readable Parquet file"),
     ],
 )
-def test_unreadable_files_raise_with_path_and_reason(tmp_path: Path, name: str, content: str, reason: str) -> None:
+def test_unreadable_files_raise_with_path_and_reason(
+    tmp_path: Path, name: str, content: str, reason: str
+) -> None:
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ReplayDataError) as caught:

@@ -55,9 +55,9 @@ def test_raw_defects_as_measured(raw: list[RawBar]) -> None:
     offsets = Counter(bar.utc_offset for bar in raw)
     assert offsets == {timedelta(hours=1): 2882, timedelta(0): 5839}
     assert {bar.utc_offset for bar in raw[:2882]} == {timedelta(hours=1)}
-    times = [bar.open_time for bar in raw]
-    assert all(isinstance(t, datetime) and t.tzinfo is UTC for t in times)
-    backward = [bar.row for prev, bar in zip(raw, raw[1:]) if bar.open_time < prev.open_time]  # type: ignore[operator]
+    times = [bar.open_time for bar in raw if isinstance(bar.open_time, datetime)]
+    assert len(times) == len(raw) and {t.tzinfo for t in times} == {UTC}
+    backward = [bar.row for bar, a, b in zip(raw[1:], times, times[1:]) if b < a]
     assert backward == [2883]
     repeated = [t for t, n in Counter(times).items() if n > 1]
     assert len(repeated) == 32

@@ -1,4 +1,4 @@
-"""Property: shuffling and duplicating the rows of a valid series never changes what it cleans to."""
+"""Property: shuffling and duplicating the rows of a valid series never changes its cleaning."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ cents = st.integers(min_value=1, max_value=10_000_000).map(lambda n: Decimal(n).
 def valid_bar(draw: st.DrawFn, row: int, open_time: datetime) -> RawBar:
     low = draw(cents)
     high = low + draw(cents) - Decimal("0.01")
-    inside = st.integers(min_value=0, max_value=int((high - low) * 100)).map(lambda n: low + Decimal(n).scaleb(-2))
+    ticks = st.integers(min_value=0, max_value=int((high - low) * 100))
+    inside = ticks.map(lambda n: low + Decimal(n).scaleb(-2))
     volume = draw(st.sampled_from([Decimal(0), Decimal("0.001"), Decimal("12.5"), Decimal(1000)]))
-    return RawBar(row, open_time, draw(inside), high, low, draw(inside), volume, draw(st.sampled_from([None, timedelta(0)])))
+    offset = draw(st.sampled_from([None, timedelta(0)]))
+    return RawBar(row, open_time, draw(inside), high, low, draw(inside), volume, offset)
 
 
 @st.composite
@@ -39,7 +41,9 @@ def valid_series(draw: st.DrawFn) -> list[RawBar]:
 
 @settings(max_examples=60, deadline=None)
 @given(series=valid_series(), data=st.data())
-def test_permutation_and_duplication_clean_back_to_the_series(series: list[RawBar], data: st.DataObject) -> None:
+def test_permutation_and_duplication_clean_back_to_the_series(
+    series: list[RawBar], data: st.DataObject
+) -> None:
     reference = clean(series, **SERIES)
     shuffled = list(data.draw(st.permutations(series)))
     copies = data.draw(st.lists(st.sampled_from(series), max_size=len(series) * 2))

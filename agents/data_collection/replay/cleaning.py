@@ -35,7 +35,9 @@ def validation_reason(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _check_series(exchange: str, symbol: str, timeframe: str, source: str, now: datetime | None) -> None:
+def _check_series(
+    exchange: str, symbol: str, timeframe: str, source: str, now: datetime | None
+) -> None:
     """Refuse a bad series identity up front, instead of refusing every row for it."""
     timeframe_seconds(timeframe)
     TypeAdapter(ExchangeId).validate_python(exchange)
@@ -148,12 +150,18 @@ def clean(
     """
     _check_series(exchange, symbol, timeframe, source, now)
     rows = list(bars)
-    report = CleaningReport(exchange=exchange, symbol=symbol, timeframe=timeframe, rows_read=len(rows))
+    report = CleaningReport(exchange, symbol, timeframe, rows_read=len(rows))
     # open_time -> (position of the surviving row in file order, its candle)
     kept: dict[datetime, tuple[int, Candle]] = {}
     for position, bar in enumerate(rows):
         candle = _judge(
-            bar, exchange=exchange, symbol=symbol, timeframe=timeframe, source=source, now=now, report=report
+            bar,
+            exchange=exchange,
+            symbol=symbol,
+            timeframe=timeframe,
+            source=source,
+            now=now,
+            report=report,
         )
         if candle is None:
             continue

