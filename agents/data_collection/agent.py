@@ -26,17 +26,21 @@ class DataCollectionAgent(Agent):
         self.total = 0
         self.done = False
         self._source: Any = None
+        self._exchange: Any = None
         self._task = asyncio.create_task(self._collect(), name="collect")
 
     async def teardown(self) -> None:
-        # The stop flag is set: the ingestor finishes or abandons the batch in hand (a batch that
-        # was not published is simply collected again next time: ids are deterministic).
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=30)
-        except (asyncio.TimeoutError, Exception):
-            self._task.cancel()
-        if self._source is not None:
-            await self._source.close()
+        # The stop flag is set. A batch in hand is finished (or, while a dependency is down,
+        # abandoned: it is collected again next time, ids are deterministic); a task that is only
+        # waiting for the next candle is cancelled at once.
+        for _ in range(300):
+            if self._task.done() or not self.ingestor.busy:
+                break
+            await asyncio.sleep(0.1)
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        if self._exchange is not None:
+            await self._exchange.close()
         await self.store.close()
 
     def health_problems(self) -> list[str]:
@@ -124,9 +128,9 @@ class DataCollectionAgent(Agent):
         from infra.exchanges import load_market_snapshot, make_exchange
 
         s = self.settings
-        exchange = make_exchange(s.exchange, api_base=s.exchange_api_url, markets=load_market_snapshot(s.exchange))
+        self._exchange = make_exchange(s.exchange, api_base=s.exchange_api_url, markets=load_market_snapshot(s.exchange))
         self._source = ExchangeCandleSource(
-            exchange,
+            self._exchange,
             s.symbols,
             s.timeframe,
             exchange_id=s.exchange,

@@ -44,15 +44,20 @@ class Ingestor:
         self._max_backoff = max_backoff
         self.counters = IngestCounters()
         self.degraded_reason: str | None = None
+        self.busy = False  # a batch is between "store" and "all published"
 
     async def ingest(self, candles: Sequence[Candle]) -> None:
         if not candles:
             return
-        await self._until_done(lambda: self._store.write_candles(candles), "price store")
-        self.counters.stored += len(candles)
-        for candle in candles:
-            await self.publish(candle)
-        self.counters.batches += 1
+        self.busy = True
+        try:
+            await self._until_done(lambda: self._store.write_candles(candles), "price store")
+            self.counters.stored += len(candles)
+            for candle in candles:
+                await self.publish(candle)
+            self.counters.batches += 1
+        finally:
+            self.busy = False
 
     async def publish(self, message: Message) -> None:
         await self._until_done(lambda: self._bus.publish(message), "bus")

@@ -155,3 +155,38 @@ async def test_no_candle_is_published_before_it_is_stored(
         await store.close()
     async with InfluxPriceStore(url, database) as direct:
         assert await direct.candle_count("binance", "BTC/USDT", "15m") == 5
+
+
+async def test_exchange_mode_backfills_from_a_binance_speaking_server(
+    rabbitmq_url: str, influxdb_database: tuple[str, str], topology: Topology
+) -> None:
+    import signal
+    from datetime import UTC, datetime, timedelta
+
+    from tests.support.fake_binance import FakeBinance, make_klines
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    n = 150
+    async with FakeBinance({"BTCUSDT": make_klines(now - timedelta(minutes=n), n, "1m")}) as fake:
+        env = agent_env(
+            rabbitmq_url, influxdb_database, topology,
+            DATA_SOURCE="exchange", TIMEFRAME="1m", EXCHANGE_API_URL=fake.url, BACKFILL_DAYS="1",
+        )
+        process = spawn("agents.data_collection", env=env)
+        try:
+            async with InfluxPriceStore(*influxdb_database) as store:
+
+                async def stored() -> bool:
+                    return await store.candle_count("binance", "BTC/USDT", "1m") >= n
+
+                assert await wait_until(stored, timeout=60), (process.poll(), process.stderr.read() if process.poll() is not None and process.stderr else "")
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(process.wait, 30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert code == 0, process.stderr.read() if process.stderr else ""
+        assert len(fake.requests_to()) >= 1
+    received = [decode(m.body, Candle) for m in await drain(rabbitmq_url, candle_queue(topology), expect=n + 5, timeout=3)]
+    assert len(received) == n
+    assert [c.message_id for c in received] == [c.message_id for c in sorted(received, key=lambda c: c.open_time)]

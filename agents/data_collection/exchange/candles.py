@@ -85,7 +85,7 @@ def closed_candles(
                     high=_price(row[2]),
                     low=_price(row[3]),
                     close=_price(row[4]),
-                    volume=_price(row[5] if row[5] is not None else 0),
+                    volume=_price(row[5]),
                 )
             )
         except (ValidationError, ArithmeticError, TypeError, IndexError) as error:
