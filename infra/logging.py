@@ -13,9 +13,6 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-_CONFIGURED_AGENT: list[str] = []
-
-
 def _ensure_keys(agent: str):  # type: ignore[no-untyped-def]
     def processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         event_dict.setdefault("agent", agent)
@@ -36,7 +33,6 @@ def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
 
 def configure_logging(agent: str, level: str = "INFO") -> None:
     """Route structlog and stdlib logging to JSON lines on stderr with the agent bound."""
-    _CONFIGURED_AGENT[:] = [agent]
     numeric_level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -66,7 +62,8 @@ def configure_logging(agent: str, level: str = "INFO") -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(max(numeric_level, logging.INFO) if numeric_level < logging.INFO else numeric_level)
+    # Library DEBUG output is noise (and ccxt puts request headers there): never below INFO.
+    root.setLevel(max(numeric_level, logging.INFO))
     logging.getLogger("aiormq").setLevel(logging.WARNING)
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
 

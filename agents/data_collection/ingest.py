@@ -8,7 +8,7 @@ again with backoff — it never skips a candle — and reports the agent degrade
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from infra.bus import Bus, PublishFailed
@@ -31,7 +31,6 @@ class IngestCounters:
     published: int = 0
     gaps: int = 0
     batches: int = 0
-    problems: list[str] = field(default_factory=list)
 
 
 class Ingestor:

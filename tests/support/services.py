@@ -4,7 +4,6 @@ the run so that a skip can never hide a gap."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -79,8 +78,3 @@ def influxdb_container() -> Iterator[str]:
 
     with InfluxDbContainer("influxdb:1.8") as container:
         yield container.get_url()
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    """Run a coroutine from synchronous fixture code."""
-    return asyncio.run(coro)
