@@ -23,6 +23,8 @@ class Agent:
     """Lifecycle: connect → setup → consume and heartbeat until SIGTERM/SIGINT → graceful stop."""
 
     name: ClassVar[str] = "agent"
+    # Agents with their own settings subclass Settings and name the subclass here.
+    settings_class: ClassVar[type[Settings]] = Settings
 
     def __init__(self, settings: Settings, topology: Topology | None = None) -> None:
         self.settings = settings
@@ -157,7 +159,7 @@ class Agent:
 
 def run_agent(agent_cls: type[Agent], settings: Settings | None = None) -> int:
     """Process entry point: configure logs, run the agent until SIGTERM/SIGINT; the exit code."""
-    settings = settings or Settings()
+    settings = settings or agent_cls.settings_class()
     configure_logging(agent_cls.name, settings.log_level)
     agent = agent_cls(settings)
     asyncio.run(agent.run())

@@ -13,6 +13,9 @@ ensure_venv() {
     echo "[venv] creating $venv" >&2
     "$python" -m venv "$venv"
   fi
+  # Several test runs may start at once (helpers, CI retries): one installs, the others wait.
+  exec 9>"$venv/.install.lock"
+  flock 9
   local want
   want=$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
@@ -21,4 +24,5 @@ ensure_venv() {
     "$venv/bin/python" -m pip install -q -e "$root[dev]" >&2
     echo "$want" >"$stamp"
   fi
+  flock -u 9
 }
