@@ -63,6 +63,13 @@ class OrderRequest(Message):
     reference_price: Price = Field(
         description="Price the risk decision was made at (for slippage checks and audit)."
     )
+    reference_time: UtcDatetime = Field(
+        description=(
+            "Market time of reference_price: open_time of the stored candle it is the close of. "
+            "A replay's market clock: the paper exchange prices a market order as of this instant, "
+            "never from candles the decision could not have seen."
+        )
+    )
     time_in_force: TimeInForce = Field(default=TimeInForce.GTC, description="GTC, IOC or FOK.")
     reserved_asset: AssetCode = Field(
         description="Asset reserved for this order: the quote asset for BUY, the base for SELL."

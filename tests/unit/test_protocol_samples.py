@@ -65,6 +65,7 @@ def order_fields(**overrides: Any) -> dict[str, Any]:
         "quantity": Decimal("0.1"),
         "limit_price": Decimal("42000"),
         "reference_price": Decimal("42100.5"),
+        "reference_time": datetime(2024, 1, 1, 12, 0, tzinfo=UTC),
         "reserved_asset": "USDT",
         "reserved_amount": Decimal("4200.0042"),
         "expires_at": T0 + timedelta(minutes=5),
