@@ -2,12 +2,15 @@
 
 Tests point ccxt at it (``make_exchange("binance", api_base=fake.url)``). It serves ping, time,
 exchangeInfo (the saved snapshot) and klines with Binance's paging rules, records every request
-and can answer the next requests with 429 / 418 / 503. Routes live in a table, so order
-endpoints can be added later with ``add_route`` without touching the dispatcher.
+and can answer the next requests with 429 / 418 / 503. Routes live in a table (``add_route``).
+The signed account and order endpoints (``fake.account``, with real HMAC signature checks) are in
+``tests.support.fake_binance_account``; ``hold_next`` makes the server act on a request and then
+not answer in time (the order exists, the client sees a timeout).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -21,13 +24,28 @@ from aiohttp import web
 
 from infra.exchanges import snapshot_exchange_info
 from protocol import timeframe_seconds
+from tests.support.fake_binance_account import TEST_API_KEY, TEST_SECRET, FakeAccount
 
-__all__ = ["KLINES", "FakeBinance", "Fault", "LoggedRequest", "make_klines", "minutes", "utc"]
+__all__ = [
+    "KLINES",
+    "ORDER",
+    "TEST_API_KEY",
+    "TEST_SECRET",
+    "FakeAccount",
+    "FakeBinance",
+    "Fault",
+    "Hold",
+    "LoggedRequest",
+    "make_klines",
+    "minutes",
+    "utc",
+]
 
 Kline = list[Any]  # Binance row: [openTime, "o", "h", "l", "c", "v", closeTime, "qv", n, "tb", "tq", "0"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 KLINES = "/api/v3/klines"
+ORDER = "/api/v3/order"
 _MAX_LIMIT = 1000
 _DEFAULT_LIMIT = 500
 
@@ -94,6 +112,18 @@ class Fault:
     remaining: int
     retry_after: float | None = 0
     path: str | None = KLINES  # None: any path
+    method: str | None = None  # None: any method
+
+
+@dataclass(slots=True)
+class Hold:
+    """Handle the next ``remaining`` requests to ``path`` normally, then sit on the answer for
+    ``seconds`` (the effects exist on the server; a client with a shorter timeout gives up)."""
+
+    path: str
+    remaining: int
+    seconds: float
+    method: str | None = None  # None: any method
 
 
 @dataclass
@@ -104,6 +134,8 @@ class FakeBinance:
     interval: str = "1m"
     # Called after each klines answer (e.g. to make the exchange fill a hole "later").
     on_klines: Callable[[FakeBinance, LoggedRequest], None] | None = None
+    # Starting balances of the signed account (asset -> amount), e.g. {"USDT": "1000"}.
+    balances: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._klines: dict[str, dict[int, Kline]] = {}
@@ -118,6 +150,10 @@ class FakeBinance:
             ("GET", "/api/v3/exchangeInfo"): self._exchange_info,
             ("GET", KLINES): self._klines_route,
         }
+        self.account = FakeAccount(api_key=TEST_API_KEY, secret=TEST_SECRET, balances=self.balances)
+        self.routes.update(self.account.routes())
+        self.holds: list[Hold] = []
+        self._released = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -128,9 +164,23 @@ class FakeBinance:
         for row in rows:
             book[int(row[0])] = list(row)
 
-    def fail_next(self, count: int, status: int, *, retry_after: float | None = 0, path: str | None = KLINES) -> None:
-        """Answer the next ``count`` requests (to ``path``; None: any) with HTTP ``status``."""
-        self.faults.append(Fault(status, count, retry_after, path))
+    def fail_next(
+        self,
+        count: int,
+        status: int,
+        *,
+        retry_after: float | None = 0,
+        path: str | None = KLINES,
+        method: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests (to ``path`` / with ``method``; None: any) with HTTP
+        ``status``."""
+        self.faults.append(Fault(status, count, retry_after, path, method))
+
+    def hold_next(self, count: int, seconds: float, *, path: str = ORDER, method: str | None = "POST") -> None:
+        """Act on the next ``count`` ``method`` requests to ``path``, then delay each answer by
+        ``seconds``."""
+        self.holds.append(Hold(path, count, seconds, method))
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         """Serve ``method path`` with ``handler`` (for endpoints added by later tests)."""
@@ -156,13 +206,15 @@ class FakeBinance:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        # Held answers end now, so shutdown does not wait for them.
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     # --- dispatch ------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        response = self._injected_fault(request.path)
+        response = self._injected_fault(request.path, request.method)
         if response is None:
             handler = self.routes.get((request.method, request.path))
             if handler is None:
@@ -175,11 +227,23 @@ class FakeBinance:
         self.requests.append(logged)
         if request.path == KLINES and response.status == 200 and self.on_klines is not None:
             self.on_klines(self, logged)
+        # Logged first: the request happened even if the client gives up waiting for its answer.
+        await self._maybe_hold(request.path, request.method)
         return response
 
-    def _injected_fault(self, path: str) -> web.Response | None:
+    async def _maybe_hold(self, path: str, method: str) -> None:
+        for hold in self.holds:
+            if hold.remaining > 0 and hold.path == path and hold.method in (None, method):
+                hold.remaining -= 1
+                try:
+                    await asyncio.wait_for(self._released.wait(), hold.seconds)
+                except TimeoutError:
+                    pass
+                return
+
+    def _injected_fault(self, path: str, method: str) -> web.Response | None:
         for fault in self.faults:
-            if fault.remaining > 0 and (fault.path is None or fault.path == path):
+            if fault.remaining > 0 and fault.path in (None, path) and fault.method in (None, method):
                 fault.remaining -= 1
                 headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
                 if fault.status == 429:
