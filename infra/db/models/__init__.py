@@ -5,6 +5,24 @@ for the model-versus-migration drift check.
 """
 
 from infra.db.models.base import NAMING_CONVENTION, Base
+from infra.db.models.ledger import Balance, Fill, Position, Reservation, RiskDecision, RiskState
 from infra.db.models.messaging import ProcessedMessage
+from infra.db.models.orders import ExecutionHalt, Order, OrderEvent, PaperBalance, PaperFill, PaperOrder
 
-__all__ = ["NAMING_CONVENTION", "Base", "ProcessedMessage"]
+__all__ = [
+    "NAMING_CONVENTION",
+    "Balance",
+    "Base",
+    "Fill",
+    "Position",
+    "ProcessedMessage",
+    "ExecutionHalt",
+    "Order",
+    "OrderEvent",
+    "PaperBalance",
+    "PaperFill",
+    "PaperOrder",
+    "Reservation",
+    "RiskDecision",
+    "RiskState",
+]

@@ -1,0 +1,193 @@
+"""The ``Ledger`` facade: one transaction per call, each call a complete, consistent change.
+
+The risk manager is the only writer. Every method opens its own session and transaction, so a
+call either commits all its effects (balances, reservation, position, fills, audit, processed
+message id) or none. The invariants themselves live in the database (CHECK constraints, UNIQUE
+client_order_id and trade id); the code below never relies on being the only process running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from infra.db.ledger import balances as balance_ops
+from infra.db.ledger import reservations as reservation_ops
+from infra.db.ledger import risk as risk_ops
+from infra.db.ledger import settlement as settlement_ops
+from infra.db.ledger.types import (
+    ApproveOutcome,
+    BalanceView,
+    DecisionRecord,
+    DecisionView,
+    NewReservation,
+    PositionView,
+    ReservationStatus,
+    ReservationView,
+    RiskStateView,
+    SettlementOutcome,
+)
+from protocol.enums import TradingState
+from protocol.messages import ExecutionReport
+
+__all__ = ["Ledger"]
+
+
+class Ledger:
+    """The account's ledger in Postgres: balances, reservations, positions, fills, risk state.
+
+    ``sessions`` is ``infra.db.session_factory(engine)``. Safe to use from many concurrent
+    tasks and processes: each call is its own transaction and concurrency is resolved by row
+    locks and conditional updates in Postgres (READ COMMITTED, the default).
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    # --- balances and positions ------------------------------------------------------------
+
+    async def ensure_initial_balances(self, balances: Mapping[str, Decimal]) -> bool:
+        """Seed the (paper) account with ``balances`` only if the balances table is empty.
+
+        Returns True if it seeded. Idempotent and race-free (a table lock serialises two
+        starting processes); an account that already has balances is never touched.
+        """
+        async with self._sessions() as session, session.begin():
+            return await balance_ops.seed(session, balances)
+
+    async def balances(self) -> dict[str, BalanceView]:
+        """Every asset's balance, keyed by asset code."""
+        async with self._sessions() as session:
+            return await balance_ops.read_all(session)
+
+    async def balance(self, asset: str) -> BalanceView | None:
+        """One asset's balance, or None if the account never held it."""
+        async with self._sessions() as session:
+            return await balance_ops.read_one(session, asset)
+
+    async def positions(self, strategy_id: str | None = None) -> list[PositionView]:
+        """All positions (flat ones included), optionally of one strategy, in key order."""
+        async with self._sessions() as session:
+            return await settlement_ops.read_positions(session, strategy_id)
+
+    async def position(self, strategy_id: str, exchange: str, symbol: str) -> PositionView | None:
+        """One strategy's position in one symbol, or None if it never traded it."""
+        async with self._sessions() as session:
+            return await settlement_ops.read_position(session, strategy_id, exchange, symbol)
+
+    # --- decisions and reservations --------------------------------------------------------
+
+    async def approve(
+        self, consumer: str, message_id: UUID, reservation: NewReservation, decision: DecisionRecord
+    ) -> ApproveOutcome:
+        """Reserve balance for an approved order, in ONE transaction with its audit row.
+
+        Claims ``message_id`` for ``consumer``; then ``UPDATE balances SET available =
+        available - amount, reserved = reserved + amount WHERE asset = :asset AND available >=
+        amount`` (one atomic conditional update: concurrent approvals can never reserve more
+        than is available); inserts the reservation and the APPROVED audit row. If the update
+        matched nothing, the audit row is REJECTED / INSUFFICIENT_BALANCE instead and nothing is
+        reserved. A message already processed returns DUPLICATE with the original reservation
+        and decision. Raises LedgerError for a non-positive amount or a client_order_id that
+        already has a reservation under another message.
+        """
+        async with self._sessions() as session, session.begin():
+            return await reservation_ops.approve(session, consumer, message_id, reservation, decision)
+
+    async def reject(self, consumer: str, message_id: UUID, decision: DecisionRecord) -> bool:
+        """Audit a rejection (or IGNORED decision) and claim ``message_id``, in one transaction.
+
+        Returns False (and records nothing) if the message was already processed; the
+        caller then re-publishes the rejection from :meth:`decision`.
+        """
+        async with self._sessions() as session, session.begin():
+            return await reservation_ops.reject(session, consumer, message_id, decision)
+
+    async def decision(self, signal_id: UUID) -> DecisionView | None:
+        """The latest audited decision for ``signal_id``, or None."""
+        async with self._sessions() as session:
+            return await risk_ops.read_decision(session, signal_id)
+
+    async def reservation(self, client_order_id: str) -> ReservationView | None:
+        """The reservation of one order, or None."""
+        async with self._sessions() as session:
+            return await reservation_ops.read_one(session, client_order_id)
+
+    async def open_reservations(self) -> list[ReservationView]:
+        """Reservations still holding balance (HELD or PARTIALLY_SETTLED), oldest first."""
+        async with self._sessions() as session:
+            return await reservation_ops.read_open(session)
+
+    async def expired_reservations(self, now: datetime) -> list[ReservationView]:
+        """Open reservations (HELD or PARTIALLY_SETTLED) with ``expires_at <= now``.
+
+        Only a candidate list: release one only when its order is known never to have reached
+        the exchange, or to be terminal; otherwise ask execution to reconcile.
+        """
+        async with self._sessions() as session:
+            return await reservation_ops.read_expired(session, now)
+
+    async def release(
+        self, client_order_id: str, status: ReservationStatus = ReservationStatus.EXPIRED
+    ) -> bool:
+        """Give what a reservation still holds back to available and close it with ``status``.
+
+        ``status`` is EXPIRED (the sweeper), RELEASED or SETTLED. Returns False if it was
+        already closed (idempotent); raises LedgerError for an unknown client_order_id.
+        """
+        async with self._sessions() as session, session.begin():
+            return await reservation_ops.release(session, client_order_id, status)
+
+    # --- execution reports -----------------------------------------------------------------
+
+    async def apply_report(self, consumer: str, report: ExecutionReport) -> SettlementOutcome:
+        """Settle one execution report; idempotent by message id and by cumulative quantity.
+
+        See :mod:`infra.db.ledger.settlement` for the rules (fees, slippage beyond the buffer,
+        re-ordered and duplicated reports). Raises LedgerError for an unknown client_order_id,
+        a report that does not match its reservation, a SELL larger than the position, or a
+        charge the balance cannot cover; nothing is changed then and the bus retries and
+        dead-letters the report.
+        """
+        async with self._sessions() as session, session.begin():
+            return await settlement_ops.apply_report(session, consumer, report)
+
+    # --- risk state ------------------------------------------------------------------------
+
+    async def risk_state(self) -> RiskStateView:
+        """The persisted trading state, emergency stop and peak equity."""
+        async with self._sessions() as session, session.begin():
+            return await risk_ops.read_state(session)
+
+    async def set_emergency_stop(
+        self, consumer: str, message_id: UUID, active: bool, reason: str, by: str
+    ) -> bool:
+        """Engage or release the emergency stop (control.emergency_stop); idempotent by message.
+
+        Returns False if ``message_id`` was already processed (nothing changed).
+        """
+        async with self._sessions() as session, session.begin():
+            return await risk_ops.set_emergency_stop(session, consumer, message_id, active, reason, by)
+
+    async def set_trading_state(
+        self, state: TradingState, reason: str, by: str = "risk_manager"
+    ) -> RiskStateView:
+        """Persist a trading state (ACTIVE / REDUCING / HALTED) with its reason."""
+        async with self._sessions() as session, session.begin():
+            return await risk_ops.set_trading_state(session, state, reason, by)
+
+    async def recent_order_times(
+        self, since: datetime, strategy_id: str | None = None, symbol: str | None = None
+    ) -> list[datetime]:
+        """``decided_at`` of APPROVED decisions at or after ``since``, oldest first."""
+        async with self._sessions() as session:
+            return await risk_ops.recent_order_times(session, since, strategy_id, symbol)
+
+    async def record_peak_equity(self, equity: Decimal) -> Decimal:
+        """Store ``equity`` if it is a new peak; return the peak so far (persisted)."""
+        async with self._sessions() as session, session.begin():
+            return await risk_ops.record_peak_equity(session, equity)
