@@ -1,4 +1,13 @@
-"""The risk manager agent: approves, sizes and reserves balance for signals, or rejects them with a reason.
+"""The risk manager agent: approves, sizes and reserves balance for signals, or rejects them
+with a reason code; settles execution reports into the ledger; publishes positions and risk
+metrics; holds the emergency stop.
 
-Not built yet (issue #5): it exports no AGENT_CLASS, so starting it says so and exits.
+Pure decision code: ``sizing`` (shared with the backtester), ``rules``, ``metrics``,
+``holdings``, ``outgoing``. Process: ``agent``.
 """
+
+from agents.risk_manager.agent import RiskManagerAgent
+
+AGENT_CLASS = RiskManagerAgent
+
+__all__ = ["AGENT_CLASS", "RiskManagerAgent"]

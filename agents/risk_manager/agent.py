@@ -1,0 +1,338 @@
+"""The risk manager agent: signals in, sized and reserved orders (or reasoned rejections) out.
+
+Thin process around the pure modules (rules, sizing, metrics, outgoing): it reads the ledger,
+the price store and the market rules, asks ``rules.evaluate``, and commits the decision in one
+ledger transaction before publishing what it produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from agents.risk_manager import outgoing
+from agents.risk_manager.holdings import approved_for_candle, holdings
+from agents.risk_manager.markets import MarketBook, UnknownMarket
+from agents.risk_manager.metrics import UnpricedAsset, account_figures, drawdown, equity, risk_metrics
+from agents.risk_manager.prices import PriceReading, atr_at, latest_close, reference_price
+from agents.risk_manager.rules import Approved, Ignored, Rejected, RiskSnapshot, evaluate
+from agents.risk_manager.settings import RiskSettings
+from agents.risk_manager.sizing import SizingMode
+from agents.runtime import Agent
+from infra.bus import Delivery, PublishFailed
+from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
+from infra.db.ledger import (
+    ApproveStatus,
+    DecisionKind,
+    Ledger,
+    ReservationStatus,
+    ReservationView,
+    position_update,
+)
+from infra.influx import from_settings
+from infra.settings import TradingMode
+from protocol import (
+    CancelOrder,
+    EmergencyStop,
+    ExecutionReport,
+    Message,
+    OrderStatus,
+    RejectionReason,
+    Signal,
+    SignalSide,
+    TradingState,
+    split_symbol,
+)
+
+__all__ = ["RiskManagerAgent"]
+
+_DAY = timedelta(days=1)
+CONSUMER_SIGNALS = "risk_manager.signals"
+CONSUMER_REPORTS = "risk_manager.execution_reports"
+CONSUMER_CONTROL = "risk_manager.control"
+
+
+class RiskManagerAgent(Agent):
+    """Approves, sizes and reserves balance for signals, or rejects them with a reason code."""
+
+    name = "risk_manager"
+    settings_class = RiskSettings
+    settings: RiskSettings
+
+    async def setup(self) -> None:
+        s = self.settings
+        self.engine = create_engine(s.database_url.get_secret_value())
+        self.store = from_settings(s)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reconcile_asked: dict[str, float] = {}
+        self._duty_problems: dict[str, str] = {}
+        self.counts = {"approved": 0, "rejected": 0, "ignored": 0, "replayed": 0, "reports": 0}
+        try:
+            await ensure_migrated(self.engine)
+        except DatabaseNotMigrated as exc:
+            print(f"tradebus risk-manager: {exc}", file=sys.stderr)
+            self.fail(f"database not migrated: {exc}")
+            return
+        self.sessions = session_factory(self.engine)
+        self.ledger = Ledger(self.sessions)
+        if s.trading_mode is TradingMode.PAPER:
+            seeded = await self.ledger.ensure_initial_balances(s.initial_balances)
+            self.log.info("paper account", seeded=seeded, balances={k: str(v) for k, v in s.initial_balances.items()})
+        self.markets = MarketBook(from_exchange=s.markets_from_exchange, api_base=s.exchange_api_url)
+        self.limits, self.sizing = s.limits(), s.sizing()
+        state = await self.ledger.risk_state()
+        self.log.info("risk state", trading_state=state.trading_state.value, emergency_stop=state.emergency_stop,
+                      clock="signal" if s.signal_clock else "wall")
+        prefix = self.bus.topology.exchange
+        await self.bus.consume(f"{prefix}.risk_manager.control", self.on_control, accepts=(EmergencyStop,))
+        await self.bus.consume(f"{prefix}.risk_manager.execution_reports", self.on_report, accepts=(ExecutionReport,))
+        await self.bus.consume(f"{prefix}.risk_manager.signals", self.on_signal, accepts=(Signal,))
+        self._tasks = [
+            asyncio.create_task(self._every(s.risk_sweep_interval, self.sweep_expired), name="risk-sweeper"),
+            asyncio.create_task(self._every(s.risk_metrics_interval, self.publish_metrics), name="risk-metrics"),
+        ]
+
+    async def teardown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
+        await self.engine.dispose()
+
+    def health_problems(self) -> list[str]:
+        return list(self._duty_problems.values())
+
+    def heartbeat_detail(self) -> dict[str, str]:
+        detail = {key: str(value) for key, value in self.counts.items()}
+        detail["awaiting_reconcile"] = str(len(self._reconcile_asked))
+        return detail
+
+    # --- signals ---------------------------------------------------------------------------
+    async def on_signal(self, message: Message, delivery: Delivery) -> None:
+        """Decide on one signal; the decision and its reservation commit before anything is published."""
+        assert isinstance(message, Signal)
+        signal = message
+        prior = await self.ledger.decision(signal.message_id)
+        if prior is not None:
+            # Already decided (a redelivery, possibly after a crash before the publish).
+            self.counts["replayed"] += 1
+            await self._publish(outgoing.replay(signal, prior, source=self.name))
+            return
+        wall = datetime.now(UTC)
+        if signal.side is SignalSide.HOLD:
+            decision = evaluate(signal, self._bare_snapshot(wall), self.limits, self.sizing, None)
+            assert isinstance(decision.outcome, Ignored)
+            record = outgoing.audit_record(signal, DecisionKind.IGNORED, decision.outcome.detail,
+                                           decision.inputs, decided_at=wall)
+            await self.ledger.reject(CONSUMER_SIGNALS, signal.message_id, record)
+            self.counts["ignored"] += 1
+            return
+        snapshot, reading, extra = await self._snapshot(signal, wall)
+        try:
+            rules = await self.markets.rules(signal.exchange, signal.symbol)
+        except UnknownMarket as exc:
+            rules, extra["market_error"] = None, str(exc)
+        decision = evaluate(signal, snapshot, self.limits, self.sizing, rules)
+        inputs = {**decision.inputs, **extra}
+        if isinstance(decision.outcome, Rejected):
+            await self._reject(signal, decision.outcome.reason, decision.outcome.detail, inputs, snapshot.now)
+            return
+        assert isinstance(decision.outcome, Approved) and reading.candle_open is not None
+        order = outgoing.order_request(
+            signal, decision.outcome.order, source=self.name, reference_time=reading.candle_open,
+            expires_at=wall + timedelta(seconds=self.settings.risk_order_ttl),
+        )
+        detail = f"approved {order.side.value} {order.quantity} {order.symbol} at {order.reference_price}"
+        record = outgoing.audit_record(signal, DecisionKind.APPROVED, detail, inputs, decided_at=snapshot.now, output=order)
+        result = await self.ledger.approve(CONSUMER_SIGNALS, signal.message_id, outgoing.reservation(order), record)
+        if result.status is ApproveStatus.RESERVED:
+            self.counts["approved"] += 1
+            self.log.info("order approved", client_order_id=order.client_order_id, detail=detail)
+            await self._publish(order)
+        elif result.decision is not None:
+            # DUPLICATE (decided by a concurrent delivery) or INSUFFICIENT_BALANCE (lost the race
+            # for the balance): publish exactly what the audit says was decided.
+            self.counts["rejected" if result.decision.decision is DecisionKind.REJECTED else "replayed"] += 1
+            await self._publish(outgoing.replay(signal, result.decision, source=self.name))
+
+    async def _reject(self, signal: Signal, reason: RejectionReason, detail: str, inputs: dict[str, Any], decided_at: datetime) -> None:
+        message = outgoing.rejection(signal, reason, detail, source=self.name)
+        record = outgoing.audit_record(signal, DecisionKind.REJECTED, detail, inputs, decided_at=decided_at,
+                                       reason=reason, output=message)
+        await self.ledger.reject(CONSUMER_SIGNALS, signal.message_id, record)
+        self.counts["rejected"] += 1
+        self.log.info("signal rejected", signal_id=str(signal.message_id), reason=reason.value, detail=detail)
+        await self._publish(message)
+
+    def _bare_snapshot(self, wall: datetime) -> RiskSnapshot:
+        return RiskSnapshot(now=wall, trading_state=TradingState.ACTIVE, emergency_stop=False, reference_price=None,
+                            price_time=None, available_quote=Decimal(0), equity=Decimal(0))
+
+    async def _snapshot(self, signal: Signal, wall: datetime) -> tuple[RiskSnapshot, PriceReading, dict[str, Any]]:
+        """Read everything the rules need, plus extra audit inputs (wall time, balances, marks)."""
+        s = self.settings
+        reading = await reference_price(self.store, signal, signal_clock=s.signal_clock,
+                                        max_age=self.limits.max_price_age, wall_now=wall)
+        state = await self.ledger.risk_state()
+        balances = await self.ledger.balances()
+        positions = await self.ledger.positions()
+        reservations = await self.ledger.open_reservations()
+        base, quote, _ = split_symbol(signal.symbol)
+        extra: dict[str, Any] = {"wall_time": wall, "clock": "signal" if s.signal_clock else "wall",
+                                 "price_error": reading.error,
+                                 "balances": {a: {"available": b.available, "reserved": b.reserved} for a, b in balances.items()}}
+        marks = await self._marks(signal.exchange, quote, _held_assets(balances, positions, quote) - {base},
+                                  signal.timeframe)
+        if reading.price is not None:
+            marks[base] = reading.price
+        extra["marks"] = marks
+        held, eq, valuation_error = None, Decimal(0), None
+        try:
+            held = holdings(positions, reservations, marks, strategy_id=signal.strategy_id,
+                            exchange=signal.exchange, symbol=signal.symbol)
+            eq = equity(balances, marks, quote)
+        except UnpricedAsset as exc:
+            # Without a price for everything held, equity and exposure are unknown; check_price
+            # refuses (NO_PRICE) after the trading-state check.
+            valuation_error = str(exc)
+        peak = state.peak_equity if state.peak_equity is not None else eq
+        order_times = await self.ledger.recent_order_times(reading.now - _DAY, strategy_id=signal.strategy_id)
+        atr = signal.indicators.get("atr")
+        if atr is None and self.sizing.mode is SizingMode.ATR:
+            atr = await atr_at(self.store, signal)
+        quote_balance, base_balance = balances.get(quote), balances.get(base)
+        return RiskSnapshot(
+            now=reading.now,
+            trading_state=state.trading_state,
+            emergency_stop=state.emergency_stop,
+            emergency_reason=state.emergency_reason,
+            reference_price=reading.price,
+            price_time=reading.price_time,
+            available_quote=quote_balance.available if quote_balance else Decimal(0),
+            available_base=base_balance.available if base_balance else Decimal(0),
+            equity=eq,
+            position=held.sellable if held else Decimal(0),
+            has_exposure=held.has_exposure if held else False,
+            open_positions=held.open_positions if held else 0,
+            symbol_exposure=held.symbol_exposure if held else Decimal(0),
+            total_exposure=held.total_exposure if held else Decimal(0),
+            order_times=tuple(order_times),
+            drawdown=drawdown(eq, max(peak, eq)),
+            approved_same_candle=await approved_for_candle(self.sessions, signal),
+            atr=atr if atr is not None and atr > 0 else None,
+            valuation_error=valuation_error,
+        ), reading, extra
+
+    async def _marks(self, exchange: str, quote: str, assets: set[str], timeframe: str) -> dict[str, Decimal]:
+        """Latest close (any age) of each asset against ``quote``; assets without one are left out."""
+        marks: dict[str, Decimal] = {}
+        for asset in sorted(assets):
+            price = await latest_close(self.store, exchange, f"{asset}/{quote}", timeframe)
+            if price is not None:
+                marks[asset] = price
+        return marks
+
+    # --- execution reports and control -----------------------------------------------------
+    async def on_report(self, message: Message, delivery: Delivery) -> None:
+        """Settle a report (idempotent in the ledger), then publish the position it changed."""
+        assert isinstance(message, ExecutionReport)
+        outcome = await self.ledger.apply_report(CONSUMER_REPORTS, message)
+        self.counts["reports"] += 1
+        self._reconcile_asked.pop(message.client_order_id, None)
+        if outcome.position is not None and (outcome.position_changed or not outcome.applied):
+            # A redelivered report re-publishes the same (deterministic) update: the first
+            # publish may have been lost in a crash after the commit.
+            await self._publish(position_update(outcome.position, source=self.name, parent=message))
+
+    async def on_control(self, message: Message, delivery: Delivery) -> None:
+        """Engage or release the emergency stop; persisted, so it survives restarts."""
+        assert isinstance(message, EmergencyStop)
+        changed = await self.ledger.set_emergency_stop(
+            CONSUMER_CONTROL, message.message_id, message.active, message.reason, message.requested_by
+        )
+        self.log.warning("emergency stop", active=message.active, reason=message.reason,
+                         by=message.requested_by, applied=changed)
+
+    # --- background duties -----------------------------------------------------------------
+    async def _every(self, seconds: float, duty: Any) -> None:
+        while not await self.sleep_unless_stopped(seconds):
+            try:
+                await duty()
+                self._duty_problems.pop(duty.__name__, None)
+            except Exception as exc:  # a failing duty degrades health; it must not kill the agent
+                self._duty_problems[duty.__name__] = f"{duty.__name__} failing: {exc!r}"
+                self.log.warning("duty failed", duty=duty.__name__, error=repr(exc))
+
+    async def sweep_expired(self) -> None:
+        """Release expired reservations whose order is known terminal; ask execution about the rest."""
+        now = datetime.now(UTC)
+        waiting = 0
+        for reservation in await self.ledger.expired_reservations(now):
+            status = _report_status(reservation)
+            if status is not None and status.is_terminal:
+                closing = ReservationStatus.SETTLED if reservation.filled_quantity > 0 else ReservationStatus.RELEASED
+                await self.ledger.release(reservation.client_order_id, closing)
+                self._reconcile_asked.pop(reservation.client_order_id, None)
+                continue
+            waiting += 1
+            await self._ask_reconcile(reservation, status)
+        if waiting:
+            self._duty_problems["expired"] = f"{waiting} expired reservation(s) await reconciliation by execution"
+        else:
+            self._duty_problems.pop("expired", None)
+
+    async def _ask_reconcile(self, reservation: ReservationView, status: OrderStatus | None) -> None:
+        # The order may have reached the exchange (no report, NEW, PARTIALLY_FILLED, UNKNOWN), so
+        # its balance stays held. A cancel makes execution settle the order's fate: cancel it if
+        # open, or report its final state; that report releases the reservation.
+        last = self._reconcile_asked.get(reservation.client_order_id)
+        if last is not None and time.monotonic() - last < self.settings.risk_reconcile_interval:
+            return
+        self._reconcile_asked[reservation.client_order_id] = time.monotonic()
+        self.log.warning("reservation expired, asking execution to reconcile",
+                         client_order_id=reservation.client_order_id, last_status=status.value if status else None)
+        await self._publish(CancelOrder(
+            source=self.name, client_order_id=reservation.client_order_id,
+            reason=f"reservation expired at {reservation.expires_at.isoformat()}; cancel or report the final state",
+        ))
+
+    async def publish_metrics(self) -> None:
+        s = self.settings
+        quote = s.quote_asset
+        balances = await self.ledger.balances()
+        positions = await self.ledger.positions()
+        marks = await self._marks(s.exchange, quote, _held_assets(balances, positions, quote), s.timeframe)
+        figures = account_figures(balances, positions, marks, quote)
+        peak = await self.ledger.record_peak_equity(figures.equity) if figures.equity > 0 else None
+        state = await self.ledger.risk_state()
+        await self._publish(risk_metrics(
+            source=self.name, quote_asset=quote, figures=figures, balances=balances, peak_equity=peak,
+            trading_state=state.trading_state, emergency_stop=state.emergency_stop, limits=self.limits,
+        ))
+
+    async def _publish(self, message: Message | None) -> None:
+        if message is None:
+            return
+        try:
+            await self.bus.publish(message)
+        except PublishFailed:
+            # The decision is committed; raising makes the bus redeliver, and the redelivery
+            # re-publishes the identical message from the audit.
+            self.log.warning("publish failed; the message is redelivered and re-published",
+                             kind=type(message).__name__)
+            raise
+
+
+def _held_assets(balances: dict[str, Any], positions: list[Any], quote: str) -> set[str]:
+    """Assets that need a mark: non-zero balances and open positions' base assets."""
+    held = {asset for asset, balance in balances.items() if balance.total != 0}
+    held |= {split_symbol(p.symbol)[0] for p in positions if p.quantity != 0}
+    return held - {quote}
+
+
+def _report_status(reservation: ReservationView) -> OrderStatus | None:
+    return OrderStatus(reservation.last_report_status) if reservation.last_report_status else None

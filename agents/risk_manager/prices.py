@@ -1,0 +1,85 @@
+"""Reference prices and marks from InfluxDB. A missing price stays missing: nothing is made up.
+
+The reference price of a signal is the close of a candle in the price store, and its time is
+that candle's close time. Which candle depends on the risk clock (``RiskSettings.signal_clock``):
+
+- signal clock (replay): "now" is the close of the signal's candle, and the reference is the
+  newest stored candle that closed no later than that and within ``max_age`` of it — normally
+  the signal's own candle. Data collection may already be far ahead in a replay; a later
+  candle would be a price from the signal's future.
+- wall clock (live): "now" is the real time and the reference is the newest stored candle.
+
+Either way ``rules.check_price`` then refuses a missing (NO_PRICE) or too old (STALE_PRICE) one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from infra.influx import InfluxPriceStore, PriceStoreError
+from infra.logging import get_logger
+from protocol import Signal, timeframe_seconds
+
+__all__ = ["PriceReading", "atr_at", "latest_close", "reference_price"]
+
+_log = get_logger(component="risk_prices")
+_ONE_MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceReading:
+    """The risk clock's "now", the reference price, its time (the candle's close) and the
+    candle's open time (``OrderRequest.reference_time``); None when there is no price."""
+
+    now: datetime
+    price: Decimal | None
+    price_time: datetime | None
+    candle_open: datetime | None = None
+    error: str | None = None
+
+
+async def reference_price(
+    store: InfluxPriceStore, signal: Signal, *, signal_clock: bool, max_age: timedelta, wall_now: datetime
+) -> PriceReading:
+    """Read the reference price for ``signal``; a store failure reads as "no price"."""
+    tf = timedelta(seconds=timeframe_seconds(signal.timeframe))
+    now = signal.candle_time + tf if signal_clock else wall_now
+    series = (signal.exchange, signal.symbol, signal.timeframe)
+    try:
+        if signal_clock:
+            # Candles whose close lies in [now - max_age, now]: open_time in [now - max_age - tf, candle_time].
+            window = await store.candles_between(*series, now - max_age - tf, signal.candle_time + _ONE_MS)
+            if window:
+                return PriceReading(now, window[-1].close, window[-1].close_time, window[-1].open_time)
+        latest = await store.latest_candle(*series)
+    except PriceStoreError as exc:
+        _log.warning("reference_price_unavailable", symbol=signal.symbol, error=str(exc))
+        return PriceReading(now, None, None, error=f"price store unavailable: {exc}")
+    if latest is None or (signal_clock and latest.close_time > now):
+        # Nothing stored, or (signal clock) only candles from after the signal: no usable price.
+        return PriceReading(now, None, None)
+    return PriceReading(now, latest.close, latest.close_time, latest.open_time)
+
+
+async def latest_close(store: InfluxPriceStore, exchange: str, symbol: str, timeframe: str) -> Decimal | None:
+    """The newest stored close (any age) to mark a holding for metrics; None if there is none."""
+    try:
+        candle = await store.latest_candle(exchange, symbol, timeframe)
+    except PriceStoreError as exc:
+        _log.warning("mark_price_unavailable", symbol=symbol, error=str(exc))
+        return None
+    return candle.close if candle is not None else None
+
+
+async def atr_at(store: InfluxPriceStore, signal: Signal) -> Decimal | None:
+    """The ATR stored for the signal's own candle (ATR sizing, when the signal did not carry it)."""
+    try:
+        snapshots = await store.indicators_between(
+            signal.exchange, signal.symbol, signal.timeframe, signal.candle_time, signal.candle_time + _ONE_MS
+        )
+    except PriceStoreError as exc:
+        _log.warning("atr_unavailable", symbol=signal.symbol, error=str(exc))
+        return None
+    return snapshots[-1].indicators.atr if snapshots else None
