@@ -1,4 +1,8 @@
-"""The execution agent: places orders on the paper exchange or through ccxt and reports their lifecycle.
+"""The execution agent: places orders on the paper exchange (default) or through ccxt, stores and
+reports every transition of their lifecycle, and reconciles with the exchange on every start."""
 
-Not built yet (issue #6): it exports no AGENT_CLASS, so starting it says so and exits.
-"""
+from agents.execution.agent import ExecutionAgent
+
+AGENT_CLASS = ExecutionAgent
+
+__all__ = ["AGENT_CLASS", "ExecutionAgent"]

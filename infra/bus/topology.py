@@ -77,9 +77,16 @@ def system_topology(exchange: str = topics.EXCHANGE) -> Topology:
             QueueSpec(f"{prefix}.risk_manager.control", (topics.emergency_stop(),), "risk_manager"),
             QueueSpec(f"{prefix}.execution.orders", (topics.ALL_ORDERS,), "execution"),
             QueueSpec(f"{prefix}.execution.control", (topics.emergency_stop(), topics.cancel_order()), "execution"),
+            # Paper mode fills resting limit orders from later candles; live mode acks them unread.
+            QueueSpec(f"{prefix}.execution.candles", (topics.ALL_CANDLES,), "execution"),
             QueueSpec(
                 f"{prefix}.monitor.events",
-                (topics.ALL_GAPS, topics.ALL_REJECTIONS, topics.ALL_POSITIONS, topics.risk_metrics()),
+                # Signals, orders and execution reports too: the run command counts them and
+                # waits for every order's terminal report (low volume, bounded queue).
+                (
+                    topics.ALL_GAPS, topics.ALL_REJECTIONS, topics.ALL_POSITIONS, topics.risk_metrics(),
+                    topics.ALL_SIGNALS, topics.ALL_ORDERS, topics.ALL_EXECUTION_REPORTS,
+                ),
                 "monitor",
                 max_length=100_000,
             ),

@@ -1,0 +1,44 @@
+"""Order requests for the execution and paper exchange tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from protocol import OrderRequest, client_order_id_for
+
+
+def make_order(
+    *,
+    side: str = "BUY",
+    quantity: str = "0.01",
+    limit_price: str | None = None,
+    reference_price: str = "47000",
+    reference_time: datetime = datetime(2021, 9, 1, tzinfo=UTC),
+    expires_in: timedelta = timedelta(minutes=10),
+    symbol: str = "BTC/USDT",
+    **overrides: Any,
+) -> OrderRequest:
+    """A valid OrderRequest for a fresh signal (MARKET unless a limit price is given)."""
+    signal_id = uuid.uuid4()
+    base, quote = symbol.split("/")
+    return OrderRequest(
+        source="risk_manager",
+        signal_id=signal_id,
+        client_order_id=client_order_id_for(signal_id),
+        strategy_id="test",
+        exchange="binance",
+        symbol=symbol,
+        side=side,
+        order_type="LIMIT" if limit_price is not None else "MARKET",
+        quantity=Decimal(quantity),
+        limit_price=Decimal(limit_price) if limit_price is not None else None,
+        reference_price=Decimal(reference_price),
+        reference_time=reference_time,
+        reserved_asset=quote if side == "BUY" else base,
+        reserved_amount=Decimal("1000") if side == "BUY" else Decimal(quantity),
+        expires_at=datetime.now(UTC) + expires_in,
+        **overrides,
+    )
