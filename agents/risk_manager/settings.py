@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from agents.risk_manager.rules import RiskLimits
 from agents.risk_manager.sizing import SizingConfig, SizingMode
+from infra.exchanges.paper.seed import parse_balances
 from infra.settings import DataSource, Settings, TradingMode
 from protocol import split_symbol
 
@@ -65,7 +66,7 @@ class RiskSettings(Settings):
     risk_per_trade: Decimal = Field(default=Decimal("0.01"), gt=0, le=1, alias="RISK_PER_TRADE")
     risk_atr_stop_multiple: Decimal = Field(default=Decimal("2"), gt=0, alias="RISK_ATR_STOP_MULTIPLE")
     risk_fee_buffer: Decimal = Field(default=Decimal("0.001"), ge=0, alias="RISK_FEE_BUFFER")
-    risk_slippage_buffer: Decimal = Field(default=Decimal("0.0005"), ge=0, alias="RISK_SLIPPAGE_BUFFER")
+    risk_slippage_buffer: Decimal = Field(default=Decimal("0.001"), ge=0, alias="RISK_SLIPPAGE_BUFFER")
 
     risk_order_ttl: float = Field(default=300.0, gt=0, alias="RISK_ORDER_TTL", description="seconds")
     risk_sweep_interval: float = Field(default=5.0, gt=0, alias="RISK_SWEEP_INTERVAL", description="seconds")
@@ -124,20 +125,3 @@ class RiskSettings(Settings):
             fee_buffer=self.risk_fee_buffer,
             slippage_buffer=self.risk_slippage_buffer,
         )
-
-
-def parse_balances(text: str) -> dict[str, Decimal]:
-    """"USDT:10000,BTC:0.5" -> {"USDT": Decimal("10000"), "BTC": Decimal("0.5")}."""
-    balances: dict[str, Decimal] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        asset, sep, amount = part.partition(":")
-        try:
-            value = Decimal(amount.strip())
-        except ArithmeticError:
-            value = Decimal(-1)
-        if not sep or not asset.strip() or not value.is_finite() or value < 0:
-            raise ValueError(f"PAPER_BALANCES entry {part.strip()!r} must look like ASSET:AMOUNT (amount >= 0)")
-        balances[asset.strip().upper()] = value
-    return balances

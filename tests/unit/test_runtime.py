@@ -1,5 +1,6 @@
-"""Agent names resolve; an agent that is not built says so and starts nothing; retries back off."""
+"""Agent names resolve; an unknown agent starts nothing; a bad database is refused; retries back off."""
 
+import os
 import subprocess
 import sys
 
@@ -16,25 +17,22 @@ def test_cli_and_package_spellings_resolve() -> None:
         resolve("portfolio")
 
 
-def test_agents_not_built_say_so(capsys: pytest.CaptureFixture[str]) -> None:
-    built = []
-    for name, entry in AGENTS.items():
+def test_every_agent_is_built_and_an_unknown_one_starts_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    for entry in AGENTS.values():
         module = __import__(entry.package, fromlist=["AGENT_CLASS"])
-        if getattr(module, "AGENT_CLASS", None) is not None:
-            built.append(name)
-            continue
-        assert launch(name) == EXIT_NOT_AVAILABLE
-        assert f"issue #{entry.issue}" in capsys.readouterr().err
+        assert getattr(module, "AGENT_CLASS", None) is not None, entry.package
+    assert launch("portfolio") == EXIT_NOT_AVAILABLE
+    assert "unknown agent" in capsys.readouterr().err
 
 
-def test_python_dash_m_agent_reports_unknown_state() -> None:
-    # Through the real entry point, as an operator would run it.
-    result = subprocess.run([sys.executable, "-m", "agents.execution"], capture_output=True, text=True, timeout=60)
-    from agents.execution import __dict__ as module
-
-    if "AGENT_CLASS" not in module:
-        assert result.returncode == EXIT_NOT_AVAILABLE
-        assert "not built yet" in result.stderr
+def test_python_dash_m_agent_refuses_an_unreachable_database_with_a_clear_message() -> None:
+    # Through the real entry point, as an operator would run it; port 9 has no Postgres.
+    env = {**os.environ, "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:9/none", "LOG_LEVEL": "INFO"}
+    result = subprocess.run(
+        [sys.executable, "-m", "agents.execution"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode not in (0, EXIT_NOT_AVAILABLE)
+    assert "database" in (result.stdout + result.stderr).lower()
 
 
 def test_retry_delay_grows_and_is_capped() -> None:
