@@ -1,0 +1,192 @@
+"""The strategy agent: indicator snapshots in, BUY/SELL/HOLD signals out (only on change).
+
+Per (exchange, symbol, timeframe) it keeps an ``IndicatorHistory``. The first snapshot of a
+series warms that history from InfluxDB (every snapshot before it), so a restarted agent judges
+the next candle exactly as an uninterrupted one would; each configured strategy instance then
+decides on the new row and a Signal is published when the side changed (``signals.change_at``).
+
+Snapshots that are not simply "the next candle":
+
+* a duplicate (its candle is already in the history): the history is left alone and the same
+  verdict is reached again — if it was a change, the same Signal (same message id) is
+  published again, so a signal whose first publish was lost is not lost;
+* a newer one after a gap: the missing snapshots are read from InfluxDB (the analysis agent
+  stores before it publishes) and handled first, in order;
+* an older one that is not in the history: it cannot be inserted without rewriting decisions
+  already published, so it is counted and logged, never applied.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import cast
+
+from agents.runtime import Agent
+from agents.strategy.config import StrategyInstanceConfig, load_strategy_config
+from agents.strategy.history import IndicatorHistory, epoch_ms, from_epoch_ms
+from agents.strategy.settings import StrategySettings
+from agents.strategy.signals import build_signal, change_at
+from agents.strategy.strategies import Strategy, StrategyConfigError
+from infra.bus import Delivery
+from infra.influx import InfluxPriceStore, from_settings
+from protocol import IndicatorSnapshot, Message, timeframe_seconds, topics
+
+__all__ = ["StrategyAgent"]
+
+SeriesKey = tuple[str, str, str]  # exchange, symbol, timeframe
+
+
+class StrategyAgent(Agent):
+    """Runs the configured strategy instances on every indicator snapshot."""
+
+    name = "strategy"
+    settings_class = StrategySettings
+
+    async def setup(self) -> None:
+        settings = cast(StrategySettings, self.settings)
+        self.store: InfluxPriceStore | None = None
+        self.instances: list[tuple[StrategyInstanceConfig, Strategy]] = []
+        self.histories: dict[SeriesKey, IndicatorHistory] = {}
+        self.published: dict[str, Counter[str]] = {}
+        self.counts: Counter[str] = Counter()
+        try:
+            self.instances = self._load_instances(settings)
+        except StrategyConfigError as exc:
+            self.fail(f"strategy configuration refused: {exc}")
+            return
+        self.published = {config.strategy_id: Counter() for config, _ in self.instances}
+        self.store = from_settings(settings)
+        queue = next(q.name for q in self.bus.topology.queues if topics.ALL_INDICATORS in q.bindings and q.consumer == "strategy")
+        await self.bus.consume(queue, self._on_snapshot, accepts=(IndicatorSnapshot,))
+
+    def _load_instances(self, settings: StrategySettings) -> list[tuple[StrategyInstanceConfig, Strategy]]:
+        configs = load_strategy_config(
+            settings.strategy_config,
+            environ=os.environ,
+            default_symbols=settings.symbols,
+            default_timeframe=settings.timeframe,
+        )
+        instances = [(config, config.build()) for config in configs if config.enabled]
+        for config, strategy in instances:
+            # The newest row must be judged as the uninterrupted run judged it (see change_at).
+            if strategy.lookback + 2 > settings.strategy_history_length:
+                raise StrategyConfigError(
+                    f"strategy {config.strategy_id!r} looks back {strategy.lookback} candles; "
+                    f"STRATEGY_HISTORY_LENGTH={settings.strategy_history_length} must be at least {strategy.lookback + 2}"
+                )
+        self.log.info(
+            "strategies loaded",
+            config=str(settings.strategy_config or "agents/strategy/strategies.toml"),
+            instances=[f"{c.strategy_id}:{c.kind}:{','.join(c.symbols)}:{c.timeframe}" for c, _ in instances],
+            disabled=[c.strategy_id for c in configs if not c.enabled],
+        )
+        return instances
+
+    async def teardown(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+
+    def health_problems(self) -> list[str]:
+        if self.store is not None and not self.store.healthy:
+            return [f"influxdb: {self.store.last_error}"]
+        return []
+
+    def heartbeat_detail(self) -> dict[str, str]:
+        detail = {f"snapshots_{name}": str(value) for name, value in sorted(self.counts.items())}
+        detail["series"] = str(len(self.histories))
+        detail["strategies"] = str(len(self.instances))
+        for strategy_id, sides in self.published.items():
+            detail[f"signals.{strategy_id}"] = " ".join(f"{side}={sides[side]}" for side in ("BUY", "SELL", "HOLD"))
+        return detail
+
+    # ------------------------------------------------------------------ handling
+
+    async def _on_snapshot(self, message: Message, delivery: Delivery) -> None:
+        """One indicator snapshot: update the series' history, publish the changed signals."""
+        snapshot = cast(IndicatorSnapshot, message)
+        active = [(c, s) for c, s in self.instances if c.applies_to(snapshot.symbol, snapshot.timeframe)]
+        if not active:
+            self.counts["ignored"] += 1  # no instance runs on this market: nothing to decide
+            return
+        key: SeriesKey = (snapshot.exchange, snapshot.symbol, snapshot.timeframe)
+        history = self.histories.get(key)
+        if history is None:
+            history = await self._warm_up(key, snapshot.candle_time)
+            self.histories[key] = history
+        row = history.index_of(epoch_ms(snapshot.candle_time))
+        if row is not None:
+            self.counts["duplicate"] += 1
+        elif not history.accepts(snapshot.candle_time):
+            self.counts["out_of_order"] += 1
+            self.log.warning(
+                "older snapshot not in the history, not applied",
+                symbol=snapshot.symbol, candle_time=snapshot.candle_time.isoformat(),
+                first=history.candle_time(0).isoformat() if len(history) else None,
+            )
+            return
+        else:
+            await self._fill_gap(key, history, snapshot.candle_time, active)
+            row = history.append(snapshot)
+            self.counts["new"] += 1
+        await self._publish_changes(history, row, snapshot, active)
+
+    async def _publish_changes(
+        self, history: IndicatorHistory, row: int, snapshot: IndicatorSnapshot,
+        active: list[tuple[StrategyInstanceConfig, Strategy]],
+    ) -> None:
+        for config, strategy in active:
+            decision = change_at(strategy, history, row)
+            if decision is None:
+                continue
+            signal = build_signal(snapshot, strategy_id=config.strategy_id, kind=config.kind, decision=decision)
+            await self.bus.publish(signal)
+            self.published[config.strategy_id][decision.side.value] += 1
+            self.log.info(
+                "signal published", strategy_id=config.strategy_id, symbol=snapshot.symbol, side=decision.side.value,
+                confidence=round(decision.confidence, 4), reason=decision.reason,
+                candle_time=snapshot.candle_time.isoformat(), signal_id=str(signal.message_id),
+            )
+
+    async def _warm_up(self, key: SeriesKey, before: datetime) -> IndicatorHistory:
+        """The history of a series up to (not including) ``before``, from InfluxDB."""
+        length = cast(StrategySettings, self.settings).strategy_history_length
+        exchange, symbol, timeframe = key
+        # Twice the length, so a history shorter than the bound really is the series' start
+        # (unless InfluxDB has a hole of more than ``length`` candles).
+        start = before - timedelta(seconds=timeframe_seconds(timeframe) * 2 * length)
+        assert self.store is not None
+        snapshots = await self.store.indicators_between(exchange, symbol, timeframe, start, before)
+        # Room for the snapshot being handled, so appending it drops nothing.
+        kept = snapshots[-(length - 1):] if length > 1 else []
+        history = IndicatorHistory.from_snapshots(kept, max_length=length, complete=len(kept) == len(snapshots))
+        last_sides = {}
+        if len(history):
+            last_sides = {c.strategy_id: s.decide(history, len(history) - 1).side.value for c, s in self.instances
+                          if c.applies_to(symbol, timeframe)}
+        self.log.info(
+            "history warmed from influxdb", exchange=exchange, symbol=symbol, timeframe=timeframe,
+            rows=len(history), complete=history.complete, restored_sides=last_sides,
+        )
+        return history
+
+    async def _fill_gap(
+        self, key: SeriesKey, history: IndicatorHistory, candle_time: datetime,
+        active: list[tuple[StrategyInstanceConfig, Strategy]],
+    ) -> None:
+        """Handle the stored snapshots between the last row and ``candle_time`` first."""
+        last = history.last_time_ms
+        step_ms = timeframe_seconds(key[2]) * 1000
+        if last is None or epoch_ms(candle_time) - last <= step_ms:
+            return
+        assert self.store is not None
+        missing = await self.store.indicators_between(*key, from_epoch_ms(last + 1), candle_time)
+        if missing:
+            self.log.warning("gap in snapshots, filling from influxdb", symbol=key[1], missing=len(missing),
+                             after=from_epoch_ms(last).isoformat(), before=candle_time.isoformat())
+        for snapshot in missing:
+            if history.accepts(snapshot.candle_time):
+                row = history.append(snapshot)
+                self.counts["gap_filled"] += 1
+                await self._publish_changes(history, row, snapshot, active)

@@ -1,0 +1,266 @@
+"""Columnar indicator history: what every strategy reads (pure, no I/O).
+
+One float64 array per column — ``close`` plus every ``protocol.Indicators`` field, NaN meaning
+"warming up" — and an int64 array of candle open times in epoch milliseconds. Two ways in:
+
+* ``IndicatorHistory.from_columns`` — the backtester hands over whole columns at once (for
+  instance the output of the technical analysis agent's ``compute_columns``);
+* ``append`` — the live agent adds one ``IndicatorSnapshot`` at a time (Decimal -> float, which
+  gives back the very float the analysis computed, see decision 0005), keeping at most
+  ``max_length`` rows.
+
+Rows are only ever added at the end, strictly newer than the last one: a duplicate or older
+candle can never rewrite what a strategy already decided on. ``version`` changes on every
+mutation, and ``derived`` caches arrays computed from the columns (a strategy's own moving
+averages) until the next mutation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from protocol import IndicatorSnapshot, Indicators
+
+__all__ = ["COLUMNS", "INDICATOR_FIELDS", "IndicatorHistory", "epoch_ms", "from_epoch_ms"]
+
+INDICATOR_FIELDS: Final[tuple[str, ...]] = tuple(Indicators.model_fields)
+COLUMNS: Final[tuple[str, ...]] = ("close", *INDICATOR_FIELDS)
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NAN: Final = float("nan")
+_MIN_CAPACITY: Final = 64
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of a timezone-aware datetime."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"candle time must be timezone-aware, got {moment!r}")
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    """The UTC datetime of an epoch-millisecond timestamp."""
+    return _EPOCH + timedelta(milliseconds=int(ms))
+
+
+def _times_to_ms(times: ArrayLike | Sequence[datetime]) -> np.ndarray:
+    array = np.asarray(times)
+    if array.dtype.kind == "M":
+        return array.astype("datetime64[ms]").astype(np.int64)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    if array.dtype.kind == "O" or array.size == 0:
+        return np.fromiter((epoch_ms(t) for t in array.tolist()), dtype=np.int64, count=array.size)
+    raise ValueError(f"candle times must be epoch ms integers, datetime64 or datetimes, got dtype {array.dtype}")
+
+
+class IndicatorHistory:
+    """Float64 columns of close and indicators per candle, oldest row first.
+
+    ``max_length`` bounds the live agent's memory: appending to a full history drops the
+    oldest row, after which ``complete`` is False (row 0 is no longer the series' first
+    candle). Storage is a buffer of twice the bound, compacted when its end is reached, so an
+    append costs O(1) amortised and a column is always one contiguous view (what TA-Lib needs).
+    """
+
+    def __init__(self, max_length: int | None = None, *, complete: bool = True) -> None:
+        if max_length is not None and max_length < 2:
+            raise ValueError("max_length must be at least 2")
+        self.max_length = max_length
+        self.complete = complete
+        capacity = 2 * max_length if max_length is not None else _MIN_CAPACITY
+        self._buffers: dict[str, np.ndarray] = {name: np.full(capacity, np.nan) for name in COLUMNS}
+        self._time_buffer = np.zeros(capacity, dtype=np.int64)
+        self._start = 0
+        self._n = 0
+        self.version = 0
+        self._views: dict[str, np.ndarray] = {}
+        self._times_view: np.ndarray | None = None
+        self._derived: dict[Hashable, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_columns(
+        cls,
+        times: ArrayLike | Sequence[datetime],
+        close: ArrayLike,
+        indicators: Mapping[str, ArrayLike] | None = None,
+        *,
+        max_length: int | None = None,
+        complete: bool = True,
+    ) -> IndicatorHistory:
+        """A history from whole columns (the backtester's way in).
+
+        ``times`` are candle open times (epoch ms, datetime64 or aware datetimes), strictly
+        increasing; ``indicators`` is keyed by ``Indicators`` field names (missing ones are all
+        NaN, unknown names are refused, so a renamed indicator cannot silently vanish).
+        """
+        time_ms = _times_to_ms(times)
+        n = time_ms.size
+        if n > 1 and not bool(np.all(np.diff(time_ms) > 0)):
+            raise ValueError("candle times must be strictly increasing")
+        given = dict(indicators or {})
+        unknown = sorted(set(given) - set(INDICATOR_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown indicator columns {unknown}; known: {', '.join(INDICATOR_FIELDS)}")
+        columns = {"close": close, **given}
+        history = cls(max_length, complete=complete)
+        keep = n if max_length is None else min(n, max_length)
+        if keep < n:
+            history.complete = False
+        capacity = max(_MIN_CAPACITY, keep) if max_length is None else 2 * max_length
+        history._time_buffer = np.zeros(capacity, dtype=np.int64)
+        history._time_buffer[:keep] = time_ms[n - keep :]
+        for name in COLUMNS:
+            buffer = np.full(capacity, np.nan)
+            if name in columns:
+                values = np.asarray(columns[name], dtype=np.float64)
+                if values.shape != (n,):
+                    raise ValueError(f"column {name!r} has shape {values.shape}, expected ({n},)")
+                buffer[:keep] = values[n - keep :]
+            history._buffers[name] = buffer
+        history._n = keep
+        history._changed()
+        return history
+
+    @classmethod
+    def from_snapshots(
+        cls, snapshots: Iterable[IndicatorSnapshot], *, max_length: int | None = None, complete: bool = True
+    ) -> IndicatorHistory:
+        """A history from snapshots in candle order (duplicates and older ones are skipped)."""
+        history = cls(max_length, complete=complete)
+        for snapshot in snapshots:
+            if history.accepts(snapshot.candle_time):
+                history.append(snapshot)
+        return history
+
+    # ------------------------------------------------------------------ reading
+
+    def __len__(self) -> int:
+        return self._n
+
+    def col(self, name: str) -> np.ndarray:
+        """The read-only column ``name`` (``close`` or an Indicators field), one value per row."""
+        view = self._views.get(name)
+        if view is None:
+            if name not in self._buffers:
+                raise KeyError(f"unknown history column {name!r}; known: {', '.join(COLUMNS)}")
+            view = self._buffers[name][self._start : self._start + self._n]
+            view.flags.writeable = False
+            self._views[name] = view
+        return view
+
+    @property
+    def times(self) -> np.ndarray:
+        """Candle open times, epoch ms, one per row (read-only)."""
+        if self._times_view is None:
+            view = self._time_buffer[self._start : self._start + self._n]
+            view.flags.writeable = False
+            self._times_view = view
+        return self._times_view
+
+    def time_ms(self, i: int) -> int:
+        return int(self.times[i])
+
+    def candle_time(self, i: int) -> datetime:
+        return from_epoch_ms(self.time_ms(i))
+
+    @property
+    def last_time_ms(self) -> int | None:
+        return int(self._time_buffer[self._start + self._n - 1]) if self._n else None
+
+    def index_of(self, time_ms: int) -> int | None:
+        """The row of the candle opened at ``time_ms``, or None."""
+        times = self.times
+        i = int(np.searchsorted(times, time_ms))
+        return i if i < self._n and int(times[i]) == time_ms else None
+
+    def row(self, i: int) -> dict[str, float | None]:
+        """All values of row ``i`` (None for NaN): for logs and tests, not the hot path."""
+        values: dict[str, float | None] = {}
+        for name in COLUMNS:
+            value = self.col(name).item(i)
+            values[name] = None if value != value else value
+        return values
+
+    def derived(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()`` cached until the history next changes (e.g. a strategy's own SMA)."""
+        value = self._derived.get(key)
+        if value is None:
+            value = compute()
+            value.flags.writeable = False
+            self._derived[key] = value
+        return value
+
+    # ------------------------------------------------------------------ appending
+
+    def accepts(self, candle_time: datetime) -> bool:
+        """True when a candle at ``candle_time`` would be a new last row."""
+        last = self.last_time_ms
+        return last is None or epoch_ms(candle_time) > last
+
+    def append(self, snapshot: IndicatorSnapshot) -> int:
+        """Add a snapshot as the newest row; its index. Refuses a candle that is not newer
+        than the last row (check ``index_of`` first): history is never rewritten."""
+        values = {name: (_NAN if value is None else float(value)) for name, value in snapshot.indicators}
+        return self.append_row(epoch_ms(snapshot.candle_time), float(snapshot.close), values)
+
+    def append_row(self, time_ms: int, close: float, values: Mapping[str, float | None]) -> int:
+        """Add one row of plain floats (None or NaN = warming up); its index."""
+        last = self.last_time_ms
+        if last is not None and time_ms <= last:
+            raise ValueError(f"row at {from_epoch_ms(time_ms).isoformat()} is not newer than the last row")
+        unknown = set(values) - set(INDICATOR_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown indicator names {sorted(unknown)}")
+        if self.max_length is not None and self._n == self.max_length:
+            self._start += 1
+            self._n -= 1
+            self.complete = False
+        self._make_room()
+        at = self._start + self._n
+        self._time_buffer[at] = time_ms
+        self._buffers["close"][at] = close
+        for name in INDICATOR_FIELDS:
+            value = values.get(name)
+            self._buffers[name][at] = _NAN if value is None else value
+        self._n += 1
+        self._changed()
+        return self._n - 1
+
+    def _make_room(self) -> None:
+        capacity = self._time_buffer.size
+        if self._start + self._n < capacity:
+            return
+        if self.max_length is None and self._n >= capacity // 2:
+            capacity *= 2  # unbounded: grow geometrically
+        keep = slice(self._start, self._start + self._n)
+        self._time_buffer = _moved(self._time_buffer[keep], capacity, 0)
+        for name, buffer in self._buffers.items():
+            self._buffers[name] = _moved(buffer[keep], capacity, np.nan)
+        self._start = 0
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._views = {}
+        self._times_view = None
+        self._derived = {}
+
+    def __repr__(self) -> str:
+        span: Any = "empty"
+        if self._n:
+            span = f"{self.candle_time(0).isoformat()}..{self.candle_time(self._n - 1).isoformat()}"
+        return f"IndicatorHistory(rows={self._n}, max_length={self.max_length}, {span})"
+
+
+def _moved(values: np.ndarray, capacity: int, fill: float) -> np.ndarray:
+    """A fresh buffer of ``capacity`` holding ``values`` at its start (the rest ``fill``)."""
+    buffer = np.full(capacity, fill, dtype=values.dtype)
+    buffer[: values.size] = values
+    return buffer

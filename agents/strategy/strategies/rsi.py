@@ -1,0 +1,91 @@
+"""RSI thresholds: BUY when RSI is below ``oversold``, SELL when it is above ``overbought``.
+
+Presets: aggressive 35/65, default 30/70, conservative 25/75; explicit ``oversold`` /
+``overbought`` override the preset's values.
+
+Confidence: BUY = 0.5 + 0.5 * (oversold - rsi) / oversold, i.e. 0.5 at the threshold and 1.0 at
+RSI 0; SELL = 0.5 + 0.5 * (rsi - overbought) / (100 - overbought), 1.0 at RSI 100; HOLD 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Final, Literal
+
+from pydantic import Field, model_validator
+
+from agents.strategy.history import IndicatorHistory
+from agents.strategy.strategies.base import (
+    BUY,
+    HOLD,
+    SELL,
+    Decision,
+    Strategy,
+    StrategyParams,
+    check_row,
+    clamp01,
+)
+
+__all__ = ["RSI_PRESETS", "RsiParams", "RsiStrategy"]
+
+RSI_PRESETS: Final[dict[str, tuple[float, float]]] = {
+    "aggressive": (35.0, 65.0),
+    "default": (30.0, 70.0),
+    "conservative": (25.0, 75.0),
+}
+
+
+class RsiParams(StrategyParams):
+    """RSI thresholds; ``preset`` fills whichever of oversold/overbought is not given."""
+
+    preset: Literal["aggressive", "default", "conservative"] = "default"
+    oversold: float = Field(gt=0, lt=100, description="BUY below this RSI")
+    overbought: float = Field(gt=0, lt=100, description="SELL above this RSI")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        preset = data.get("preset", "default")
+        if preset not in RSI_PRESETS:
+            return data  # the Literal check reports it, listing the choices
+        oversold, overbought = RSI_PRESETS[preset]
+        return {"oversold": oversold, "overbought": overbought, **data}
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RsiParams:
+        if not self.oversold < self.overbought:
+            raise ValueError(f"oversold ({self.oversold:g}) must be below overbought ({self.overbought:g})")
+        return self
+
+
+class RsiStrategy(Strategy):
+    """Mean reversion on RSI extremes."""
+
+    kind: ClassVar[str] = "rsi"
+    Params = RsiParams
+
+    def __init__(self, params: object = None) -> None:
+        super().__init__(params)  # type: ignore[arg-type]
+        low, high = self.params.oversold, self.params.overbought
+        # Built once: the backtester decides on every bar.
+        self._buy_text, self._sell_text = f" < {low:g} (oversold)", f" > {high:g} (overbought)"
+        self._hold_text = f" within {low:g}..{high:g}"
+
+    @property
+    def lookback(self) -> int:
+        return 0
+
+    def decide(self, history: IndicatorHistory, i: int) -> Decision:
+        check_row(history, i)
+        rsi = history.col("rsi").item(i)
+        if rsi != rsi:
+            return self.warming("rsi", {"rsi": None})
+        low, high = self.params.oversold, self.params.overbought
+        used = {"rsi": rsi}
+        if rsi < low:
+            return Decision(BUY, clamp01(0.5 + 0.5 * (low - rsi) / low), f"RSI {rsi:.2f}{self._buy_text}", used)
+        if rsi > high:
+            confidence = clamp01(0.5 + 0.5 * (rsi - high) / (100.0 - high))
+            return Decision(SELL, confidence, f"RSI {rsi:.2f}{self._sell_text}", used)
+        return Decision(HOLD, 0.0, f"RSI {rsi:.2f}{self._hold_text}", used)

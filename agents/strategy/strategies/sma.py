@@ -1,0 +1,124 @@
+"""SMA crossover on the close with the strategy's own periods (default 20/50): BUY when the
+fast SMA crosses above the slow one between candles i-1 and i, SELL when it crosses below.
+
+The averages are computed for the whole close column at once, once per history version
+(``IndicatorHistory.derived``), and shared by every instance with the same period; the value at
+row i only reads rows i - period + 1 .. i.
+
+Why not TA-Lib's SMA: it keeps a running sum, so the last bits of the value at a candle depend
+on where the column starts. The live agent's bounded history starts somewhere else than the
+backtester's full column (and moves after a restart), and the same candle would get a slightly
+different confidence — or, on a razor-thin cross, a different side. Each window is therefore
+averaged on its own (numpy over a sliding-window view): the same candle gives the same float
+in any history.
+
+Confidence: ``cross_confidence`` of fast - slow over ``strength_window`` candles.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from pydantic import Field, model_validator
+
+from agents.strategy.history import IndicatorHistory
+from agents.strategy.strategies.base import (
+    BUY,
+    HOLD,
+    SELL,
+    Decision,
+    Strategy,
+    StrategyParams,
+    check_row,
+    cross_confidence,
+    cross_direction,
+    finite_or_none,
+)
+
+__all__ = ["SmaCrossParams", "SmaCrossStrategy", "sma"]
+
+
+class SmaCrossParams(StrategyParams):
+    """Fast and slow SMA periods, and the window of the confidence scale."""
+
+    fast: int = Field(default=20, ge=2, le=2000)
+    slow: int = Field(default=50, ge=3, le=5000)
+    strength_window: int = Field(default=50, ge=1, le=5000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SmaCrossParams:
+        if not self.fast < self.slow:
+            raise ValueError(f"fast ({self.fast}) must be shorter than slow ({self.slow})")
+        return self
+
+
+def sma(history: IndicatorHistory, period: int) -> np.ndarray:
+    """Simple moving average of the close column (NaN for the first period - 1 rows), cached on
+    the history until it changes; each value depends on its own window only."""
+
+    def compute() -> np.ndarray:
+        close = history.col("close")
+        averages = np.full(close.size, np.nan)
+        if close.size >= period:
+            averages[period - 1 :] = sliding_window_view(close, period).mean(axis=1)
+        return averages
+
+    return history.derived(("sma", period), compute)
+
+
+class SmaCrossStrategy(Strategy):
+    """Trend following on a fast/slow simple moving average crossover."""
+
+    kind: ClassVar[str] = "sma_cross"
+    Params = SmaCrossParams
+
+    def __init__(self, params: object = None) -> None:
+        super().__init__(params)  # type: ignore[arg-type]
+        fast, slow = self.params.fast, self.params.slow
+        self._fast_name, self._slow_name = f"sma_{fast}", f"sma_{slow}"
+        self._fast_prev, self._slow_prev = f"sma_{fast}_prev", f"sma_{slow}_prev"
+        # Built once: the backtester decides on every bar, and most bars are a HOLD.
+        self._hold_reason = {
+            where: f"no SMA crossover (SMA{fast} {where} SMA{slow})" for where in ("above", "below", "on")
+        }
+        self._cached: tuple[IndicatorHistory, int, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def lookback(self) -> int:
+        # The slow SMA at i-1 reads back to i-slow; the confidence window adds its own span.
+        return self.params.slow + self.params.strength_window - 1
+
+    def _averages(self, history: IndicatorHistory) -> tuple[np.ndarray, np.ndarray]:
+        cached = self._cached
+        if cached is None or cached[0] is not history or cached[1] != history.version:
+            cached = (history, history.version, sma(history, self.params.fast), sma(history, self.params.slow))
+            self._cached = cached
+        return cached[2], cached[3]
+
+    def decide(self, history: IndicatorHistory, i: int) -> Decision:
+        check_row(history, i)
+        fast, slow = self._averages(history)
+        now_f, now_s = fast.item(i), slow.item(i)
+        if i == 0 or now_s != now_s:
+            used = {self._fast_name: finite_or_none(now_f), self._slow_name: finite_or_none(now_s)}
+            return self.warming(self._slow_name, used)
+        prev_f, prev_s = fast.item(i - 1), slow.item(i - 1)
+        direction = cross_direction(fast, slow, i)
+        if direction != direction:
+            used = {
+                self._fast_name: now_f, self._slow_name: now_s, self._fast_prev: finite_or_none(prev_f), self._slow_prev: None,
+            }
+            return self.warming(f"{self._slow_name} at the previous candle", used)
+        used = {self._fast_name: now_f, self._slow_name: now_s, self._fast_prev: prev_f, self._slow_prev: prev_s}
+        if direction > 0.0:
+            confidence = cross_confidence(fast, slow, i, self.params.strength_window)
+            reason = f"SMA{self.params.fast} {now_f:.2f} crossed above SMA{self.params.slow} {now_s:.2f}"
+            return Decision(BUY, confidence, reason, used)
+        if direction < 0.0:
+            confidence = cross_confidence(fast, slow, i, self.params.strength_window)
+            reason = f"SMA{self.params.fast} {now_f:.2f} crossed below SMA{self.params.slow} {now_s:.2f}"
+            return Decision(SELL, confidence, reason, used)
+        after = now_f - now_s
+        return Decision(HOLD, 0.0, self._hold_reason["above" if after > 0.0 else "below" if after < 0.0 else "on"], used)
