@@ -1,0 +1,200 @@
+"""``tradebus backtest``: options, data loading, one run or a grid, and the output.
+
+Standard output carries either the summary table(s) or, with ``--json``, only the result
+document; progress, file paths and logs go to standard error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["backtest_command"]
+
+_RANKABLE = "sharpe, sortino, total_return, cagr, profit_factor, win_rate, max_drawdown, ..."
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO date/time such as 2021-10-01 or 2021-10-01T12:00Z", param_hint=option) from None
+    # A time without an offset is UTC, like every candle time in tradebus.
+    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
+
+
+def _decimal(text: str, option: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise typer.BadParameter(f"{text!r} is not a number", param_hint=option) from None
+    if not value.is_finite() or value < 0:
+        raise typer.BadParameter(f"{text!r} must be a finite number >= 0", param_hint=option)
+    return value
+
+
+def _stem(label: str, symbol: str, timeframe: str, now: datetime) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{label}-{symbol}-{timeframe}")
+    return f"backtest-{safe}-{now.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def backtest_command(
+    strategy: str = typer.Option("sma_cross", "--strategy", "-s", help="strategy kind, or an instance id from the strategy config"),
+    config: Path = typer.Option(None, "--config", exists=True, dir_okay=False, help="strategy config file (TOML/YAML) holding the instance"),
+    params: str = typer.Option(None, "--params", "-p", help="overrides: fast=10,slow=30 or a JSON object"),
+    grid: str = typer.Option(None, "--grid", "-g", help="sweep: fast=5:20:5,slow=20:60:10 (start:stop:step, stop included)"),
+    rank_by: str = typer.Option("sharpe", "--rank-by", help=f"metric to rank a grid by ({_RANKABLE})"),
+    top: int = typer.Option(10, "--top", min=1, help="grid rows shown in the table"),
+    data: Path = typer.Option(None, "--data", dir_okay=False, help="CSV (Binance klines or with a header) or Parquet; default: the package's real BTC 15m data"),
+    influx: bool = typer.Option(False, "--influx", help="read the candles from InfluxDB (INFLUXDB_URL); needs --start and --end"),
+    start: str = typer.Option(None, "--start", help="first traded candle's open time (ISO, UTC if no offset)"),
+    end: str = typer.Option(None, "--end", help="stop before this open time (exclusive)"),
+    symbol: str = typer.Option(None, "--symbol", help="default: the instance's symbol, else SYMBOLS' first"),
+    exchange: str = typer.Option(None, "--exchange", help="default: EXCHANGE"),
+    timeframe: str = typer.Option(None, "--timeframe", help="default: the instance's timeframe, else TIMEFRAME"),
+    cash: str = typer.Option("10000", "--cash", help="starting quote balance"),
+    fee: str = typer.Option(None, "--fee", help="taker fee rate (default: the paper exchange's, 0.001)"),
+    slippage_bps: str = typer.Option(None, "--slippage-bps", help="market order slippage in bps (default: the paper exchange's, 5)"),
+    fraction: str = typer.Option("1", "--fraction", help="share of the quote balance one BUY uses (1 = all-in)"),
+    warmup: int = typer.Option(None, "--warmup", min=0, help="candles before --start for the indicators (default: the TA window or the strategy's lookback)"),
+    out: Path = typer.Option(Path("results"), "--out", file_okay=False, help="folder for the JSON and PNG results"),
+    save: bool = typer.Option(True, "--save/--no-save", help="write the JSON and PNG under --out"),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="write the equity and drawdown PNG"),
+    as_json: bool = typer.Option(False, "--json", help="print the result document to stdout instead of the tables"),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="call decide() on every candle, not only where the side can change"),
+    live_indicators: bool = typer.Option(False, "--live-indicators", help="indicators over the TA agent's rolling window, bit-identical to live (slower)"),
+) -> None:
+    """Backtest a strategy on historical candles with the live strategy, sizing and paper-fill
+    code: a signal at a candle's close fills at the next candle's open."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from agents.backtest.data import load_file_bars, load_influx_bars, select_window
+    from agents.backtest.engine import BacktestConfig
+    from agents.backtest.params import ParamError, parse_grid, parse_params
+    from agents.backtest.report import grid_document, grid_table, plot_equity, result_document, save_document, summary_table
+    from agents.backtest.runs import RANKABLE, rank, resolve_strategy, run_specs, spec_for, warmup_for
+    from agents.data_collection.replay import ReplayDataError
+    from agents.strategy.strategies import StrategyConfigError
+    from agents.technical_analysis.settings import TechnicalAnalysisSettings
+    from infra.exchanges import load_market_snapshot, market_rules
+    from infra.exchanges.paper import PaperConfig
+    from infra.exchanges.paper.fills import FeeRates
+    from infra.influx import from_settings
+    from infra.logging import configure_logging
+
+    configure_logging("backtest", "WARNING")  # JSON lines on stderr: stdout stays the result
+    err = Console(stderr=True)
+    out_console = Console()
+    settings = TechnicalAnalysisSettings()
+    try:
+        choice = resolve_strategy(strategy, config)
+        overrides = parse_params(params)
+        combos = [{**overrides, **point} for point in parse_grid(grid)] if grid else [overrides]
+        base = settings.indicator_params()
+        if len(combos) == 1:
+            specs = [spec_for(choice, base, combos[0])]
+        else:
+            specs, skipped = [], []
+            for combo in combos:
+                try:
+                    specs.append(spec_for(choice, base, combo))
+                except StrategyConfigError as exc:  # e.g. fast >= slow: not a point of the grid
+                    skipped.append(f"{combo}: {exc}")
+            if skipped:
+                err.print(f"skipped {len(skipped)} of {len(combos)} grid points with invalid parameters, e.g. {skipped[0]}", soft_wrap=True, markup=False)
+            if not specs:
+                raise StrategyConfigError("no valid parameter combination in --grid")
+    except (StrategyConfigError, ParamError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if rank_by not in RANKABLE:
+        raise typer.BadParameter(f"cannot rank by {rank_by!r}; one of {', '.join(RANKABLE)}", param_hint="--rank-by")
+    symbol = (symbol or choice.symbol or settings.symbols[0]).upper()
+    timeframe = timeframe or choice.timeframe or settings.timeframe
+    exchange = exchange or settings.exchange
+    first, stop = _moment(start, "--start"), _moment(end, "--end")
+    warm = warmup if warmup is not None else warmup_for(specs)
+    paper = PaperConfig()
+    try:
+        rules = market_rules(load_market_snapshot(exchange), symbol)
+        bt_config = BacktestConfig(
+            rules=rules,
+            initial_cash=_decimal(cash, "--cash"),
+            fees=FeeRates(taker=_decimal(fee, "--fee")) if fee is not None else paper.fees,
+            slippage_bps=_decimal(slippage_bps, "--slippage-bps") if slippage_bps is not None else paper.slippage_bps,
+            fraction=_decimal(fraction, "--fraction"),
+        )
+        bt_config.sizing  # noqa: B018 - validates the fraction now, with the option's name below
+    except (KeyError, ValueError) as exc:
+        raise typer.BadParameter(str(exc).strip("'\"")) from None
+
+    if influx and (first is None or stop is None):
+        raise typer.BadParameter("--influx needs --start and --end")
+    try:
+        if influx:
+            store = from_settings(settings)
+
+            async def fetch() -> Any:
+                async with store:
+                    return await load_influx_bars(store, exchange=exchange, symbol=symbol, timeframe=timeframe, start=first, end=stop, warmup=warm)
+
+            bars = asyncio.run(fetch())
+        else:
+            bars = load_file_bars(data, exchange=exchange, symbol=symbol, timeframe=timeframe)
+        window = select_window(bars, start=first, end=stop, warmup=warm)
+    except (ReplayDataError, ValueError) as exc:
+        err.print(f"cannot backtest: {exc}", soft_wrap=True, markup=False, style="red")
+        raise typer.Exit(2) from None
+    except Exception as exc:  # the price store's errors name the server; nothing else to add
+        err.print(f"cannot read candles: {type(exc).__name__}: {exc}", soft_wrap=True, markup=False, style="red")
+        raise typer.Exit(2) from None
+
+    # A progress bar where a run takes noticeable time: grids, or very long series.
+    show_progress = err.is_terminal and (len(specs) > 1 or window.traded > 200_000)
+    with Progress(
+        TextColumn("[bold]backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True, disable=not show_progress,
+    ) as progress:
+        task = progress.add_task("runs", total=len(specs))
+        results = run_specs(
+            window, specs, bt_config, fast=not exhaustive, live_window=live_indicators,
+            on_done=lambda n: progress.update(task, completed=n),
+        )
+
+    now = datetime.now(UTC)
+    label = choice.strategy_id or choice.kind
+    title = f"{label} {symbol} {timeframe} · {window.traded} candles · signal at close t → fill at open t+1"
+    if len(specs) == 1:
+        result, spec = results[0], specs[0]
+        document = result_document(result, spec, created_at=now, live_window=live_indicators)
+        best = result
+    else:
+        spec_of = {id(r): s for r, s in zip(results, specs, strict=True)}
+        pairs = [(r, spec_of[id(r)]) for r in rank(results, rank_by)]
+        document = grid_document(pairs, rank_by, created_at=now, live_window=live_indicators)
+        best = pairs[0][0]
+    if save:
+        stem = _stem(label, symbol, timeframe, now)
+        path = save_document(document, out, stem)
+        err.print(f"saved {path}", soft_wrap=True, markup=False)
+        if plot:
+            png = plot_equity(best, path.with_suffix(".png"), title if len(specs) == 1 else f"best of grid by {rank_by}: {title}")
+            err.print(f"saved {png}", soft_wrap=True, markup=False)
+    if as_json:
+        sys.stdout.write(json.dumps(document, allow_nan=False) + "\n")
+        return
+    if len(specs) > 1:
+        out_console.print(grid_table(pairs, rank_by, top))
+    out_console.print(summary_table(best, title))
+    if best.rejections:
+        out_console.print(f"{len(best.rejections)} signal(s) not filled (see 'rejections' in the JSON)")

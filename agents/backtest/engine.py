@@ -1,0 +1,342 @@
+"""The backtest engine: one strategy over one window of candles, in process, no broker.
+
+It runs the live decision code (decision 0005), nothing re-implemented:
+
+- indicators: ``compute_columns`` of the technical analysis agent, over the window AND the
+  warm-up candles before it (warm-up candles are never traded);
+- decisions: ``strategy.decide(history, i)`` for every window candle, published on change of
+  side like the strategy agent (``is_change``);
+- sizing: the risk manager's ``size_order`` (lot step, minimum quantity and notional from the
+  market rules), FRACTION mode, all-in by default, buffers equal to the fee and slippage;
+- fills: the paper exchange's ``market_fill`` (slippage in bps against the trader, price on the
+  tick grid, taker fee in the quote currency).
+
+Execution model: a signal at the CLOSE of candle t is filled at the OPEN of candle t+1 (the
+order is sized at that open, the fill price is that open moved by the slippage). A signal on
+the last candle of the window is not filled. Long-only spot like the live system: a BUY opens a
+position when flat (a BUY while long is ignored), a SELL closes the whole position (a SELL
+while flat is ignored). The risk manager's limits (exposure, order frequency, drawdown pause,
+confidence) are not applied: the backtest measures the strategy, sized and filled as live.
+
+The hot loop touches float64 columns only; Decimal arithmetic happens once per fill. Strategy
+kinds with a mask of the rows where they may trade (``sides.py``) are asked to ``decide`` only
+on the rows whose Decision can be a change of side, the only ones a live agent publishes. The
+equity curve (cash + position x close at each close) is built with numpy from the fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from agents.backtest.data import Window
+from agents.backtest.metrics import Metrics, TradeOutcome, compute_metrics
+from agents.backtest.sides import rows_to_decide, trade_mask
+from agents.risk_manager.sizing import SizedOrder, SizingConfig, SizingMode, size_order
+from agents.strategy.history import IndicatorHistory
+from agents.strategy.strategies import Decision, Strategy, is_change
+from agents.technical_analysis.indicators import IndicatorParams, compute_columns, rolling_columns
+from infra.exchanges import MarketRules
+from infra.exchanges.paper.fills import FeeRates, FillQuote, FillRejected, funds_needed, market_fill
+from protocol import Side, SignalSide, split_symbol
+
+__all__ = ["EXECUTION_MODEL", "BacktestConfig", "BacktestResult", "Fill", "Rejection", "Trade", "run_backtest"]
+
+EXECUTION_MODEL = (
+    "A signal at the close of candle t fills at the open of candle t+1: sized there by the risk "
+    "manager's size_order and filled by the paper exchange's market_fill (slippage against the "
+    "trader, tick rounding, taker fee in quote). Long-only spot: BUY opens when flat, SELL closes "
+    "the whole position. Indicators use warm-up candles before the window; warm-up candles are "
+    "not traded. A signal on the window's last candle is not filled. Equity is marked at each "
+    "candle close (cash + position x close, no exit fee)."
+)
+
+ProgressCallback = Callable[[int], None]
+_PROGRESS_EVERY = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    """Account, costs and market rules of a run (Decimal money)."""
+
+    rules: MarketRules
+    initial_cash: Decimal = Decimal("10000")
+    fees: FeeRates = field(default_factory=FeeRates)
+    slippage_bps: Decimal = Decimal(5)
+    fraction: Decimal = Decimal(1)
+
+    def __post_init__(self) -> None:
+        if self.initial_cash <= 0:
+            raise ValueError("initial cash must be > 0")
+
+    @property
+    def sizing(self) -> SizingConfig:
+        """FRACTION sizing whose buffers are exactly the fee and the slippage, so all-in
+        spends the whole balance on the lot-rounded quantity and its fee."""
+        return SizingConfig(
+            mode=SizingMode.FRACTION,
+            fraction=self.fraction,
+            fee_buffer=self.fees.taker,
+            slippage_buffer=self.slippage_bps / Decimal(10000),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "initial_cash": str(self.initial_cash),
+            "taker_fee": str(self.fees.taker),
+            "slippage_bps": str(self.slippage_bps),
+            "sizing": {"mode": SizingMode.FRACTION.value, "fraction": str(self.fraction)},
+            "market_rules": {
+                "symbol": self.rules.symbol,
+                "tick_size": str(self.rules.tick_size),
+                "lot_step": str(self.rules.lot_step),
+                "min_qty": str(self.rules.min_qty),
+                "min_notional": str(self.rules.min_notional),
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One executed order: the signal's candle, the candle it filled at, and the paper fill."""
+
+    signal_bar: int
+    bar: int
+    time: datetime
+    quote: FillQuote
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A round trip (exit None while still open at the end). Bars are window indices."""
+
+    entry: Fill
+    exit: Fill | None
+
+    @property
+    def cost(self) -> Decimal:
+        return self.entry.quote.notional + self.entry.quote.fee
+
+    @property
+    def pnl(self) -> Decimal | None:
+        """Net PnL in quote after both fees (None while open)."""
+        if self.exit is None:
+            return None
+        return self.exit.quote.notional - self.exit.quote.fee - self.cost
+
+    @property
+    def return_pct(self) -> Decimal | None:
+        pnl = self.pnl
+        return None if pnl is None else pnl / self.cost
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A signal that produced no fill, and why (sizing or market rules, like live)."""
+
+    bar: int
+    time: datetime
+    side: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    """Everything one run produced. Bar indices count from the window's first candle."""
+
+    window: Window
+    strategy: Strategy
+    indicator_params: IndicatorParams
+    config: BacktestConfig
+    signals: list[tuple[int, Decision]]
+    trades: list[Trade]
+    rejections: list[Rejection]
+    equity: NDArray[np.float64]  # E_0 (starting cash) then one value per window candle
+    in_position: NDArray[np.bool_]
+    final_cash: Decimal
+    final_position: Decimal
+    metrics: Metrics
+
+
+def build_history(window: Window, params: IndicatorParams, *, live_window: bool = False) -> IndicatorHistory:
+    """The strategy's input: close and every indicator over warm-up + window candles.
+
+    Default: ``compute_columns`` over the whole series at once. ``live_window``: the TA agent's
+    own semantics (``rolling_columns``: each candle's indicators over the ``window`` candles
+    ending at it), bit-identical to what the agent publishes once the warm-up covers the
+    window; the recursive indicators (EMA, RSI, ATR, ADX, MACD) and OBV differ from the
+    default in the last bits only, at a cost of one TA-Lib pass per candle."""
+    bars = window.bars
+    compute = rolling_columns if live_window else compute_columns
+    columns = compute(bars.open_time, bars.open, bars.high, bars.low, bars.close, bars.volume, params)
+    return IndicatorHistory.from_columns(bars.open_time, bars.close, columns)
+
+
+class _Account:
+    """Cash and position in exact Decimals, changed only by paper fills."""
+
+    def __init__(self, config: BacktestConfig) -> None:
+        self.config = config
+        self.sizing = config.sizing
+        self.cash = config.initial_cash
+        self.position = Decimal(0)
+        self.base, self.quote_asset, _ = split_symbol(config.rules.symbol)
+
+    def buy(self, price: Decimal) -> FillQuote | str:
+        config = self.config
+        sized = size_order(Side.BUY, price, config.rules, self.sizing, available_quote=self.cash)
+        if not isinstance(sized, SizedOrder):
+            return f"{sized.reason.value}: {sized.detail}"
+        quantity = sized.quantity
+        # The sizing buffers are 1 + fee + slippage; the fill costs (1 + slippage, rounded up
+        # to the tick) x (1 + fee), a hair more. Step down a lot until the paper exchange's
+        # own funds check would pass, instead of overdrawing the account.
+        while True:
+            try:
+                fill = self._fill(Side.BUY, quantity, price)
+            except FillRejected as exc:
+                return exc.reason
+            if funds_needed(Side.BUY, fill.quantity, fill.price, config.fees.taker) <= self.cash:
+                break
+            quantity -= config.rules.lot_step
+        self.cash -= fill.notional + fill.fee
+        self.position += fill.quantity
+        return fill
+
+    def sell(self, price: Decimal) -> FillQuote | str:
+        config = self.config
+        sized = size_order(Side.SELL, price, config.rules, self.sizing, available_quote=self.cash, position=self.position)
+        if not isinstance(sized, SizedOrder):
+            return f"{sized.reason.value}: {sized.detail}"
+        try:
+            fill = self._fill(Side.SELL, sized.quantity, price)
+        except FillRejected as exc:
+            return exc.reason
+        self.cash += fill.notional - fill.fee
+        self.position -= fill.quantity
+        return fill
+
+    def _fill(self, side: Side, quantity: Decimal, price: Decimal) -> FillQuote:
+        config = self.config
+        return market_fill(
+            side, quantity, price, config.rules,
+            slippage_bps=config.slippage_bps, fees=config.fees, quote_asset=self.quote_asset,
+        )
+
+
+def run_backtest(
+    window: Window,
+    strategy: Strategy,
+    indicator_params: IndicatorParams,
+    config: BacktestConfig,
+    *,
+    history: IndicatorHistory | None = None,
+    progress: ProgressCallback | None = None,
+    fast: bool = True,
+) -> BacktestResult:
+    """Run ``strategy`` over the window's candles (see the module docstring for the model).
+
+    ``history`` may be passed when several strategies share the same indicator columns (a grid
+    over strategy parameters), to compute the indicators once. ``fast`` lets a strategy kind
+    with a mask (``sides.py``) be decided only on the rows where its side can change;
+    ``fast=False`` calls ``decide`` on every candle (same signals, slower)."""
+    bars = window.bars
+    if history is None:
+        history = build_history(window, indicator_params)
+    if len(history) != len(bars):
+        raise ValueError("history and bars differ in length")
+    account = _Account(config)
+    n, first = len(bars), window.first
+    decide = strategy.decide
+    candles = bars.candles
+    signals: list[tuple[int, Decision]] = []
+    trades: list[Trade] = []
+    rejections: list[Rejection] = []
+    # (window bar, cash, position) after each fill: the equity curve is rebuilt from these.
+    changes: list[tuple[int, float, float]] = []
+    entry: Fill | None = None
+    previous: Decision | None = None
+    buy_side, sell_side = SignalSide.BUY, SignalSide.SELL
+    next_report = first
+    mask = trade_mask(strategy, history) if fast else None
+    rows: Iterable[int] = range(first, n) if mask is None else rows_to_decide(mask, first)
+    hold_side = SignalSide.HOLD
+    for i in rows:
+        decision = decide(history, i)
+        if mask is not None and decision.side is not hold_side and not mask[i]:
+            raise RuntimeError(
+                f"{strategy!r}: decide() says {decision.side.value} at row {i}, where the backtester's "
+                "mask (agents/backtest/sides.py) expected HOLD; run with --exhaustive and report this"
+            )
+        if progress is not None and i >= next_report:
+            progress(i - first)
+            next_report = i + _PROGRESS_EVERY
+        if not is_change(previous, decision):
+            continue
+        previous = decision
+        signals.append((i - first, decision))
+        side = decision.side
+        if side is not buy_side and side is not sell_side:
+            continue
+        long = account.position > 0
+        if (side is buy_side) == long:
+            continue  # BUY while long or SELL while flat: nothing to do (long-only spot)
+        if i + 1 >= n:
+            rejections.append(Rejection(i - first, candles[i].open_time, side.value, "last candle of the window: no next open to fill at"))
+            continue
+        at = candles[i + 1]
+        outcome = account.buy(at.open) if side is buy_side else account.sell(at.open)
+        if isinstance(outcome, str):
+            rejections.append(Rejection(i + 1 - first, at.open_time, side.value, outcome))
+            continue
+        fill = Fill(i - first, i + 1 - first, at.open_time, outcome, decision.reason)
+        changes.append((i + 1 - first, float(account.cash), float(account.position)))
+        if side is buy_side:
+            entry = fill
+        else:
+            assert entry is not None
+            trades.append(Trade(entry, fill))
+            entry = None
+    if progress is not None:
+        progress(n - first)
+    if entry is not None:
+        trades.append(Trade(entry, None))
+    equity, holding = _equity_curve(window, config, changes)
+    window_bars = n - first
+    metrics = compute_metrics(
+        equity,
+        timeframe=bars.timeframe,
+        trades=[TradeOutcome(float(t.pnl), float(t.return_pct)) for t in trades if t.exit is not None],  # type: ignore[arg-type]
+        in_position=holding,
+        first_open=float(bars.open[first]) if window_bars else None,
+        last_close=float(bars.close[-1]) if window_bars else None,
+    )
+    return BacktestResult(
+        window, strategy, indicator_params, config, signals, trades, rejections, equity, holding,
+        account.cash, account.position, metrics,
+    )
+
+
+def _equity_curve(
+    window: Window, config: BacktestConfig, changes: list[tuple[int, float, float]]
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """E_0 = starting cash, then cash + position x close at every window close."""
+    close = window.bars.close[window.first :]
+    count = len(close)
+    cash = np.full(count, float(config.initial_cash))
+    position = np.zeros(count)
+    for k, (bar, cash_after, position_after) in enumerate(changes):
+        stop = changes[k + 1][0] if k + 1 < len(changes) else count
+        cash[bar:stop] = cash_after
+        position[bar:stop] = position_after
+    equity = np.empty(count + 1)
+    equity[0] = float(config.initial_cash)
+    equity[1:] = cash + position * close
+    return equity, position > 0

@@ -1,0 +1,278 @@
+"""The result document (JSON), the equity and drawdown plot (PNG) and the terminal tables.
+
+Document ``tradebus.backtest/1``: ``config`` (strategy, parameters, indicator parameters,
+market, data, window, costs, sizing, market rules), ``execution_model`` (how signals become
+fills, in words), ``metrics`` (fractions; see ``metrics.py`` for every formula), ``trades``
+(Decimal values as strings), ``signals`` (what a live strategy agent would have published),
+``rejections`` and the ``equity_curve`` (time, equity, drawdown per point: the starting cash at
+the window's first open, then each candle close). A grid document holds the ranking and the
+full document of the best run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from agents.backtest.engine import EXECUTION_MODEL, BacktestResult, Fill, Trade
+from agents.backtest.metrics import drawdown_series
+from agents.backtest.runs import RunSpec
+from protocol import timeframe_seconds
+
+__all__ = [
+    "SCHEMA",
+    "grid_document",
+    "grid_table",
+    "plot_equity",
+    "result_document",
+    "save_document",
+    "summary_table",
+]
+
+SCHEMA = "tradebus.backtest/1"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _fill(fill: Fill) -> dict[str, Any]:
+    quote = fill.quote
+    return {
+        "signal_bar": fill.signal_bar,
+        "bar": fill.bar,
+        "time": _iso(fill.time),
+        "price": str(quote.price),
+        "quantity": str(quote.quantity),
+        "notional": str(quote.notional),
+        "fee": str(quote.fee),
+        "fee_currency": quote.fee_currency,
+        "reason": fill.reason,
+    }
+
+
+def _trade(trade: Trade) -> dict[str, Any]:
+    pnl, ret = trade.pnl, trade.return_pct
+    return {
+        "entry": _fill(trade.entry),
+        "exit": _fill(trade.exit) if trade.exit is not None else None,
+        "pnl": str(pnl) if pnl is not None else None,
+        "return": float(ret) if ret is not None else None,
+    }
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf cannot be JSON: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def equity_times(result: BacktestResult) -> list[datetime]:
+    """When each equity point was marked: the first window open, then every window close."""
+    bars = result.window.bars
+    step = timeframe_seconds(bars.timeframe) * 1000
+    opens = bars.open_time[result.window.first :]
+    if len(opens) == 0:
+        return []
+    marks = np.r_[opens[0], opens + step]
+    return [_EPOCH + timedelta(milliseconds=int(ms)) for ms in marks]
+
+
+def _config(result: BacktestResult, spec: RunSpec | None, live_window: bool) -> dict[str, Any]:
+    window, bars = result.window, result.window.bars
+    traded = bars.candles[window.first :]
+    choice = spec.choice if spec is not None else None
+    return {
+        "strategy": {
+            "name": choice.name if choice else result.strategy.kind,
+            "strategy_id": choice.strategy_id if choice else None,
+            "kind": result.strategy.kind,
+            "params": result.strategy.params.model_dump(mode="json"),
+            "overrides": spec.overrides if spec is not None else {},
+        },
+        "indicator_params": result.indicator_params.model_dump(mode="json"),
+        "indicator_computation": (
+            "rolling_columns: each candle over the TA agent's window, as published live"
+            if live_window
+            else "compute_columns over the warm-up and window candles at once"
+        ),
+        "market": {"exchange": bars.exchange, "symbol": bars.symbol, "timeframe": bars.timeframe},
+        "data": {"source": bars.source, "cleaning": list(bars.notes)},
+        "window": {
+            "start": _iso(traded[0].open_time) if traded else None,
+            "end": _iso(traded[-1].close_time) if traded else None,
+            "candles": len(traded),
+            "warmup_candles": window.warmup,
+        },
+        **result.config.as_dict(),
+    }
+
+
+def result_document(
+    result: BacktestResult, spec: RunSpec | None = None, *, created_at: datetime | None = None, live_window: bool = False
+) -> dict[str, Any]:
+    """The whole record of one run (see the module docstring)."""
+    equity = result.equity
+    drawdown = drawdown_series(equity)
+    return {
+        "schema": SCHEMA,
+        "created_at": _iso(created_at or datetime.now(UTC)),
+        "config": _config(result, spec, live_window),
+        "execution_model": EXECUTION_MODEL,
+        "metrics": {k: _clean(v) for k, v in result.metrics.as_dict().items()},
+        "final": {"cash": str(result.final_cash), "position": str(result.final_position)},
+        "trades": [_trade(t) for t in result.trades],
+        "signals": [
+            {
+                "bar": bar,
+                "time": _iso(result.window.bars.candles[result.window.first + bar].close_time),
+                "side": d.side.value,
+                "confidence": d.confidence,
+                "reason": d.reason,
+            }
+            for bar, d in result.signals
+        ],
+        "rejections": [{"bar": r.bar, "time": _iso(r.time), "side": r.side, "reason": r.reason} for r in result.rejections],
+        "equity_curve": {
+            "time": [_iso(t) for t in equity_times(result)],
+            "equity": [round(float(v), 8) for v in equity],
+            "drawdown": [round(float(v), 10) for v in drawdown],
+        },
+    }
+
+
+def grid_document(
+    ranked: Sequence[tuple[BacktestResult, RunSpec]], rank_by: str, *, created_at: datetime | None = None, live_window: bool = False
+) -> dict[str, Any]:
+    """A sweep: every combination's parameters and metrics, best first, and the best run's
+    full document."""
+    best, best_spec = ranked[0]
+    return {
+        "schema": SCHEMA,
+        "kind": "grid",
+        "rank_by": rank_by,
+        "runs": len(ranked),
+        "ranking": [
+            {
+                "rank": number,
+                "overrides": spec.overrides,
+                "params": result.strategy.params.model_dump(mode="json"),
+                "metrics": {k: _clean(v) for k, v in result.metrics.as_dict().items()},
+            }
+            for number, (result, spec) in enumerate(ranked, start=1)
+        ],
+        "best": result_document(best, best_spec, created_at=created_at, live_window=live_window),
+    }
+
+
+def save_document(document: dict[str, Any], out_dir: Path, stem: str) -> Path:
+    """Write ``out_dir/stem.json`` (a numbered suffix instead of overwriting)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{stem}.json"
+    number = 1
+    while path.exists():
+        number += 1
+        path = out_dir / f"{stem}-{number}.json"
+    path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return path
+
+
+def plot_equity(result: BacktestResult, path: Path, title: str) -> Path:
+    """Equity (with buy and hold beside it) over drawdown, as a PNG (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; also safe in threads and CI
+    import matplotlib.pyplot as plt
+
+    times = equity_times(result)
+    equity = result.equity
+    window = result.window
+    closes = window.bars.close[window.first :]
+    start_cash = float(equity[0])
+    hold = np.r_[start_cash, start_cash * closes / window.bars.open[window.first]] if len(closes) else equity
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    try:
+        top.plot(times, equity, label="strategy equity", color="tab:blue", linewidth=1.1)
+        top.plot(times, hold, label="buy and hold (no fees)", color="tab:gray", linewidth=0.8, alpha=0.8)
+        for trade in result.trades:
+            top.axvline(trade.entry.time, color="tab:green", alpha=0.08, linewidth=0.6)
+        top.set_ylabel(f"equity ({window.bars.symbol.split('/')[1]})")
+        top.set_title(title)
+        top.legend(loc="upper left")
+        top.grid(alpha=0.3)
+        drawdown = -100.0 * drawdown_series(equity)
+        bottom.fill_between(times, drawdown, 0.0, color="tab:red", alpha=0.4, linewidth=0)
+        bottom.set_ylabel("drawdown %")
+        bottom.grid(alpha=0.3)
+        figure.autofmt_xdate()
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+    finally:
+        plt.close(figure)
+    return path
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:+.2f}%"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def summary_table(result: BacktestResult, title: str) -> Table:
+    """The headline metrics of one run for the terminal."""
+    m = result.metrics
+    quote = result.window.bars.symbol.split("/")[1]
+    hours = m.max_drawdown_duration_hours
+    rows = [
+        ("Total return", _pct(m.total_return)),
+        ("Buy and hold return", _pct(m.buy_and_hold_return)),
+        ("CAGR", _pct(m.cagr)),
+        ("Sharpe (annualised)", _num(m.sharpe)),
+        ("Sortino (annualised)", _num(m.sortino)),
+        ("Max drawdown", f"{100 * m.max_drawdown:.2f}%"),
+        ("Max drawdown duration", f"{m.max_drawdown_bars} candles ({hours / 24:.1f} days)"),
+        ("Trades", str(m.trades)),
+        ("Win rate", _pct(m.win_rate).lstrip("+")),
+        ("Profit factor", _num(m.profit_factor)),
+        ("Average trade", f"{_num(m.average_trade_pnl)} {quote} ({_pct(m.average_trade_return)})"),
+        ("Exposure", f"{100 * m.exposure:.1f}%"),
+        ("Final equity", f"{m.final_equity:,.2f} {quote} (from {result.config.initial_cash:,} {quote})"),
+        ("Candles", f"{m.bars} (+{result.window.warmup} warm-up)"),
+    ]
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def grid_table(ranked: Sequence[tuple[BacktestResult, RunSpec]], rank_by: str, top: int) -> Table:
+    """The best ``top`` combinations of a sweep."""
+    names = sorted({key for _, spec in ranked for key in spec.overrides})
+    table = Table(title=f"grid: {len(ranked)} runs ranked by {rank_by} (best {min(top, len(ranked))})", title_justify="left")
+    table.add_column("#", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for heading in ("return", "sharpe", "sortino", "max dd", "trades", "win rate"):
+        table.add_column(heading, justify="right")
+    for number, (result, spec) in enumerate(ranked[:top], start=1):
+        m = result.metrics
+        table.add_row(
+            str(number),
+            *(str(spec.overrides.get(name, "")) for name in names),
+            _pct(m.total_return), _num(m.sharpe), _num(m.sortino), f"{100 * m.max_drawdown:.2f}%",
+            str(m.trades), _pct(m.win_rate).lstrip("+"),
+        )
+    return table
