@@ -14,6 +14,10 @@ from infra.settings import DataSource
 from protocol import Candle, DataGap, timeframe_seconds, topics
 
 
+# Short: with a small MAX_BACKLOG the replay moves in lock-step with the pipeline.
+_BACKLOG_POLL_SECONDS = 0.05
+
+
 class DataCollectionAgent(Agent):
     """Collects closed candles, stores each batch, then publishes every candle of it."""
 
@@ -113,14 +117,19 @@ class DataCollectionAgent(Agent):
             self.request_stop()
 
     async def _wait_for_backlog(self) -> None:
-        """'As fast as the pipeline accepts': hold back while the candle queues are deep."""
-        queues = [q.name for q in self.bus.topology.queues if topics.ALL_CANDLES in q.bindings]
+        """'As fast as the pipeline accepts': hold back while any agent's queue is deep.
+
+        Every pipeline queue counts, not only the candle queues: when the risk manager or
+        execution is down, its queue fills and the replay waits instead of racing ahead, so a
+        restarted agent finds a short backlog and decides on the same state as an undisturbed run.
+        """
+        queues = [q.name for q in self.bus.topology.queues if q.consumer != "monitor"]
         while queues and not self.stopping:
             depth = max([await self.bus.queue_depth(name) for name in queues])
             if depth < self.settings.max_backlog:
                 return
             self.log.debug("backlog full, waiting", depth=depth, limit=self.settings.max_backlog)
-            await self.sleep_unless_stopped(0.5)
+            await self.sleep_unless_stopped(_BACKLOG_POLL_SECONDS)
 
     # --- exchange --------------------------------------------------------------------------
     async def _follow_exchange(self) -> None:

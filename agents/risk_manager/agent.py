@@ -45,6 +45,7 @@ from protocol import (
     Signal,
     SignalSide,
     TradingState,
+    client_order_id_for,
     split_symbol,
 )
 
@@ -90,11 +91,50 @@ class RiskManagerAgent(Agent):
         prefix = self.bus.topology.exchange
         await self.bus.consume(f"{prefix}.risk_manager.control", self.on_control, accepts=(EmergencyStop,))
         await self.bus.consume(f"{prefix}.risk_manager.execution_reports", self.on_report, accepts=(ExecutionReport,))
+        await self._settle_reports_first(f"{prefix}.risk_manager.execution_reports")
         await self.bus.consume(f"{prefix}.risk_manager.signals", self.on_signal, accepts=(Signal,))
         self._tasks = [
             asyncio.create_task(self._every(s.risk_sweep_interval, self.sweep_expired), name="risk-sweeper"),
             asyncio.create_task(self._every(s.risk_metrics_interval, self.publish_metrics), name="risk-metrics"),
         ]
+
+    async def _await_settled(self, signal: Signal) -> None:
+        """Decide only on a settled account: wait (bounded) until no other order is open.
+
+        The risk manager only places market orders, so an open reservation normally settles
+        within milliseconds. Deciding before it has would make the outcome depend on timing:
+        a SELL one candle after its BUY would see no position if the BUY's fill report had
+        not been applied yet. Past RISK_SETTLE_WAIT (execution down, a resting order) the
+        signal is decided on the ledger as it stands, and the wait is logged.
+        """
+        own = client_order_id_for(signal.message_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.risk_settle_wait
+        while True:
+            pending = [r.client_order_id for r in await self.ledger.open_reservations() if r.client_order_id != own]
+            if not pending:
+                return
+            if loop.time() > deadline:
+                self.log.warning("deciding with orders still open", open_orders=len(pending), first=pending[0])
+                return
+            if await self.sleep_unless_stopped(0.02):
+                return
+
+    async def _settle_reports_first(self, queue: str, limit: float = 30.0) -> None:
+        """Apply the execution reports that queued up while we were down before deciding anything.
+
+        A signal decided before its strategy's fills are settled would see a stale position
+        (a SELL of a BUY that has in fact filled); after a restart the ledger is brought up to
+        date first, so the decisions equal those of a run that never stopped.
+        """
+        deadline = asyncio.get_running_loop().time() + limit
+        while await self.bus.queue_depth(queue) > 0:
+            if asyncio.get_running_loop().time() > deadline or await self.sleep_unless_stopped(0.05):
+                self.log.warning("reports still queued, deciding anyway", queue=queue)
+                return
+        for consumer in self.bus.consumers:
+            if consumer.queue == queue:
+                await consumer.wait_idle()
 
     async def teardown(self) -> None:
         for task in self._tasks:
@@ -122,6 +162,8 @@ class RiskManagerAgent(Agent):
             self.counts["replayed"] += 1
             await self._publish(outgoing.replay(signal, prior, source=self.name))
             return
+        if signal.side is not SignalSide.HOLD:
+            await self._await_settled(signal)
         wall = datetime.now(UTC)
         if signal.side is SignalSide.HOLD:
             decision = evaluate(signal, self._bare_snapshot(wall), self.limits, self.sizing, None)

@@ -68,6 +68,10 @@ class RiskSettings(Settings):
     risk_fee_buffer: Decimal = Field(default=Decimal("0.001"), ge=0, alias="RISK_FEE_BUFFER")
     risk_slippage_buffer: Decimal = Field(default=Decimal("0.001"), ge=0, alias="RISK_SLIPPAGE_BUFFER")
 
+    risk_settle_wait: float = Field(
+        default=30.0, ge=0, alias="RISK_SETTLE_WAIT",
+        description="seconds a signal waits for other open orders to settle before it is decided",
+    )
     risk_order_ttl: float = Field(default=300.0, gt=0, alias="RISK_ORDER_TTL", description="seconds")
     risk_sweep_interval: float = Field(default=5.0, gt=0, alias="RISK_SWEEP_INTERVAL", description="seconds")
     risk_reconcile_interval: float = Field(default=60.0, gt=0, alias="RISK_RECONCILE_INTERVAL", description="seconds")

@@ -87,7 +87,8 @@ class Harness:
             "INFLUXDB_URL": self.influx[0], "INFLUXDB_DATABASE": self.influx[1],
             "BUS_EXCHANGE": self.topology.exchange, "EXCHANGE": "binance", "TIMEFRAME": "15m",
             "PAPER_BALANCES": "USDT:10000", "RISK_CLOCK": "signal", "HEARTBEAT_INTERVAL": "5",
-            "RISK_METRICS_INTERVAL": "3600", "RISK_SWEEP_INTERVAL": "3600", **overrides,
+            "RISK_METRICS_INTERVAL": "3600", "RISK_SWEEP_INTERVAL": "3600", "RISK_SETTLE_WAIT": "0",
+            **overrides,
         }
         return RiskSettings(**values)  # type: ignore[arg-type]
 
@@ -187,7 +188,7 @@ async def test_approved_buy_fill_updates_position_balances_and_metrics(harness: 
     assert isinstance(order, OrderRequest)
     candle = make_candle(10)
     assert order.reference_price == candle.close and order.reserved_asset == "USDT"
-    assert order.quantity == D("0.02123")  # 10% of 10000 / (close x 1.0015), down to the 0.00001 step
+    assert order.quantity == D("0.02122")  # 10% of 10000 / (close x 1.002), down to the 0.00001 step
     balances = await harness.ledger.balances()
     assert balances["USDT"].reserved == order.reserved_amount
 
@@ -388,3 +389,18 @@ async def test_refuses_to_start_on_an_unmigrated_database(
         await cleanup(rabbitmq_url, topology)
     assert agent.exit_code != 0
     assert "tradebus migrate" in capsys.readouterr().err
+
+
+async def test_a_sell_right_after_its_buy_waits_for_the_fill_instead_of_seeing_no_position(harness: Harness) -> None:
+    # RISK_SETTLE_WAIT > 0: the SELL is decided only once the BUY's fill report is applied, so
+    # the outcome does not depend on which of the two messages happens to arrive first.
+    await harness.start(RISK_SETTLE_WAIT="10")
+    buy = await harness.decide(signal(10))
+    assert isinstance(buy, OrderRequest)
+    sell = signal(11, "SELL")
+    await harness.bus.publish(sell)
+    await asyncio.sleep(0.5)
+    assert not [m for m in harness.inbox if getattr(m, "signal_id", None) == sell.message_id]
+    await harness.bus.publish(fill_report(buy, OrderStatus.FILLED, buy.quantity, buy.reference_price, D("0")))
+    answer = await harness.expect(OrderRequest, lambda o: o.signal_id == sell.message_id)
+    assert answer.side.value == "SELL" and answer.quantity == buy.quantity

@@ -10,19 +10,15 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import IO
 
-import numpy as np
 import pytest
 
 from agents.data_collection.replay import load_and_clean
 from agents.strategy.config import load_strategy_config
-from agents.strategy.history import IndicatorHistory
-from agents.strategy.signals import build_signal
-from agents.strategy.strategies import on_change, run_strategy
-from agents.technical_analysis.indicators import IndicatorParams, indicators_at, rolling_columns
 from infra.bus import Bus, Topology, system_topology
 from infra.influx import InfluxPriceStore
-from protocol import Candle, IndicatorSnapshot, Signal, decode
+from protocol import Signal, decode
 from tests.support.bus import cleanup, drain
+from tests.support.pipeline import expected_signals
 from tests.support.processes import spawn
 
 pytestmark = pytest.mark.integration
@@ -35,28 +31,6 @@ async def topology(rabbitmq_url: str) -> AsyncIterator[Topology]:
     topo = system_topology(f"tbtest_{uuid.uuid4().hex[:10]}")
     yield topo
     await cleanup(rabbitmq_url, topo)
-
-
-def expected_signals(candles: list[Candle]) -> list[Signal]:
-    """The analysis (as the live agent computes it) and every configured strategy, in process."""
-    params = IndicatorParams()
-    columns = rolling_columns(
-        [c.open_time for c in candles],
-        *(np.array([float(getattr(c, f)) for c in candles]) for f in ("open", "high", "low", "close", "volume")),
-        params,
-    )
-    history = IndicatorHistory.from_columns([c.open_time for c in candles], [float(c.close) for c in candles], columns)
-    out = []
-    for config in load_strategy_config():
-        for i, decision in on_change(run_strategy(config.build(), history)):
-            candle = candles[i]
-            snapshot = IndicatorSnapshot.caused_by(
-                candle, source="technical_analysis", exchange=candle.exchange, symbol=candle.symbol,
-                timeframe=candle.timeframe, candle_time=candle.open_time, close=candle.close,
-                indicators=indicators_at(columns, i),
-            )
-            out.append(build_signal(snapshot, strategy_id=config.strategy_id, kind=config.kind, decision=decision))
-    return out
 
 
 class Process:
