@@ -49,24 +49,33 @@ def _asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-@pytest.fixture
-async def postgres_url(postgres_server_url: str) -> AsyncIterator[str]:
-    """A fresh, empty database for this test (SQLAlchemy asyncpg URL); dropped afterwards."""
-    name = unique_name("tb_test")
-    admin = await asyncpg.connect(_asyncpg_dsn(_with_database(postgres_server_url, "postgres")))
+async def create_database(server_url: str, name: str) -> str:
+    """Create an empty database on the server; its SQLAlchemy asyncpg URL."""
+    admin = await asyncpg.connect(_asyncpg_dsn(_with_database(server_url, "postgres")))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = _with_database(postgres_server_url, name)
+    url = _with_database(server_url, name)
     if url.startswith("postgresql://"):
         url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    yield url
-    admin = await asyncpg.connect(_asyncpg_dsn(_with_database(postgres_server_url, "postgres")))
+    return url
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(_asyncpg_dsn(_with_database(server_url, "postgres")))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database for this test (SQLAlchemy asyncpg URL); dropped afterwards."""
+    name = unique_name("tb_test")
+    yield await create_database(postgres_server_url, name)
+    await drop_database(postgres_server_url, name)
 
 
 @pytest.fixture(scope="session")

@@ -33,9 +33,11 @@ class CheckOptions:
     max_queue_depth: int
     order_grace: timedelta
     price_max_age: timedelta | None
+    # The agents that must be heard; a replay that ended leaves data collection legitimately gone.
+    expected_agents: tuple[str, ...] = EXPECTED_AGENTS
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CheckOptions:
+    def from_settings(cls, settings: Settings, *, replay_finished: bool = False) -> CheckOptions:
         interval = settings.heartbeat_interval
         live_prices = settings.data_source is DataSource.EXCHANGE
         return cls(
@@ -45,6 +47,7 @@ class CheckOptions:
             max_queue_depth=settings.max_backlog,
             order_grace=timedelta(seconds=60),
             price_max_age=timedelta(seconds=3 * timeframe_seconds(settings.timeframe)) if live_prices else None,
+            expected_agents=tuple(a for a in EXPECTED_AGENTS if not (replay_finished and a == "data_collection")),
         )
 
 
@@ -61,7 +64,7 @@ async def run_checks(settings: Settings, options: CheckOptions | None = None) ->
                 heartbeat_wait=options.heartbeat_wait,
                 heartbeat_max_age=options.heartbeat_max_age,
                 max_depth=options.max_queue_depth,
-                expected_agents=EXPECTED_AGENTS,
+                expected_agents=options.expected_agents,
             ),
             price_checks(
                 store, settings.exchange, settings.symbols, settings.timeframe, max_age=options.price_max_age

@@ -74,7 +74,7 @@ async def ledger_checks(engine: AsyncEngine, *, order_grace: timedelta) -> list[
     except (ProgrammingError, DBAPIError) as exc:
         # Missing tables mean the database was never migrated: that is the finding.
         first_line = str(exc.orig or exc).splitlines()[0][:200]
-        if "does not exist" in first_line:
+        if "relation" in first_line and "does not exist" in first_line:
             first_line += " — run `tradebus migrate`"
         return [fail("ledger", "database", "unusable", first_line)]
 
@@ -95,7 +95,7 @@ async def _order_checks(engine: AsyncEngine, grace: timedelta) -> list[Check]:
     never_placed = await _rows(
         engine,
         "SELECT r.client_order_id FROM reservations r LEFT JOIN orders o USING (client_order_id) "
-        "WHERE o.client_order_id IS NULL AND r.created_at < now() - :grace "
+        "WHERE o.client_order_id IS NULL AND r.created_at < now() - CAST(:grace AS interval) "
         "AND r.status IN ('HELD', 'PARTIALLY_SETTLED')",
         grace=grace,
     )
