@@ -136,7 +136,8 @@ class SystemRun:
     async def start_consumers(self, bus_depth: Any) -> None:
         """Start the four consuming agents and wait until each queue has its consumer."""
         for agent in CONSUMERS:
-            self.start(agent)
+            if agent not in self.processes:
+                self.start(agent)
         await self.wait(lambda: self._consumers_attached(bus_depth), timeout=60, what="consumers attached")
 
     async def _consumers_attached(self, consumers_of: Any) -> bool:

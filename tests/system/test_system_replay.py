@@ -113,3 +113,48 @@ async def test_an_agent_killed_mid_run_changes_nothing_in_the_end_state(
     assert_books_are_clean(disturbed)
     # Ids are derived from the candles, so the two runs are comparable row by row.
     assert disturbed.comparable() == undisturbed.comparable()
+
+
+async def test_bad_input_is_dead_lettered_with_its_reason_and_trading_goes_on(
+    make_system: Callable[..., Any], probe: QueueProbe, rabbitmq_url: str
+) -> None:
+    import aio_pika
+
+    from protocol import topics
+
+    run: SystemRun = await make_system()
+    candle = replay_slice()[0].model_dump(mode="json", by_alias=True)
+    nonsense = {**candle, "high": "1", "low": "99999"}  # a high below its low
+    await run.start_consumers(probe.consumers)
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(run.exchange)
+        for body, key in (
+            (b'{"schema": "strategy.signal/1", "side": ', topics.signal("rsi-default", "BTC/USDT")),
+            (json_bytes(nonsense), topics.candle("binance", "BTC/USDT", "15m")),
+        ):
+            await exchange.publish(aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), key)
+    state = await replay_to_end(run, probe)
+
+    prefix = run.exchange
+    assert state.dead_letters == {
+        f"{prefix}.risk_manager.signals.dlq": 1,
+        f"{prefix}.technical_analysis.candles.dlq": 1,
+        f"{prefix}.execution.candles.dlq": 1,
+    }
+    report = await run_checks(settings_of(run), CheckOptions.from_settings(settings_of(run), replay_finished=True))
+    reasons = {c.name: c.detail for c in report.checks if c.group == "dead letters" and c.figure == "1"}
+    assert "JSON" in reasons[f"{prefix}.risk_manager.signals.dlq"] or "json" in reasons[f"{prefix}.risk_manager.signals.dlq"]
+    assert "high" in reasons[f"{prefix}.technical_analysis.candles.dlq"]
+    # Trading went on: every real signal was decided, and the books are clean.
+    expected = {str(s.message_id): (s.strategy_id, s.side.value) for s in expected_signals(replay_slice())}
+    got = {sid: d[:2] for sid, d in state.decisions.items()}
+    assert got == expected
+    assert_books_are_clean(state.__class__(**{**state.__dict__, "dead_letters": {}}))
+
+
+def json_bytes(value: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(value).encode()
