@@ -219,10 +219,9 @@ class RiskManagerAgent(Agent):
         s = self.settings
         reading = await reference_price(self.store, signal, signal_clock=s.signal_clock,
                                         max_age=self.limits.max_price_age, wall_now=wall)
-        state = await self.ledger.risk_state()
-        balances = await self.ledger.balances()
-        positions = await self.ledger.positions()
-        reservations = await self.ledger.open_reservations()
+        account = await self.ledger.account_view()
+        state, balances = account.risk_state, account.balances
+        positions, reservations = account.positions, account.open_reservations
         base, quote, _ = split_symbol(signal.symbol)
         extra: dict[str, Any] = {"wall_time": wall, "clock": "signal" if s.signal_clock else "wall",
                                  "price_error": reading.error,

@@ -286,3 +286,23 @@ async def _tables(url: str) -> set[str]:
             return {row[0] for row in rows}
     finally:
         await engine.dispose()
+
+
+async def test_account_view_is_one_snapshot_even_while_a_settlement_commits(postgres_url: str) -> None:
+    # The view's transaction started before the concurrent change; it must not see it halfway.
+    await upgrade_head(postgres_url)
+    engine = create_engine(postgres_url)
+    try:
+        ledger = Ledger(session_factory(engine))
+        await ledger.ensure_initial_balances({"USDT": D("100")})
+        async with session_factory(engine)() as reader:
+            await reader.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            before = (await reader.execute(text("SELECT total FROM balances WHERE asset = 'USDT'"))).scalar_one()
+            async with engine.begin() as writer:
+                await writer.execute(text("UPDATE balances SET total = 150, available = 150 WHERE asset = 'USDT'"))
+            again = (await reader.execute(text("SELECT total FROM balances WHERE asset = 'USDT'"))).scalar_one()
+        assert before == again == D("100")
+        view = await ledger.account_view()
+        assert view.balances["USDT"].total == D("150") and view.risk_state.emergency_stop is False
+    finally:
+        await engine.dispose()

@@ -8,6 +8,7 @@ accounting is in :mod:`infra.db.ledger.accounting`; :func:`position_update` buil
 from infra.db.ledger.accounting import position_update
 from infra.db.ledger.ledger import Ledger
 from infra.db.ledger.types import (
+    AccountView,
     ApproveOutcome,
     ApproveStatus,
     BalanceView,
@@ -25,6 +26,7 @@ from infra.db.ledger.types import (
 )
 
 __all__ = [
+    "AccountView",
     "ApproveOutcome",
     "ApproveStatus",
     "BalanceView",

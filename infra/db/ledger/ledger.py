@@ -20,6 +20,7 @@ from infra.db.ledger import reservations as reservation_ops
 from infra.db.ledger import risk as risk_ops
 from infra.db.ledger import settlement as settlement_ops
 from infra.db.ledger.types import (
+    AccountView,
     ApproveOutcome,
     BalanceView,
     DecisionRecord,
@@ -157,6 +158,23 @@ class Ledger:
             return await settlement_ops.apply_report(session, consumer, report)
 
     # --- risk state ------------------------------------------------------------------------
+
+    async def account_view(self) -> AccountView:
+        """Risk state, balances, positions and open reservations as of ONE instant.
+
+        Read in one REPEATABLE READ transaction: separate reads could straddle a settlement
+        (positions read before a SELL settled, reservations after it) and show a position
+        that is already sold as still sellable.
+        """
+        async with self._sessions() as session:
+            # Begins the session's transaction at this isolation level; closing rolls it back.
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            return AccountView(
+                risk_state=await risk_ops.read_state(session),
+                balances=await balance_ops.read_all(session),
+                positions=await settlement_ops.read_positions(session, None),
+                open_reservations=await reservation_ops.read_open(session),
+            )
 
     async def risk_state(self) -> RiskStateView:
         """The persisted trading state, emergency stop and peak equity."""

@@ -269,3 +269,13 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise TypeError(f"cannot store {type(value).__name__} in the decision audit")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """A consistent snapshot of the account (see Ledger.account_view)."""
+
+    risk_state: RiskStateView
+    balances: dict[str, BalanceView]
+    positions: list[PositionView]
+    open_reservations: list[ReservationView]
