@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import ClassVar
 
+from agents.runtime.health_file import write_health_file
 from infra.bus import Bus, PublishFailed, Topology, system_topology
 from infra.logging import configure_logging, get_logger
 from infra.settings import Settings
@@ -94,7 +95,14 @@ class Agent:
 
     def heartbeat(self) -> Heartbeat:
         stats = self.bus.stats
-        detail = {f"last_message.{c.queue}": c.last_message_at.isoformat() for c in self.bus.consumers if c.last_message_at}
+        # Keys are at most 64 characters: name the queue without the exchange prefix, which can be
+        # long (a per-run exchange of `tradebus run`), and cut as a last resort.
+        prefix = f"{self.bus.topology.exchange}."
+        detail = {
+            f"last_message.{c.queue.removeprefix(prefix)}"[:64]: c.last_message_at.isoformat()
+            for c in self.bus.consumers
+            if c.last_message_at
+        }
         detail.update(self.heartbeat_detail())
         problems = self._problems()
         if problems:
@@ -119,8 +127,10 @@ class Agent:
             await self.sleep_unless_stopped(self.settings.heartbeat_interval)
 
     async def send_heartbeat(self) -> None:
+        beat = self.heartbeat()
+        write_health_file(beat)  # for container healthchecks; no-op unless TRADEBUS_HEALTH_FILE is set
         try:
-            await self.bus.publish(self.heartbeat())
+            await self.bus.publish(beat)
         except PublishFailed as exc:  # telemetry must not take the agent down
             self.log.warning("heartbeat not published", error=str(exc))
 

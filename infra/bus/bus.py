@@ -138,7 +138,9 @@ class Bus:
         """Messages ready in a queue (passive declare): how a producer applies backpressure."""
         if self._depth_channel is None or self._depth_channel.is_closed:
             self._depth_channel = await self._open_channel(publisher_confirms=False)
-        declared = await self._depth_channel.declare_queue(queue, passive=True)
+        # robust=False: a robust channel caches passively declared queues by name and would hand
+        # back the first answer's message count forever.
+        declared = await self._depth_channel.declare_queue(queue, passive=True, robust=False)
         return int(declared.declaration_result.message_count or 0)
 
     async def stop_consuming(self, timeout: float = 30.0) -> None:

@@ -2,6 +2,7 @@
 # Make sure the local services tradebus needs are running, starting (or, for InfluxDB, installing)
 # them where this machine allows, and say exactly what is missing where it does not.
 # Sourced by scripts/test and scripts/run. Exports RABBITMQ_URL, DATABASE_URL, INFLUXDB_URL.
+# URLs already set (environment, or .env via load_dotenv_urls) are used as they are.
 
 say() { printf '[services] %s\n' "$*" >&2; }
 
@@ -33,7 +34,8 @@ ensure_rabbitmq() {
 
 ensure_postgres() {
   if [ -n "${DATABASE_URL:-}" ]; then say "Postgres: using DATABASE_URL from the environment"; return 0; fi
-  export DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+  # scripts/test connects to the admin database `postgres`; scripts/run sets SERVICES_DATABASE=tradebus.
+  export DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/${SERVICES_DATABASE:-postgres}"
   if pg_isready -q -h 127.0.0.1 -p 5432; then say "Postgres: running"; return 0; fi
   if ! command -v pg_ctlcluster >/dev/null; then
     say "PostgreSQL is not installed. Install it (Debian: apt-get install postgresql) or set DATABASE_URL."
@@ -81,4 +83,15 @@ ensure_services() {
   ensure_postgres || failed=1
   ensure_influxdb || failed=1
   return $failed
+}
+
+load_dotenv_urls() { # load_dotenv_urls FILE: take the service URLs from a .env file unless already set
+  local file=$1 var value
+  [ -f "$file" ] || return 0
+  for var in RABBITMQ_URL DATABASE_URL INFLUXDB_URL INFLUXDB_TOKEN; do
+    [ -n "${!var:-}" ] && continue
+    value=$(sed -n "s/^[[:space:]]*${var}[[:space:]]*=[[:space:]]*//p" "$file" | tail -n 1)
+    value=${value%\"}; value=${value#\"}; value=${value%\'}; value=${value#\'}
+    if [ -n "$value" ]; then export "$var=$value"; fi
+  done
 }

@@ -1,0 +1,142 @@
+"""Terminal views of a run: the live progress panel, one-line summaries, the final portfolio."""
+
+from __future__ import annotations
+
+from collections import deque
+from decimal import Decimal
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from agents.run.portfolio import Portfolio
+from agents.run.progress import Progress
+from agents.runtime.supervisor import ProcessState, ProcessStatus, SupervisorEvent, describe_exit
+
+_STATE_STYLE = {
+    ProcessState.RUNNING: "green",
+    ProcessState.DONE: "cyan",
+    ProcessState.BACKOFF: "yellow",
+    ProcessState.NOT_AVAILABLE: "red",
+    ProcessState.STOPPED: "dim",
+}
+
+
+def _money(value: Decimal | None, places: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{places}f}"
+
+
+def agent_key(process_name: str) -> str:
+    """Supervisor process names are CLI names (risk-manager); heartbeats use package names."""
+    return process_name.replace("-", "_")
+
+
+def candles_line(progress: Progress) -> str:
+    stored = progress.detail("data_collection", "candles_stored") or "0"
+    published = progress.detail("data_collection", "candles_published") or "0"
+    position = progress.detail("data_collection", "progress") or "-"
+    return f"{published} published ({position}), {stored} stored"
+
+
+def indicators_line(progress: Progress) -> str:
+    ta = progress.agents.get("technical_analysis")
+    if ta is None:
+        return "-"
+    snapshots = ta.heartbeat.detail.get("snapshots_published")
+    return f"{snapshots} snapshots" if snapshots is not None else f"{ta.heartbeat.consumed} candles analysed"
+
+
+def summary_line(progress: Progress, statuses: dict[str, ProcessStatus], waiting_for: str) -> str:
+    """One line for non-interactive output (CI logs, pipes)."""
+    restarts = sum(s.restarts for s in statuses.values())
+    equity = progress.metrics.equity if progress.metrics else None
+    return (
+        f"[run] candles {candles_line(progress)} | indicators {indicators_line(progress)} | "
+        f"signals {sum(progress.signals.values())} | orders {len(progress.orders)} (open {len(progress.open_orders)}) | "
+        f"fills {progress.fills} | rejections {sum(progress.rejections.values())} | "
+        f"equity {_money(equity)} | restarts {restarts} | {waiting_for}"
+    )
+
+
+def live_view(
+    progress: Progress, statuses: dict[str, ProcessStatus], events: deque[str], waiting_for: str, header: str
+) -> RenderableType:
+    agents = Table(title="agents", expand=True, title_justify="left")
+    for column in ("agent", "process", "pid", "restarts", "health", "consumed", "published", "dead-lettered", "errors"):
+        agents.add_column(column, justify="left" if column in ("agent", "process", "health") else "right")
+    for name, status in statuses.items():
+        view = progress.agents.get(agent_key(name))
+        beat = view.heartbeat if view else None
+        state = Text(str(status.state), style=_STATE_STYLE.get(status.state, ""))
+        if status.state is ProcessState.BACKOFF and status.next_start_in is not None:
+            state.append(f" ({status.next_start_in:.0f}s)")
+        agents.add_row(
+            name,
+            state,
+            str(status.pid or "-"),
+            str(status.restarts),
+            beat.health.value if beat else "-",
+            str(beat.consumed) if beat else "-",
+            str(beat.published) if beat else "-",
+            str(beat.dead_lettered) if beat else "-",
+            str(beat.errors) if beat else "-",
+        )
+    pipeline = Table.grid(padding=(0, 2))
+    pipeline.add_column(style="bold")
+    pipeline.add_column()
+    metrics = progress.metrics
+    signals = ", ".join(f"{side} {n}" for side, n in sorted(progress.signals.items())) or "0"
+    rejections = ", ".join(f"{reason} {n}" for reason, n in progress.rejections.most_common()) or "0"
+    pipeline.add_row("candles", candles_line(progress))
+    pipeline.add_row("indicators", indicators_line(progress))
+    pipeline.add_row("signals", signals)
+    pipeline.add_row("orders", f"{len(progress.orders)} (without terminal report: {len(progress.open_orders)})")
+    pipeline.add_row("fills", f"{progress.fills} (notional {_money(progress.filled_notional)}, fees {_money(progress.fees, 4)})")
+    pipeline.add_row("rejections", rejections)
+    pipeline.add_row("realised PnL", _money(progress.realised_pnl))
+    if metrics is not None:
+        pipeline.add_row(
+            "equity",
+            f"{_money(metrics.equity)} {metrics.quote_asset}  drawdown {metrics.drawdown:.2%}  "
+            f"{metrics.trading_state.value}  {metrics.warning_level.value}",
+        )
+    if progress.gaps:
+        pipeline.add_row("data gaps", str(progress.gaps))
+    pipeline.add_row("status", waiting_for)
+    parts: list[RenderableType] = [Text(header, style="bold"), agents, pipeline]
+    if events:
+        parts.append(Text("\n".join(events), style="yellow"))
+    return Group(*parts)
+
+
+def event_text(event: SupervisorEvent) -> str:
+    """A supervisor event for people: 'execution crashed (killed by SIGKILL), restart 1 in 1s'."""
+    if event.kind == "restarting":
+        return f"{event.name}: restart {event.restarts} in {event.delay:.1f}s"
+    if event.exit_code is not None:
+        return f"{event.name} {event.kind} ({describe_exit(event.exit_code)})"
+    return f"{event.name} {event.kind}"
+
+
+def portfolio_view(portfolio: Portfolio, progress: Progress) -> RenderableType:
+    parts: list[RenderableType] = []
+    for dump in portfolio.tables:
+        table = Table(title=dump.name, title_justify="left")
+        for column in dump.columns:
+            table.add_column(column)
+        for row in dump.rows:
+            table.add_row(*("" if value is None else str(value) for value in row))
+        if not dump.rows:
+            table.caption = "empty"
+        parts.append(table)
+    lines = []
+    pnl = portfolio.realised_pnl
+    lines.append(f"realised PnL (ledger): {_money(pnl)}" if pnl is not None else f"realised PnL (bus): {_money(progress.realised_pnl)}")
+    if progress.metrics is not None:
+        lines.append(f"equity: {_money(progress.metrics.equity)} {progress.metrics.quote_asset}")
+    if portfolio.counts:
+        lines.append("rows: " + ", ".join(f"{name} {count}" for name, count in portfolio.counts.items()))
+    if portfolio.missing:
+        lines.append(f"not in the database yet: {', '.join(portfolio.missing)} (the ledger migration has not created them)")
+    parts.append(Text("\n".join(lines)))
+    return Group(*parts)
