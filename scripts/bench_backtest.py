@@ -6,9 +6,11 @@ Usage: .venv/bin/python scripts/bench_backtest.py [--repeat 7] [--fast 10] [--sl
 
 Both runs get the candles already in memory (tradebus: cleaned ``Bars``; backtesting.py: the
 same values as a DataFrame) and are timed from there to the finished statistics: tradebus's
-time includes computing every indicator of the TA agent, deciding, sizing, filling and the
-metrics; backtesting.py's includes building its ``FractionalBacktest`` and ``run()``. Same
-parameters, fee (0.1 %), no slippage, all-in, fills at the next open (see
+time includes computing the indicators the strategy reads (``Strategy.indicator_columns``:
+the close for an SMA crossover, whose averages the strategy computes itself), deciding,
+sizing, filling and the metrics; backtesting.py's includes building its
+``FractionalBacktest`` and ``run()``. Same parameters, fee (0.1 %), no slippage, all-in,
+fills at the next open (see
 agents/backtest/reference.py). Each is run ``--repeat`` times, alternating; the median counts.
 Also shown: tradebus deciding on every candle (``--exhaustive``). Prints figures; asserts
 nothing (the agreement itself is tests/integration/test_backtest_reference.py).

@@ -18,15 +18,18 @@ position when flat (a BUY while long is ignored), a SELL closes the whole positi
 while flat is ignored). The risk manager's limits (exposure, order frequency, drawdown pause,
 confidence) are not applied: the backtest measures the strategy, sized and filled as live.
 
-The hot loop touches float64 columns only; Decimal arithmetic happens once per fill. Strategy
-kinds with a mask of the rows where they may trade (``sides.py``) are asked to ``decide`` only
-on the rows whose Decision can be a change of side, the only ones a live agent publishes. The
-equity curve (cash + position x close at each close) is built with numpy from the fills.
+The hot loop touches float64 columns only; Decimal arithmetic happens once per fill. Only the
+indicator columns the strategy reads are computed (``Strategy.indicator_columns``). A strategy
+that marks the rows where it may trade (``Strategy.candidate_rows``, a loose numpy mask) is
+asked to ``decide`` only on the rows whose Decision can be a change of side, the only ones a
+live agent publishes: the first row, every marked row and the row after each; every other row
+is a HOLD after a HOLD. A BUY or SELL on a row the mask called HOLD aborts the run. The equity
+curve (cash + position x close at each close) is built with numpy from the fills.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -37,7 +40,6 @@ from numpy.typing import NDArray
 
 from agents.backtest.data import Window
 from agents.backtest.metrics import Metrics, TradeOutcome, compute_metrics
-from agents.backtest.sides import rows_to_decide, trade_mask
 from agents.risk_manager.sizing import SizedOrder, SizingConfig, SizingMode, size_order
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import Decision, Strategy, is_change
@@ -46,7 +48,17 @@ from infra.exchanges import MarketRules
 from infra.exchanges.paper.fills import FeeRates, FillQuote, FillRejected, funds_needed, market_fill
 from protocol import Side, SignalSide, split_symbol
 
-__all__ = ["EXECUTION_MODEL", "BacktestConfig", "BacktestResult", "Fill", "Rejection", "Trade", "run_backtest"]
+__all__ = [
+    "EXECUTION_MODEL",
+    "BacktestConfig",
+    "BacktestResult",
+    "Fill",
+    "Rejection",
+    "Trade",
+    "build_history",
+    "rows_to_decide",
+    "run_backtest",
+]
 
 EXECUTION_MODEL = (
     "A signal at the close of candle t fills at the open of candle t+1: sized there by the risk "
@@ -165,18 +177,34 @@ class BacktestResult:
     metrics: Metrics
 
 
-def build_history(window: Window, params: IndicatorParams, *, live_window: bool = False) -> IndicatorHistory:
-    """The strategy's input: close and every indicator over warm-up + window candles.
+def build_history(
+    window: Window, params: IndicatorParams, *, live_window: bool = False, only: Collection[str] | None = None
+) -> IndicatorHistory:
+    """The strategy's input: close and the indicators over warm-up + window candles.
 
     Default: ``compute_columns`` over the whole series at once. ``live_window``: the TA agent's
     own semantics (``rolling_columns``: each candle's indicators over the ``window`` candles
     ending at it), bit-identical to what the agent publishes once the warm-up covers the
     window; the recursive indicators (EMA, RSI, ATR, ADX, MACD) and OBV differ from the
-    default in the last bits only, at a cost of one TA-Lib pass per candle."""
+    default in the last bits only, at a cost of one TA-Lib pass per candle. ``only``: just
+    these indicator columns (a strategy's ``indicator_columns``; the others stay NaN)."""
     bars = window.bars
     compute = rolling_columns if live_window else compute_columns
-    columns = compute(bars.open_time, bars.open, bars.high, bars.low, bars.close, bars.volume, params)
+    columns = compute(bars.open_time, bars.open, bars.high, bars.low, bars.close, bars.volume, params, only=only)
     return IndicatorHistory.from_columns(bars.open_time, bars.close, columns)
+
+
+def rows_to_decide(mask: NDArray[np.bool_], first: int) -> list[int]:
+    """The rows >= ``first`` whose Decision can be a change of side, given a strategy's
+    ``candidate_rows`` mask: the first row, every marked row and the row after each (any other
+    row is a HOLD after a HOLD)."""
+    n = len(mask)
+    chosen = mask.copy()
+    chosen[1:] |= mask[:-1]
+    chosen[:first] = False
+    if first < n:
+        chosen[first] = True
+    return np.flatnonzero(chosen).tolist()
 
 
 class _Account:
@@ -188,10 +216,12 @@ class _Account:
         self.cash = config.initial_cash
         self.position = Decimal(0)
         self.base, self.quote_asset, _ = split_symbol(config.rules.symbol)
+        # Read once per fill: plain attributes instead of attribute chains.
+        self.rules, self.fees, self.slippage_bps = config.rules, config.fees, config.slippage_bps
 
     def buy(self, price: Decimal) -> FillQuote | str:
-        config = self.config
-        sized = size_order(Side.BUY, price, config.rules, self.sizing, available_quote=self.cash)
+        rules, fees = self.rules, self.fees
+        sized = size_order(Side.BUY, price, rules, self.sizing, available_quote=self.cash)
         if not isinstance(sized, SizedOrder):
             return f"{sized.reason.value}: {sized.detail}"
         quantity = sized.quantity
@@ -200,35 +230,32 @@ class _Account:
         # own funds check would pass, instead of overdrawing the account.
         while True:
             try:
-                fill = self._fill(Side.BUY, quantity, price)
+                fill = market_fill(
+                    Side.BUY, quantity, price, rules, slippage_bps=self.slippage_bps, fees=fees, quote_asset=self.quote_asset
+                )
             except FillRejected as exc:
                 return exc.reason
-            if funds_needed(Side.BUY, fill.quantity, fill.price, config.fees.taker) <= self.cash:
+            if funds_needed(Side.BUY, fill.quantity, fill.price, fees.taker) <= self.cash:
                 break
-            quantity -= config.rules.lot_step
+            quantity -= rules.lot_step
         self.cash -= fill.notional + fill.fee
         self.position += fill.quantity
         return fill
 
     def sell(self, price: Decimal) -> FillQuote | str:
-        config = self.config
-        sized = size_order(Side.SELL, price, config.rules, self.sizing, available_quote=self.cash, position=self.position)
+        rules = self.rules
+        sized = size_order(Side.SELL, price, rules, self.sizing, available_quote=self.cash, position=self.position)
         if not isinstance(sized, SizedOrder):
             return f"{sized.reason.value}: {sized.detail}"
         try:
-            fill = self._fill(Side.SELL, sized.quantity, price)
+            fill = market_fill(
+                Side.SELL, sized.quantity, price, rules, slippage_bps=self.slippage_bps, fees=self.fees, quote_asset=self.quote_asset
+            )
         except FillRejected as exc:
             return exc.reason
         self.cash += fill.notional - fill.fee
         self.position -= fill.quantity
         return fill
-
-    def _fill(self, side: Side, quantity: Decimal, price: Decimal) -> FillQuote:
-        config = self.config
-        return market_fill(
-            side, quantity, price, config.rules,
-            slippage_bps=config.slippage_bps, fees=config.fees, quote_asset=self.quote_asset,
-        )
 
 
 def run_backtest(
@@ -244,12 +271,13 @@ def run_backtest(
     """Run ``strategy`` over the window's candles (see the module docstring for the model).
 
     ``history`` may be passed when several strategies share the same indicator columns (a grid
-    over strategy parameters), to compute the indicators once. ``fast`` lets a strategy kind
-    with a mask (``sides.py``) be decided only on the rows where its side can change;
-    ``fast=False`` calls ``decide`` on every candle (same signals, slower)."""
+    over strategy parameters), to compute the indicators once; it must hold the strategy's
+    ``indicator_columns``. ``fast`` lets a strategy with ``candidate_rows`` be decided only on
+    the rows where its side can change; ``fast=False`` calls ``decide`` on every candle (same
+    signals, slower)."""
     bars = window.bars
     if history is None:
-        history = build_history(window, indicator_params)
+        history = build_history(window, indicator_params, only=strategy.indicator_columns)
     if len(history) != len(bars):
         raise ValueError("history and bars differ in length")
     account = _Account(config)
@@ -259,21 +287,28 @@ def run_backtest(
     signals: list[tuple[int, Decision]] = []
     trades: list[Trade] = []
     rejections: list[Rejection] = []
-    # (window bar, cash, position) after each fill: the equity curve is rebuilt from these.
-    changes: list[tuple[int, float, float]] = []
+    # Window bar, cash and position after each fill (slot 0: the start): the equity curve is
+    # rebuilt from these.
+    fill_bars: list[int] = []
+    cash_after: list[float] = [float(config.initial_cash)]
+    position_after: list[float] = [0.0]
     entry: Fill | None = None
     previous: Decision | None = None
     buy_side, sell_side = SignalSide.BUY, SignalSide.SELL
     next_report = first
-    mask = trade_mask(strategy, history) if fast else None
+    mask = strategy.candidate_rows(history) if fast else None
+    if mask is not None and mask.shape != (n,):
+        raise ValueError(f"{strategy!r}: candidate_rows() gave shape {mask.shape} for {n} rows")
     rows: Iterable[int] = range(first, n) if mask is None else rows_to_decide(mask, first)
     hold_side = SignalSide.HOLD
+    flat = Decimal(0)
     for i in rows:
         decision = decide(history, i)
-        if mask is not None and decision.side is not hold_side and not mask[i]:
+        side = decision.side
+        if side is not hold_side and mask is not None and not mask[i]:
             raise RuntimeError(
-                f"{strategy!r}: decide() says {decision.side.value} at row {i}, where the backtester's "
-                "mask (agents/backtest/sides.py) expected HOLD; run with --exhaustive and report this"
+                f"{strategy!r}: decide() says {decision.side.value} at row {i}, where its candidate_rows() "
+                "mask promised HOLD; run with --exhaustive and report this"
             )
         if progress is not None and i >= next_report:
             progress(i - first)
@@ -282,10 +317,9 @@ def run_backtest(
             continue
         previous = decision
         signals.append((i - first, decision))
-        side = decision.side
         if side is not buy_side and side is not sell_side:
             continue
-        long = account.position > 0
+        long = account.position > flat
         if (side is buy_side) == long:
             continue  # BUY while long or SELL while flat: nothing to do (long-only spot)
         if i + 1 >= n:
@@ -297,7 +331,9 @@ def run_backtest(
             rejections.append(Rejection(i + 1 - first, at.open_time, side.value, outcome))
             continue
         fill = Fill(i - first, i + 1 - first, at.open_time, outcome, decision.reason)
-        changes.append((i + 1 - first, float(account.cash), float(account.position)))
+        fill_bars.append(i + 1 - first)
+        cash_after.append(float(account.cash))
+        position_after.append(float(account.position))
         if side is buy_side:
             entry = fill
         else:
@@ -308,12 +344,12 @@ def run_backtest(
         progress(n - first)
     if entry is not None:
         trades.append(Trade(entry, None))
-    equity, holding = _equity_curve(window, config, changes)
+    equity, holding = _equity_curve(window, fill_bars, cash_after, position_after)
     window_bars = n - first
     metrics = compute_metrics(
         equity,
         timeframe=bars.timeframe,
-        trades=[TradeOutcome(float(t.pnl), float(t.return_pct)) for t in trades if t.exit is not None],  # type: ignore[arg-type]
+        trades=_outcomes(trades),
         in_position=holding,
         first_open=float(bars.open[first]) if window_bars else None,
         last_close=float(bars.close[-1]) if window_bars else None,
@@ -324,19 +360,30 @@ def run_backtest(
     )
 
 
+def _outcomes(trades: list[Trade]) -> list[TradeOutcome]:
+    """Net PnL and return of the closed trades (``Trade.pnl`` and ``return_pct``, the PnL
+    computed once per trade)."""
+    outcomes = []
+    for trade in trades:
+        pnl = trade.pnl
+        if pnl is not None:
+            outcomes.append(TradeOutcome(float(pnl), float(pnl / trade.cost)))
+    return outcomes
+
+
 def _equity_curve(
-    window: Window, config: BacktestConfig, changes: list[tuple[int, float, float]]
+    window: Window, fill_bars: list[int], cash_after: list[float], position_after: list[float]
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """E_0 = starting cash, then cash + position x close at every window close."""
+    """E_0 = starting cash, then cash + position x close at every window close.
+
+    ``cash_after``/``position_after`` hold the start, then the values after the fill at each of
+    ``fill_bars``; a bar takes the values after the last fill at or before it."""
     close = window.bars.close[window.first :]
     count = len(close)
-    cash = np.full(count, float(config.initial_cash))
-    position = np.zeros(count)
-    for k, (bar, cash_after, position_after) in enumerate(changes):
-        stop = changes[k + 1][0] if k + 1 < len(changes) else count
-        cash[bar:stop] = cash_after
-        position[bar:stop] = position_after
+    lengths = np.diff(np.array([0, *fill_bars, count], dtype=np.int64))
+    cash = np.repeat(np.array(cash_after), lengths)
+    position = np.repeat(np.array(position_after), lengths)
     equity = np.empty(count + 1)
-    equity[0] = float(config.initial_cash)
+    equity[0] = cash_after[0]
     equity[1:] = cash + position * close
     return equity, position > 0

@@ -122,13 +122,16 @@ def run_specs(
     on_done: Callable[[int], None] | None = None,
 ) -> list[BacktestResult]:
     """Run every spec over the same window; indicator columns are computed once per distinct
-    ``IndicatorParams`` and shared (``live_window``: see ``build_history``)."""
-    histories: dict[IndicatorParams, IndicatorHistory] = {}
+    ``IndicatorParams`` and set of columns read, and shared (``live_window``: see
+    ``build_history``)."""
+    histories: dict[tuple[IndicatorParams, frozenset[str] | None], IndicatorHistory] = {}
     results = []
     for number, spec in enumerate(specs, start=1):
-        history = histories.get(spec.indicator_params)
+        columns = spec.strategy.indicator_columns
+        key = (spec.indicator_params, columns)
+        history = histories.get(key)
         if history is None:
-            history = histories[spec.indicator_params] = build_history(window, spec.indicator_params, live_window=live_window)
+            history = histories[key] = build_history(window, spec.indicator_params, live_window=live_window, only=columns)
         results.append(run_backtest(window, spec.strategy, spec.indicator_params, config, history=history, fast=fast))
         if on_done is not None:
             on_done(number)

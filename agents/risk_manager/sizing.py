@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 from infra.exchanges import MarketRules
 from protocol import RejectionReason, Side, split_symbol
@@ -45,6 +46,8 @@ __all__ = [
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+# The (base, quote) of a symbol: the same few symbols on every order (a backtest sizes hundreds).
+_assets = lru_cache(maxsize=256)(split_symbol)
 
 
 class SizingMode(StrEnum):
@@ -115,14 +118,14 @@ def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
     """``value`` rounded down to a multiple of ``step`` (no rounding when step <= 0)."""
     if step <= _ZERO:
         return value
-    return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
+    return (value / step).to_integral_value(ROUND_FLOOR) * step
 
 
 def ceil_to_step(value: Decimal, step: Decimal) -> Decimal:
     """``value`` rounded up to a multiple of ``step`` (no rounding when step <= 0)."""
     if step <= _ZERO:
         return value
-    return (value / step).to_integral_value(rounding=ROUND_CEILING) * step
+    return (value / step).to_integral_value(ROUND_CEILING) * step
 
 
 def size_order(
@@ -146,7 +149,7 @@ def size_order(
     """
     if price <= _ZERO:
         raise ValueError(f"price must be > 0, got {price}")
-    base, quote, _ = split_symbol(rules.symbol)
+    base, quote, _ = _assets(rules.symbol)
     if side is Side.SELL:
         return _size_sell(price, rules, base, position, available_base)
     return _size_buy(price, rules, config, quote, available_quote, equity, atr)
@@ -197,11 +200,13 @@ def _size_buy(
     if config.max_trade_notional is not None:
         wanted = min(wanted, config.max_trade_notional / price)
     quantity = floor_to_step(wanted, rules.lot_step)
+    reserve = quantity * price * multiplier
     # Division rounds to 28 significant digits and may round up; step down until the
     # reservation provably fits (at most once or twice).
-    while quantity > _ZERO and quantity * price * multiplier > available_quote:
+    while quantity > _ZERO and reserve > available_quote:
         quantity -= rules.lot_step if rules.lot_step > _ZERO else quantity
-    return _checked(Side.BUY, quantity, price, rules, quote, quantity * price * multiplier)
+        reserve = quantity * price * multiplier
+    return _checked(Side.BUY, quantity, price, rules, quote, reserve)
 
 
 def _checked(

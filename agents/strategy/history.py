@@ -34,6 +34,7 @@ COLUMNS: Final[tuple[str, ...]] = ("close", *INDICATOR_FIELDS)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NAN: Final = float("nan")
 _MIN_CAPACITY: Final = 64
+_KNOWN: Final = frozenset(COLUMNS)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -66,6 +67,8 @@ class IndicatorHistory:
     oldest row, after which ``complete`` is False (row 0 is no longer the series' first
     candle). Storage is a buffer of twice the bound, compacted when its end is reached, so an
     append costs O(1) amortised and a column is always one contiguous view (what TA-Lib needs).
+    A column that was never given a value has no buffer until it is read (all NaN): a backtest
+    of a strategy reading only the close does not fill 19 columns of NaN.
     """
 
     def __init__(self, max_length: int | None = None, *, complete: bool = True) -> None:
@@ -74,7 +77,7 @@ class IndicatorHistory:
         self.max_length = max_length
         self.complete = complete
         capacity = 2 * max_length if max_length is not None else _MIN_CAPACITY
-        self._buffers: dict[str, np.ndarray] = {name: np.full(capacity, np.nan) for name in COLUMNS}
+        self._buffers: dict[str, np.ndarray] = {}
         self._time_buffer = np.zeros(capacity, dtype=np.int64)
         self._start = 0
         self._n = 0
@@ -118,13 +121,13 @@ class IndicatorHistory:
         history._time_buffer = np.zeros(capacity, dtype=np.int64)
         history._time_buffer[:keep] = time_ms[n - keep :]
         for name in COLUMNS:
-            buffer = np.full(capacity, np.nan)
             if name in columns:
                 values = np.asarray(columns[name], dtype=np.float64)
                 if values.shape != (n,):
                     raise ValueError(f"column {name!r} has shape {values.shape}, expected ({n},)")
+                buffer = np.full(capacity, np.nan)
                 buffer[:keep] = values[n - keep :]
-            history._buffers[name] = buffer
+                history._buffers[name] = buffer
         history._n = keep
         history._changed()
         return history
@@ -149,9 +152,9 @@ class IndicatorHistory:
         """The read-only column ``name`` (``close`` or an Indicators field), one value per row."""
         view = self._views.get(name)
         if view is None:
-            if name not in self._buffers:
+            if name not in _KNOWN:
                 raise KeyError(f"unknown history column {name!r}; known: {', '.join(COLUMNS)}")
-            view = self._buffers[name][self._start : self._start + self._n]
+            view = self._buffer(name)[self._start : self._start + self._n]
             view.flags.writeable = False
             self._views[name] = view
         return view
@@ -226,13 +229,25 @@ class IndicatorHistory:
         self._make_room()
         at = self._start + self._n
         self._time_buffer[at] = time_ms
-        self._buffers["close"][at] = close
+        self._buffer("close")[at] = close
+        buffers = self._buffers
         for name in INDICATOR_FIELDS:
             value = values.get(name)
-            self._buffers[name][at] = _NAN if value is None else value
+            if value is not None:
+                self._buffer(name)[at] = value
+            elif name in buffers:
+                buffers[name][at] = _NAN
         self._n += 1
         self._changed()
         return self._n - 1
+
+    def _buffer(self, name: str) -> np.ndarray:
+        """The storage of column ``name``, created all NaN on first use (same capacity and
+        offset as the others: rows never written are NaN in every column)."""
+        buffer = self._buffers.get(name)
+        if buffer is None:
+            buffer = self._buffers[name] = np.full(self._time_buffer.size, np.nan)
+        return buffer
 
     def _make_room(self) -> None:
         capacity = self._time_buffer.size

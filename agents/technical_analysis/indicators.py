@@ -18,7 +18,7 @@ longer make every candle its own session, so the VWAP equals the candle's typica
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Final
@@ -182,10 +182,16 @@ def compute_columns(
     close: ArrayLike,
     volume: ArrayLike,
     params: IndicatorParams,
+    *,
+    only: Collection[str] | None = None,
 ) -> dict[str, Column]:
     """Every indicator over the given candles (oldest first): float64 columns keyed exactly by
     the fields of ``protocol.Indicators``, NaN during warm-up. Row i depends on rows <= i only.
+
+    ``only``: compute just these columns (e.g. what one strategy reads, for a backtest); the
+    result then holds only them, each identical to its column in the full result.
     """
+    wanted = _wanted(only)
     times = epoch_ms(open_time)
     n = len(times)
     # No indicator here uses the open; it is checked so every caller passes whole candles.
@@ -196,39 +202,79 @@ def compute_columns(
     v = _float_column(volume, "volume", n)
     if n and np.any(np.diff(times) <= 0):
         raise ValueError("open_time must be strictly increasing")
-    return _compute(times, h, lo, c, v, params)
+    return _compute(times, h, lo, c, v, params, wanted)
 
 
-def _compute(times: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams) -> dict[str, Column]:
-    """compute_columns on validated, contiguous float64 columns."""
-    macd, macd_signal, macd_hist = talib.MACD(c, fastperiod=p.macd_fast, slowperiod=p.macd_slow, signalperiod=p.macd_signal)
+def _wanted(only: Collection[str] | None) -> tuple[str, ...]:
+    """The requested columns in ``COLUMNS`` order (all of them for None); unknown names refused."""
+    if only is None:
+        return COLUMNS
+    unknown = sorted(set(only) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown indicator columns {unknown}; known: {', '.join(COLUMNS)}")
+    return tuple(name for name in COLUMNS if name in only)
+
+
+def _macd(t: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams) -> dict[str, Column]:
+    macd, signal, hist = talib.MACD(c, fastperiod=p.macd_fast, slowperiod=p.macd_slow, signalperiod=p.macd_signal)
+    return {"macd": macd, "macd_signal": signal, "macd_hist": hist}
+
+
+def _bbands(t: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams) -> dict[str, Column]:
     upper, middle, lower = talib.BBANDS(c, timeperiod=p.bb_period, nbdevup=p.bb_stddev, nbdevdn=p.bb_stddev, matype=0)
-    stoch_k, stoch_d = talib.STOCH(
-        h, lo, c, fastk_period=p.stoch_fastk, slowk_period=p.stoch_slowk, slowk_matype=0,
-        slowd_period=p.stoch_slowd, slowd_matype=0,
-    )
-    columns = {
-        "rsi": talib.RSI(c, timeperiod=p.rsi_period),
-        "macd": macd,
-        "macd_signal": macd_signal,
-        "macd_hist": macd_hist,
+    return {
         "bb_upper": upper,
         "bb_middle": middle,
         "bb_lower": lower,
         "bb_percent_b": _ratio(c - lower, upper - lower),
         "bb_bandwidth": _ratio(upper - lower, middle),
-        "sma_fast": talib.SMA(c, timeperiod=p.sma_fast),
-        "sma_slow": talib.SMA(c, timeperiod=p.sma_slow),
-        "ema_fast": talib.EMA(c, timeperiod=p.ema_fast),
-        "ema_slow": talib.EMA(c, timeperiod=p.ema_slow),
-        "atr": talib.ATR(h, lo, c, timeperiod=p.atr_period),
-        "adx": talib.ADX(h, lo, c, timeperiod=p.adx_period),
-        "stoch_k": stoch_k,
-        "stoch_d": stoch_d,
-        "obv": talib.OBV(c, v),
-        "vwap": session_vwap(times, h, lo, c, v),
     }
-    return {name: columns[name] for name in COLUMNS}
+
+
+def _stoch(t: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams) -> dict[str, Column]:
+    k, d = talib.STOCH(
+        h, lo, c, fastk_period=p.stoch_fastk, slowk_period=p.stoch_slowk, slowk_matype=0,
+        slowd_period=p.stoch_slowd, slowd_matype=0,
+    )
+    return {"stoch_k": k, "stoch_d": d}
+
+
+def _single(name: str, compute: Callable[..., Column]) -> Callable[..., dict[str, Column]]:
+    def group(t: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams) -> dict[str, Column]:
+        return {name: compute(t, h, lo, c, v, p)}
+
+    return group
+
+
+# Each column's computation; columns of one TA-Lib call (MACD, BBANDS, STOCH) share it.
+_GROUPS: Final[dict[str, Callable[..., dict[str, Column]]]] = {
+    **dict.fromkeys(("macd", "macd_signal", "macd_hist"), _macd),
+    **dict.fromkeys(("bb_upper", "bb_middle", "bb_lower", "bb_percent_b", "bb_bandwidth"), _bbands),
+    **dict.fromkeys(("stoch_k", "stoch_d"), _stoch),
+    "rsi": _single("rsi", lambda t, h, lo, c, v, p: talib.RSI(c, timeperiod=p.rsi_period)),
+    "sma_fast": _single("sma_fast", lambda t, h, lo, c, v, p: talib.SMA(c, timeperiod=p.sma_fast)),
+    "sma_slow": _single("sma_slow", lambda t, h, lo, c, v, p: talib.SMA(c, timeperiod=p.sma_slow)),
+    "ema_fast": _single("ema_fast", lambda t, h, lo, c, v, p: talib.EMA(c, timeperiod=p.ema_fast)),
+    "ema_slow": _single("ema_slow", lambda t, h, lo, c, v, p: talib.EMA(c, timeperiod=p.ema_slow)),
+    "atr": _single("atr", lambda t, h, lo, c, v, p: talib.ATR(h, lo, c, timeperiod=p.atr_period)),
+    "adx": _single("adx", lambda t, h, lo, c, v, p: talib.ADX(h, lo, c, timeperiod=p.adx_period)),
+    "obv": _single("obv", lambda t, h, lo, c, v, p: talib.OBV(c, v)),
+    "vwap": _single("vwap", lambda t, h, lo, c, v, p: session_vwap(t, h, lo, c, v)),
+}
+if set(_GROUPS) != set(COLUMNS):  # a new Indicators field without a computation
+    raise RuntimeError(f"indicator columns without a computation: {sorted(set(COLUMNS) - set(_GROUPS))}")
+
+
+def _compute(
+    times: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams,
+    wanted: tuple[str, ...] = COLUMNS,
+) -> dict[str, Column]:
+    """compute_columns on validated, contiguous float64 columns (``wanted`` in COLUMNS order)."""
+    done: dict[str, Column] = {}
+    for name in wanted:
+        if name not in done:
+            done.update(_GROUPS[name](times, h, lo, c, v, p))
+    return {name: done[name] for name in wanted}
 
 
 def rolling_columns(
@@ -239,25 +285,31 @@ def rolling_columns(
     close: ArrayLike,
     volume: ArrayLike,
     params: IndicatorParams,
+    *,
+    only: Collection[str] | None = None,
 ) -> dict[str, Column]:
     """What the TA agent publishes for every row: row i is the last row of ``compute_columns``
     over the ``params.window`` candles ending at i (all of them while i < window).
 
     Differs from ``compute_columns`` over the whole series only in the last bits of the
     recursive indicators (EMA, RSI, ATR, ADX, MACD remember their start); use this where the
-    numbers must equal the live agent's exactly (backtests, system tests).
+    numbers must equal the live agent's exactly (backtests, system tests). ``only``: as for
+    ``compute_columns``.
     """
-    head = compute_columns(open_time, open, high, low, close, volume, params)  # validates
+    head = compute_columns(open_time, open, high, low, close, volume, params, only=only)  # validates
+    wanted = tuple(head)
     times = epoch_ms(open_time)
     h, lo, c, v = (np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close, volume))
     n, w = len(times), params.window
     # Rows before the first full window see the whole prefix; TA-Lib is causal, so the call
     # over the whole series already gives them.
-    out = {name: head[name].copy() for name in COLUMNS}
+    out = {name: head[name].copy() for name in wanted}
+    if not wanted:
+        return out
     for i in range(w, n):
         window = slice(i - w + 1, i + 1)
-        cols = _compute(times[window], h[window], lo[window], c[window], v[window], params)
-        for name in COLUMNS:
+        cols = _compute(times[window], h[window], lo[window], c[window], v[window], params, wanted)
+        for name in wanted:
             out[name][i] = cols[name][-1]
     return out
 

@@ -50,6 +50,20 @@ class EndState:
     fills: int
     dead_letters: dict[str, int] = field(default_factory=dict)
 
+    def differences(self, other: EndState) -> dict[str, Any]:
+        """What differs from ``other``, keyed by part and id: readable where a dict diff is not."""
+        mine, theirs = self.comparable(), other.comparable()
+        found: dict[str, Any] = {}
+        for part, value in mine.items():
+            if value == theirs[part]:
+                continue
+            if isinstance(value, dict):
+                keys = set(value) | set(theirs[part])
+                found[part] = {k: (value.get(k), theirs[part].get(k)) for k in keys if value.get(k) != theirs[part].get(k)}
+            else:
+                found[part] = (value, theirs[part])
+        return found
+
     def comparable(self) -> dict[str, Any]:
         """Everything a disturbed run must reproduce (dead letters are checked separately)."""
         return {
@@ -125,6 +139,14 @@ class SystemRun:
     def log_tail(self, agent: str, lines: int = 40) -> str:
         path = self.logs / f"{agent}.{self.restarts.get(agent, 0)}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def warnings(self, agent: str) -> list[str]:
+        """Warning and error lines of every instance of ``agent`` (restarts included)."""
+        lines: list[str] = []
+        for path in sorted(self.logs.glob(f"{agent}.*.log")):
+            lines += [line[:400] for line in path.read_text(errors="replace").splitlines()
+                      if '"level": "warning"' in line or '"level": "error"' in line]
+        return lines
 
     def crashed(self) -> list[str]:
         return [

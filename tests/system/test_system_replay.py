@@ -112,7 +112,9 @@ async def test_an_agent_killed_mid_run_changes_nothing_in_the_end_state(
     assert disturbed_run.restarts == {agent: 1}
     assert_books_are_clean(disturbed)
     # Ids are derived from the candles, so the two runs are comparable row by row.
-    assert disturbed.comparable() == undisturbed.comparable()
+    differences = disturbed.differences(undisturbed)
+    warnings = {a: disturbed_run.warnings(a)[-15:] for a in ("risk_manager", "execution")}
+    assert differences == {}, f"differences (disturbed, undisturbed): {differences}\nwarnings: {warnings}"
 
 
 async def test_bad_input_is_dead_lettered_with_its_reason_and_trading_goes_on(

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agents.strategy.history import IndicatorHistory
@@ -33,12 +34,18 @@ __all__ = [
     "Strategy",
     "StrategyConfigError",
     "StrategyParams",
+    "abs_spread",
+    "beyond_rows",
     "clamp01",
     "cross_confidence",
     "cross_direction",
     "describe_validation_error",
     "finite_or_none",
+    "sign_change_rows",
+    "window_sums",
 ]
+
+_sum = np.add.reduce
 
 BUY = SignalSide.BUY
 SELL = SignalSide.SELL
@@ -102,6 +109,26 @@ class Strategy(ABC):
     def decide(self, history: IndicatorHistory, i: int) -> Decision:
         """The decision for row ``i``, reading only rows ``<= i``."""
 
+    @property
+    def indicator_columns(self) -> frozenset[str] | None:
+        """The ``Indicators`` fields ``decide`` reads (``close`` is always there); None: it may
+        read any. A backtest computes only these."""
+        return None
+
+    def candidate_rows(self, history: IndicatorHistory) -> NDArray[np.bool_] | None:
+        """Optional speed-up for a backtest: True on every row where ``decide`` MAY return BUY
+        or SELL (a loose superset, from whole columns at once), so every other row is a HOLD
+        for sure and need not be decided. None (the default): any row may trade.
+
+        A mask must not restate ``decide``'s rules, only bound them (a crossover needs the sign
+        of the gap to change, a threshold needs its input beyond it). The backtester refuses a
+        run where ``decide`` contradicts the mask, and its ``--exhaustive`` mode ignores it."""
+        return None
+
+    def _decides_as(self, cls: type[Strategy]) -> bool:
+        """True unless a subclass replaced ``cls.decide``: ``cls``'s mask only bounds its own rules."""
+        return type(self).decide is cls.decide
+
     def warming(self, missing: str, used: dict[str, float | None]) -> Decision:
         """HOLD while an input is not available yet."""
         return Decision(HOLD, 0.0, f"warming up: {missing} not available", used)
@@ -158,20 +185,110 @@ def cross_direction(fast: np.ndarray, slow: np.ndarray, i: int) -> float:
     return 0.0
 
 
-def cross_confidence(fast: np.ndarray, slow: np.ndarray, i: int, window: int) -> float:
+def cross_confidence(
+    fast: np.ndarray,
+    slow: np.ndarray,
+    i: int,
+    window: int,
+    *,
+    spread: np.ndarray | None = None,
+    spread_sums: np.ndarray | None = None,
+) -> float:
     """Confidence of a crossover of ``fast`` over ``slow`` at row ``i``.
 
     With spread = fast - slow: 0.5 + 0.5 * min(1, |spread[i]| / mean |spread| over the
     ``window`` rows ending at i (NaN rows skipped)). A cross whose gap is already as wide as
     the recent typical gap scores 1.0, a bare touch 0.5. Reads rows i - window + 1 .. i only.
+
+    Precomputed inputs a backtest passes to avoid redoing them on every crossing (the same
+    floats, bit for bit): ``spread`` = ``abs_spread(fast, slow)`` and ``spread_sums`` =
+    ``window_sums(spread, window)``.
     """
-    lo = max(0, i - window + 1)
-    recent = np.abs(fast[lo : i + 1] - slow[lo : i + 1])
-    recent = recent[~np.isnan(recent)]
-    typical = float(recent.mean()) if recent.size else 0.0
+    lo = i - window + 1 if i >= window else 0
+    gap = abs(fast.item(i) - slow.item(i)) if spread is None else spread.item(i)
+    # The mean as ndarray.mean() computes it: numpy's pairwise sum divided by the count. A NaN
+    # anywhere makes the sum NaN; only then are the NaN rows dropped.
+    if spread_sums is not None and i >= window - 1:
+        total, count = spread_sums.item(lo), window
+    else:
+        total, count = float(_sum(_recent(fast, slow, spread, lo, i))), i + 1 - lo
+    if total != total:
+        recent = _recent(fast, slow, spread, lo, i)
+        recent = recent[~np.isnan(recent)]
+        count = recent.size
+        total = float(_sum(recent)) if count else 0.0
+    typical = total / count if count else 0.0
     if not typical > 0.0:
         return 0.5
-    return clamp01(0.5 + 0.5 * min(1.0, abs(fast.item(i) - slow.item(i)) / typical))
+    return clamp01(0.5 + 0.5 * min(1.0, gap / typical))
+
+
+def _recent(fast: np.ndarray, slow: np.ndarray, spread: np.ndarray | None, lo: int, i: int) -> np.ndarray:
+    """|fast - slow| over rows lo..i."""
+    return np.abs(fast[lo : i + 1] - slow[lo : i + 1]) if spread is None else spread[lo : i + 1]
+
+
+def abs_spread(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
+    """|fast - slow| per row (NaN while either is warming up): ``cross_confidence``'s input."""
+    return np.abs(fast - slow)
+
+
+def sign_change_rows(fast: np.ndarray, slow: np.ndarray) -> NDArray[np.bool_]:
+    """Rows whose gap fast - slow has another sign class than the row before (NaN, negative,
+    zero and positive are four classes); row 0 is marked (nothing before it). A crossover
+    (``cross_direction`` != 0) can only happen on such a row."""
+    gap = fast - slow
+    sign = np.where(np.isnan(gap), 2.0, np.sign(gap))
+    return np.r_[True, sign[1:] != sign[:-1]]
+
+
+def beyond_rows(value: np.ndarray, low: float, high: float) -> NDArray[np.bool_]:
+    """Rows where ``value`` is below ``low`` or above ``high`` (NaN is neither)."""
+    with np.errstate(invalid="ignore"):
+        return (value < low) | (value > high)
+
+
+# numpy's pairwise summation: blocks of up to 128 values summed with 8 running partial sums.
+_BLOCK = 128
+_LANES = 8
+
+
+def window_sums(values: np.ndarray, period: int) -> np.ndarray:
+    """The sum of every window of ``period`` consecutive values (one per window start).
+
+    Each window is summed in a fixed order that depends on nothing but its own values: the
+    order of numpy's pairwise summation, so ``window_sums(x, p)[k]`` is bit for bit
+    ``x[k : k + p].sum()`` (and ``sliding_window_view(x, p).sum(axis=1)``). Computed with
+    one vectorised addition per window position instead of one reduction per window: the
+    moving averages of a whole backtest cost a few array additions.
+    """
+    count = values.size - period + 1
+    if count <= 0:
+        return np.empty(0)
+    # numpy starts a sum at +0.0 and adds the pairwise total to it.
+    return _pairwise(values, 0, period, count) + 0.0
+
+
+def _pairwise(x: np.ndarray, start: int, length: int, count: int) -> np.ndarray:
+    """numpy's pairwise sum of x[k + start : k + start + length] for every k < count."""
+    if length < _LANES:
+        total = np.zeros(count)
+        for offset in range(start, start + length):
+            total += x[offset : offset + count]
+        return total
+    if length <= _BLOCK:
+        lanes = [x[start + j : start + j + count].copy() for j in range(_LANES)]
+        stop = start + length - length % _LANES
+        for block in range(start + _LANES, stop, _LANES):
+            for j in range(_LANES):
+                lanes[j] += x[block + j : block + j + count]
+        total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+        for offset in range(stop, start + length):
+            total += x[offset : offset + count]
+        return total
+    half = length // 2
+    half -= half % _LANES
+    return _pairwise(x, start, half, count) + _pairwise(x, start + half, length - half, count)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

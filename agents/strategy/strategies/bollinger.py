@@ -3,12 +3,16 @@ the default 0), SELL when it rises above ``upper`` (over the upper band for the 
 
 Confidence: BUY = 0.5 + (lower - %B), SELL = 0.5 + (%B - upper), capped at 1: 0.5 on the band,
 1.0 half a band width beyond it.
+
+Reads ``bb_percent_b``, ``bb_lower`` and ``bb_upper`` (and the close). Candidate rows for a
+backtest: where %B lies beyond a threshold.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from agents.strategy.history import IndicatorHistory
@@ -19,12 +23,15 @@ from agents.strategy.strategies.base import (
     Decision,
     Strategy,
     StrategyParams,
+    beyond_rows,
     check_row,
     clamp01,
     finite_or_none,
 )
 
 __all__ = ["BollingerParams", "BollingerReversionStrategy"]
+
+_COLUMNS = frozenset({"bb_percent_b", "bb_lower", "bb_upper"})
 
 
 class BollingerParams(StrategyParams):
@@ -49,6 +56,15 @@ class BollingerReversionStrategy(Strategy):
     @property
     def lookback(self) -> int:
         return 0
+
+    @property
+    def indicator_columns(self) -> frozenset[str]:
+        return _COLUMNS
+
+    def candidate_rows(self, history: IndicatorHistory) -> np.ndarray | None:
+        if not self._decides_as(BollingerReversionStrategy):
+            return None
+        return beyond_rows(history.col("bb_percent_b"), self.params.lower, self.params.upper)
 
     def decide(self, history: IndicatorHistory, i: int) -> Decision:
         check_row(history, i)

@@ -13,6 +13,9 @@ B = sum of w*c over BUY votes, S = the same over SELL votes and W = the sum of a
 
 ``used`` carries each member's inputs as "<member>.<name>" and its signed vote
 ("<member>.vote" = +c for BUY, -c for SELL, 0 for HOLD).
+
+Reads what its members read. Candidate rows for a backtest: the union of the members' (a vote
+with no member voting BUY or SELL is a HOLD), when every member has them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import Field
 
 from agents.strategy.history import IndicatorHistory
@@ -86,6 +90,27 @@ class CombinedStrategy(Strategy):
     @property
     def lookback(self) -> int:
         return max(member.lookback for _, _, member in self.members)
+
+    @property
+    def indicator_columns(self) -> frozenset[str] | None:
+        needed: set[str] = set()
+        for _, _, member in self.members:
+            columns = member.indicator_columns
+            if columns is None:
+                return None
+            needed |= columns
+        return frozenset(needed)
+
+    def candidate_rows(self, history: IndicatorHistory) -> np.ndarray | None:
+        if not self._decides_as(CombinedStrategy):
+            return None
+        union: np.ndarray | None = None
+        for _, _, member in self.members:
+            rows = member.candidate_rows(history)
+            if rows is None:
+                return None
+            union = rows if union is None else union | rows
+        return union
 
     def decide(self, history: IndicatorHistory, i: int) -> Decision:
         buy = sell = 0.0

@@ -5,12 +5,15 @@ Presets: aggressive 35/65, default 30/70, conservative 25/75; explicit ``oversol
 
 Confidence: BUY = 0.5 + 0.5 * (oversold - rsi) / oversold, i.e. 0.5 at the threshold and 1.0 at
 RSI 0; SELL = 0.5 + 0.5 * (rsi - overbought) / (100 - overbought), 1.0 at RSI 100; HOLD 0.
+
+Reads ``rsi``. Candidate rows for a backtest: where the RSI lies beyond a threshold.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Final, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from agents.strategy.history import IndicatorHistory
@@ -21,11 +24,14 @@ from agents.strategy.strategies.base import (
     Decision,
     Strategy,
     StrategyParams,
+    beyond_rows,
     check_row,
     clamp01,
 )
 
 __all__ = ["RSI_PRESETS", "RsiParams", "RsiStrategy"]
+
+_COLUMNS = frozenset({"rsi"})
 
 RSI_PRESETS: Final[dict[str, tuple[float, float]]] = {
     "aggressive": (35.0, 65.0),
@@ -75,6 +81,15 @@ class RsiStrategy(Strategy):
     @property
     def lookback(self) -> int:
         return 0
+
+    @property
+    def indicator_columns(self) -> frozenset[str]:
+        return _COLUMNS
+
+    def candidate_rows(self, history: IndicatorHistory) -> np.ndarray | None:
+        if not self._decides_as(RsiStrategy):
+            return None
+        return beyond_rows(history.col("rsi"), self.params.oversold, self.params.overbought)
 
     def decide(self, history: IndicatorHistory, i: int) -> Decision:
         check_row(history, i)

@@ -9,18 +9,20 @@ Why not TA-Lib's SMA: it keeps a running sum, so the last bits of the value at a
 on where the column starts. The live agent's bounded history starts somewhere else than the
 backtester's full column (and moves after a restart), and the same candle would get a slightly
 different confidence — or, on a razor-thin cross, a different side. Each window is therefore
-averaged on its own (numpy over a sliding-window view): the same candle gives the same float
-in any history.
+summed on its own, in numpy's pairwise order (``window_sums``): the same candle gives the same
+float in any history.
 
 Confidence: ``cross_confidence`` of fast - slow over ``strength_window`` candles.
+
+Reads the close only (``indicator_columns`` is empty). Candidate rows for a backtest: where the
+sign of fast - slow changes (``sign_change_rows``), the only rows a crossover can happen on.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field, model_validator
 
 from agents.strategy.history import IndicatorHistory
@@ -31,10 +33,13 @@ from agents.strategy.strategies.base import (
     Decision,
     Strategy,
     StrategyParams,
+    abs_spread,
     check_row,
     cross_confidence,
     cross_direction,
     finite_or_none,
+    sign_change_rows,
+    window_sums,
 )
 
 __all__ = ["SmaCrossParams", "SmaCrossStrategy", "sma"]
@@ -62,7 +67,7 @@ def sma(history: IndicatorHistory, period: int) -> np.ndarray:
         close = history.col("close")
         averages = np.full(close.size, np.nan)
         if close.size >= period:
-            averages[period - 1 :] = sliding_window_view(close, period).mean(axis=1)
+            averages[period - 1 :] = window_sums(close, period) / period
         return averages
 
     return history.derived(("sma", period), compute)
@@ -83,23 +88,47 @@ class SmaCrossStrategy(Strategy):
         self._hold_reason = {
             where: f"no SMA crossover (SMA{fast} {where} SMA{slow})" for where in ("above", "below", "on")
         }
-        self._cached: tuple[IndicatorHistory, int, np.ndarray, np.ndarray] | None = None
+        self._crossed_above = f"SMA{fast} {{:.2f}} crossed above SMA{slow} {{:.2f}}".format
+        self._crossed_below = f"SMA{fast} {{:.2f}} crossed below SMA{slow} {{:.2f}}".format
+        self._cached: list[Any] | None = None
 
     @property
     def lookback(self) -> int:
         # The slow SMA at i-1 reads back to i-slow; the confidence window adds its own span.
         return self.params.slow + self.params.strength_window - 1
 
-    def _averages(self, history: IndicatorHistory) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def indicator_columns(self) -> frozenset[str]:
+        return frozenset()  # its own SMAs of the close
+
+    def candidate_rows(self, history: IndicatorHistory) -> np.ndarray | None:
+        if not self._decides_as(SmaCrossStrategy):
+            return None
+        columns = self._columns(history)
+        return sign_change_rows(columns[2], columns[3])
+
+    def _columns(self, history: IndicatorHistory) -> list[Any]:
+        """[history, version, fast SMA, slow SMA, |fast - slow| and its window sums (None until
+        a crossing needs them)], for this version of the history."""
         cached = self._cached
         if cached is None or cached[0] is not history or cached[1] != history.version:
-            cached = (history, history.version, sma(history, self.params.fast), sma(history, self.params.slow))
+            cached = [history, history.version, sma(history, self.params.fast), sma(history, self.params.slow), None, None]
             self._cached = cached
-        return cached[2], cached[3]
+        return cached
+
+    def _confidence(self, columns: list[Any], i: int) -> float:
+        window = self.params.strength_window
+        if columns[4] is None:  # once per history version, shared by every crossing a backtest meets
+            columns[4] = abs_spread(columns[2], columns[3])
+            columns[5] = window_sums(columns[4], window)
+        return cross_confidence(columns[2], columns[3], i, window, spread=columns[4], spread_sums=columns[5])
 
     def decide(self, history: IndicatorHistory, i: int) -> Decision:
         check_row(history, i)
-        fast, slow = self._averages(history)
+        columns = self._cached
+        if columns is None or columns[0] is not history or columns[1] != history.version:
+            columns = self._columns(history)
+        fast, slow = columns[2], columns[3]
         now_f, now_s = fast.item(i), slow.item(i)
         if i == 0 or now_s != now_s:
             used = {self._fast_name: finite_or_none(now_f), self._slow_name: finite_or_none(now_s)}
@@ -113,12 +142,10 @@ class SmaCrossStrategy(Strategy):
             return self.warming(f"{self._slow_name} at the previous candle", used)
         used = {self._fast_name: now_f, self._slow_name: now_s, self._fast_prev: prev_f, self._slow_prev: prev_s}
         if direction > 0.0:
-            confidence = cross_confidence(fast, slow, i, self.params.strength_window)
-            reason = f"SMA{self.params.fast} {now_f:.2f} crossed above SMA{self.params.slow} {now_s:.2f}"
-            return Decision(BUY, confidence, reason, used)
+            confidence = self._confidence(columns, i)
+            return Decision(BUY, confidence, self._crossed_above(now_f, now_s), used)
         if direction < 0.0:
-            confidence = cross_confidence(fast, slow, i, self.params.strength_window)
-            reason = f"SMA{self.params.fast} {now_f:.2f} crossed below SMA{self.params.slow} {now_s:.2f}"
-            return Decision(SELL, confidence, reason, used)
+            confidence = self._confidence(columns, i)
+            return Decision(SELL, confidence, self._crossed_below(now_f, now_s), used)
         after = now_f - now_s
         return Decision(HOLD, 0.0, self._hold_reason["above" if after > 0.0 else "below" if after < 0.0 else "on"], used)

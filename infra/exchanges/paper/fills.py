@@ -21,7 +21,7 @@ Conventions (decision 0005; the same numbers live and in a backtest):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from enum import StrEnum
 
 from infra.exchanges.markets import MarketRules
@@ -50,7 +50,11 @@ __all__ = [
 BPS = Decimal(10000)
 _ZERO = Decimal(0)
 # Wide enough that no realistic price / tick division rounds: the arithmetic stays exact.
+# Used through its methods (``_EXACT.multiply(a, b)``) rather than ``localcontext``: the same
+# arithmetic in the same context, without copying a context per operation (a backtest fills
+# hundreds of orders). Only the operation's own status decides a trap, so sharing it is safe.
 _EXACT = Context(prec=60)
+_multiply = _EXACT.multiply
 
 
 class Liquidity(StrEnum):
@@ -99,9 +103,9 @@ def round_to_tick(price: Decimal, tick: Decimal, side: Side) -> Decimal:
     """``price`` on the tick grid, rounded against the trader: BUY up, SELL down."""
     if tick <= _ZERO:
         raise ValueError(f"tick size must be > 0, got {tick}")
-    with localcontext(_EXACT):
-        steps = (price / tick).to_integral_value(rounding=ROUND_CEILING if side is Side.BUY else ROUND_FLOOR)
-        return steps * tick
+    # (rounding, context) passed positionally: keyword parsing costs as much as the division.
+    steps = _EXACT.divide(price, tick).to_integral_value(ROUND_CEILING if side is Side.BUY else ROUND_FLOOR, _EXACT)
+    return _multiply(steps, tick)
 
 
 def market_fill_price(side: Side, reference: Decimal, slippage_bps: Decimal, tick: Decimal) -> Decimal:
@@ -110,33 +114,36 @@ def market_fill_price(side: Side, reference: Decimal, slippage_bps: Decimal, tic
         raise ValueError(f"reference price must be > 0, got {reference}")
     if slippage_bps < _ZERO:
         raise ValueError(f"slippage must be >= 0 bps, got {slippage_bps}")
-    with localcontext(_EXACT):
-        factor = (BPS + slippage_bps) / BPS if side is Side.BUY else (BPS - slippage_bps) / BPS
-        return round_to_tick(reference * factor, tick, side)
+    moved = _EXACT.add(BPS, slippage_bps) if side is Side.BUY else _EXACT.subtract(BPS, slippage_bps)
+    return round_to_tick(_multiply(reference, _EXACT.divide(moved, BPS)), tick, side)
 
 
 def fee_for(notional: Decimal, rate: Decimal) -> Decimal:
     """The fee on ``notional`` at ``rate``, exact."""
-    with localcontext(_EXACT):
-        return notional * rate
+    return _multiply(notional, rate)
 
 
 def check_quantity(quantity: Decimal, price: Decimal, rules: MarketRules) -> str | None:
     """Why ``quantity`` at ``price`` breaks the market's lot rules, or None when it is fine."""
+    problem, _ = _checked_notional(quantity, price, rules)
+    return problem
+
+
+def _checked_notional(quantity: Decimal, price: Decimal, rules: MarketRules) -> tuple[str | None, Decimal]:
+    """``check_quantity`` and the exact notional it computed (a fill reuses it)."""
     if quantity <= _ZERO:
-        return f"quantity {quantity} must be > 0"
+        return f"quantity {quantity} must be > 0", _ZERO
     if quantity % rules.lot_step != _ZERO:
-        return f"quantity {quantity} is not a multiple of the lot step {rules.lot_step} of {rules.symbol}"
+        return f"quantity {quantity} is not a multiple of the lot step {rules.lot_step} of {rules.symbol}", _ZERO
     if quantity < rules.min_qty:
-        return f"quantity {quantity} is below the minimum quantity {rules.min_qty} of {rules.symbol}"
-    with localcontext(_EXACT):
-        notional = quantity * price
+        return f"quantity {quantity} is below the minimum quantity {rules.min_qty} of {rules.symbol}", _ZERO
+    notional = _multiply(quantity, price)
     if notional < rules.min_notional:
         return (
             f"notional {notional} ({quantity} x {price}) is below the minimum notional "
             f"{rules.min_notional} of {rules.symbol}"
-        )
-    return None
+        ), notional
+    return None, notional
 
 
 def check_limit_price(limit: Decimal, rules: MarketRules) -> str | None:
@@ -149,9 +156,8 @@ def check_limit_price(limit: Decimal, rules: MarketRules) -> str | None:
 
 
 def _quote(side: Side, quantity: Decimal, price: Decimal, rate: Decimal, quote_asset: str, liquidity: Liquidity) -> FillQuote:
-    with localcontext(_EXACT):
-        notional = quantity * price
-    return FillQuote(side, quantity, price, notional, fee_for(notional, rate), quote_asset, liquidity)
+    notional = _multiply(quantity, price)
+    return FillQuote(side, quantity, price, notional, _multiply(notional, rate), quote_asset, liquidity)
 
 
 def market_fill(
@@ -166,10 +172,10 @@ def market_fill(
 ) -> FillQuote:
     """The fill of a market order at ``reference``; raises FillRejected when below the rules."""
     price = market_fill_price(side, reference, slippage_bps, rules.tick_size)
-    problem = check_quantity(quantity, price, rules)
+    problem, notional = _checked_notional(quantity, price, rules)
     if problem:
         raise FillRejected(problem)
-    return _quote(side, quantity, price, fees.taker, quote_asset, Liquidity.TAKER)
+    return FillQuote(side, quantity, price, notional, _multiply(notional, fees.taker), quote_asset, Liquidity.TAKER)
 
 
 def marketable_limit_fill(
@@ -207,15 +213,13 @@ def funds_needed(side: Side, quantity: Decimal, price: Decimal, fee_rate: Decima
     """What the order needs free: quote ``notional + fee`` for a BUY, base ``quantity`` for a SELL."""
     if side is Side.SELL:
         return quantity
-    with localcontext(_EXACT):
-        notional = quantity * price
-        return notional + fee_for(notional, fee_rate)
+    notional = _multiply(quantity, price)
+    return _EXACT.add(notional, _multiply(notional, fee_rate))
 
 
 def balance_changes(fill: FillQuote, base_asset: str) -> dict[str, Decimal]:
     """How a fill changes the account, per asset (fees in the quote currency)."""
     quote = fill.fee_currency
-    with localcontext(_EXACT):
-        if fill.side is Side.BUY:
-            return {base_asset: fill.quantity, quote: -(fill.notional + fill.fee)}
-        return {base_asset: -fill.quantity, quote: fill.notional - fill.fee}
+    if fill.side is Side.BUY:
+        return {base_asset: fill.quantity, quote: _EXACT.minus(_EXACT.add(fill.notional, fill.fee))}
+    return {base_asset: _EXACT.minus(fill.quantity), quote: _EXACT.subtract(fill.notional, fill.fee)}

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from agents.backtest.data import Bars, select_window
-from agents.backtest.engine import BacktestConfig, BacktestResult, run_backtest
+from agents.backtest.engine import BacktestConfig, BacktestResult, build_history, rows_to_decide, run_backtest
 from agents.strategy.config import load_strategy_config
-from agents.strategy.strategies import Strategy, build_strategy
+from agents.strategy.strategies import SmaCrossStrategy, Strategy, build_strategy
 from agents.technical_analysis.indicators import IndicatorParams
 from infra.exchanges import MarketRules
 from infra.exchanges.paper.fills import market_fill_price
@@ -128,8 +128,14 @@ def test_fast_path_equals_deciding_every_candle(btc_bars: Bars, rules: MarketRul
         build_strategy("macd_cross"),
         build_strategy("bollinger_reversion"),
         build_strategy("bollinger_reversion", {"lower": 0.2, "upper": 0.8}),
+        build_strategy(
+            "combined",
+            {"members": [{"kind": "rsi", "params": {"preset": "aggressive"}}, {"kind": "macd_cross"},
+                         {"kind": "sma_cross", "params": {"fast": 10, "slow": 30}}], "min_score": 0.1},
+        ),
     ]
     for strategy in candidates:
+        assert strategy.candidate_rows(build_history(select_window(bars, start=None, end=None, warmup=0), PARAMS)) is not None
         fast = run(bars, strategy, rules, fast=True)
         slow = run(bars, strategy, rules, fast=False)
         assert fast.signals == slow.signals, strategy
@@ -180,3 +186,49 @@ def test_live_window_indicators_are_the_ta_agents(btc_bars: Bars) -> None:
     expected = rolling_columns(bars.open_time, bars.open, bars.high, bars.low, bars.close, bars.volume, PARAMS)
     np.testing.assert_array_equal(live.col("rsi"), expected["rsi"])
     np.testing.assert_array_equal(live.col("macd"), expected["macd"])
+
+
+class _LyingMask(SmaCrossStrategy):
+    """An SMA crossover whose candidate_rows() marks the row BEFORE each crossing instead."""
+
+    def candidate_rows(self, history):  # type: ignore[no-untyped-def]
+        mask = super().candidate_rows(history)
+        assert mask is not None
+        return np.r_[mask[1:], False]
+
+
+def test_a_mask_that_contradicts_decide_aborts_the_run(btc_bars: Bars, rules: MarketRules) -> None:
+    strategy = _LyingMask({"fast": 10, "slow": 30})
+    # The row after each marked row is decided too: there decide() crosses, which the mask
+    # called a certain HOLD.
+    with pytest.raises(RuntimeError, match="candidate_rows"):
+        run(btc_bars.sliced(0, 400), strategy, rules)
+    assert run(btc_bars.sliced(0, 400), strategy, rules, fast=False).trades  # --exhaustive ignores the mask
+
+
+def test_a_subclass_that_decides_differently_gets_no_mask(btc_bars: Bars) -> None:
+    class Contrarian(SmaCrossStrategy):
+        def decide(self, history, i):  # type: ignore[no-untyped-def]
+            return super().decide(history, i)
+
+    history = build_history(select_window(btc_bars.sliced(0, 300), start=None, end=None, warmup=0), PARAMS)
+    assert Contrarian({"fast": 10, "slow": 30}).candidate_rows(history) is None
+    assert SmaCrossStrategy({"fast": 10, "slow": 30}).candidate_rows(history) is not None
+
+
+def test_rows_to_decide_adds_the_first_row_and_the_row_after_each_mark() -> None:
+    mask = np.array([True, False, False, True, False, False, True, True, False, False])
+    assert rows_to_decide(mask, 0) == [0, 1, 3, 4, 6, 7, 8]
+    assert rows_to_decide(mask, 5) == [5, 6, 7, 8]
+
+
+def test_only_the_columns_a_strategy_reads_are_computed(btc_bars: Bars) -> None:
+    window = select_window(btc_bars.sliced(0, 600), start=None, end=None, warmup=0)
+    full = build_history(window, PARAMS)
+    for strategy in strategies():
+        columns = strategy.indicator_columns
+        assert columns is not None
+        lean = build_history(window, PARAMS, only=columns)
+        for name in columns | {"close"}:
+            np.testing.assert_array_equal(lean.col(name), full.col(name))
+        assert [strategy.decide(lean, i) for i in range(600)] == [strategy.decide(full, i) for i in range(600)]
