@@ -84,6 +84,7 @@ class Strategy(ABC):
     """
 
     kind: ClassVar[str]
+    COLUMNS: ClassVar[frozenset[str] | None] = None
     Params: ClassVar[type[StrategyParams]]
 
     def __init__(self, params: StrategyParams | Mapping[str, Any] | None = None) -> None:
@@ -99,11 +100,12 @@ class Strategy(ABC):
                 raise StrategyConfigError(f"bad parameters for strategy kind {self.kind!r}: {problem}") from None
 
     @property
-    @abstractmethod
     def lookback(self) -> int:
         """How many rows before ``i`` ``decide(history, i)`` reads (its window reaches back to
         row ``i - lookback``). A decision at a row with fewer rows before it, in a history that
-        does not start at the series' first candle, may differ from the full-history one."""
+        does not start at the series' first candle, may differ from the full-history one.
+        0 by default: a threshold strategy reads row ``i`` only."""
+        return 0
 
     @abstractmethod
     def decide(self, history: IndicatorHistory, i: int) -> Decision:
@@ -112,8 +114,8 @@ class Strategy(ABC):
     @property
     def indicator_columns(self) -> frozenset[str] | None:
         """The ``Indicators`` fields ``decide`` reads (``close`` is always there); None: it may
-        read any. A backtest computes only these."""
-        return None
+        read any. A backtest computes only these. Defaults to the class's ``COLUMNS``."""
+        return self.COLUMNS
 
     def candidate_rows(self, history: IndicatorHistory) -> NDArray[np.bool_] | None:
         """Optional speed-up for a backtest: True on every row where ``decide`` MAY return BUY

@@ -52,14 +52,7 @@ class BollingerReversionStrategy(Strategy):
 
     kind: ClassVar[str] = "bollinger_reversion"
     Params = BollingerParams
-
-    @property
-    def lookback(self) -> int:
-        return 0
-
-    @property
-    def indicator_columns(self) -> frozenset[str]:
-        return _COLUMNS
+    COLUMNS = _COLUMNS
 
     def candidate_rows(self, history: IndicatorHistory) -> np.ndarray | None:
         if not self._decides_as(BollingerReversionStrategy):

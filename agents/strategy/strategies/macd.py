@@ -53,14 +53,11 @@ class MacdCrossStrategy(Strategy):
 
     kind: ClassVar[str] = "macd_cross"
     Params = MacdCrossParams
+    COLUMNS = _COLUMNS
 
     @property
     def lookback(self) -> int:
         return max(1, self.params.strength_window - 1)
-
-    @property
-    def indicator_columns(self) -> frozenset[str]:
-        return _COLUMNS
 
     def candidate_rows(self, history: IndicatorHistory) -> np.ndarray | None:
         if not self._decides_as(MacdCrossStrategy):

@@ -70,6 +70,7 @@ class RsiStrategy(Strategy):
 
     kind: ClassVar[str] = "rsi"
     Params = RsiParams
+    COLUMNS = _COLUMNS
 
     def __init__(self, params: object = None) -> None:
         super().__init__(params)  # type: ignore[arg-type]
@@ -77,14 +78,6 @@ class RsiStrategy(Strategy):
         # Built once: the backtester decides on every bar.
         self._buy_text, self._sell_text = f" < {low:g} (oversold)", f" > {high:g} (overbought)"
         self._hold_text = f" within {low:g}..{high:g}"
-
-    @property
-    def lookback(self) -> int:
-        return 0
-
-    @property
-    def indicator_columns(self) -> frozenset[str]:
-        return _COLUMNS
 
     def candidate_rows(self, history: IndicatorHistory) -> np.ndarray | None:
         if not self._decides_as(RsiStrategy):

@@ -78,6 +78,7 @@ class SmaCrossStrategy(Strategy):
 
     kind: ClassVar[str] = "sma_cross"
     Params = SmaCrossParams
+    COLUMNS: ClassVar[frozenset[str] | None] = frozenset()  # its own SMAs of the close
 
     def __init__(self, params: object = None) -> None:
         super().__init__(params)  # type: ignore[arg-type]
@@ -96,10 +97,6 @@ class SmaCrossStrategy(Strategy):
     def lookback(self) -> int:
         # The slow SMA at i-1 reads back to i-slow; the confidence window adds its own span.
         return self.params.slow + self.params.strength_window - 1
-
-    @property
-    def indicator_columns(self) -> frozenset[str]:
-        return frozenset()  # its own SMAs of the close
 
     def candidate_rows(self, history: IndicatorHistory) -> np.ndarray | None:
         if not self._decides_as(SmaCrossStrategy):
