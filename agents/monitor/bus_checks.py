@@ -17,7 +17,7 @@ from infra.bus import headers as h
 from protocol import Heartbeat, HealthState, topics
 from protocol.codec import MessageDecodeError, decode
 
-__all__ = ["EXPECTED_AGENTS", "bus_checks", "collect_heartbeats"]
+__all__ = ["EXPECTED_AGENTS", "bus_checks", "collect_heartbeats", "declared"]
 
 EXPECTED_AGENTS = ("data_collection", "technical_analysis", "strategy", "risk_manager", "execution")
 # Queues whose consumer is an operator tool (the run command's monitor), not one of the agents:
@@ -78,7 +78,7 @@ def heartbeat_checks(beats: dict[str, Heartbeat], expected: Collection[str], max
     return checks
 
 
-async def _declared(channel: AbstractChannel, name: str) -> tuple[int, int] | None:
+async def declared(channel: AbstractChannel, name: str) -> tuple[int, int] | None:
     """(messages ready, consumers) of a queue by passive declare; None when it does not exist."""
     try:
         queue = await channel.declare_queue(name, passive=True)
@@ -119,7 +119,7 @@ async def queue_checks(
         # A closed channel after a failed passive declare cannot be reused: one per queue pair.
         channel = await connection.channel()
         try:
-            main = await _declared(channel, spec.name)
+            main = await declared(channel, spec.name)
         finally:
             if not channel.is_closed:
                 await channel.close()
@@ -143,13 +143,13 @@ async def queue_checks(
 async def _dead_letter_check(connection: AbstractRobustConnection, name: str) -> Check:
     channel = await connection.channel()
     try:
-        declared = await _declared(channel, name)
+        found = await declared(channel, name)
     finally:
         if not channel.is_closed:
             await channel.close()
-    if declared is None:
+    if found is None:
         return fail("dead letters", name, "missing", "dead-letter queue not declared")
-    count = declared[0]
+    count = found[0]
     if count == 0:
         return ok("dead letters", name, 0)
     reasons = await _dead_letter_reasons(connection, name)

@@ -284,14 +284,11 @@ class QueueProbe:
 
     async def _declared(self, queue: str) -> tuple[int, int]:
         """(ready, consumers); (0, 0) for a queue no agent has declared yet."""
-        from aiormq.exceptions import ChannelNotFoundEntity
+        from agents.monitor.bus_checks import declared
 
         channel = await self._connection.channel()
         try:
-            result = (await channel.declare_queue(queue, passive=True)).declaration_result
-            return int(result.message_count or 0), int(result.consumer_count or 0)
-        except ChannelNotFoundEntity:
-            return 0, 0
+            return await declared(channel, queue) or (0, 0)
         finally:
             if not channel.is_closed:
                 await channel.close()
