@@ -3,7 +3,11 @@
 The rules (DESIGN.md, "Delivery rules"):
 - ack only after the handler returned, i.e. after its effects are committed;
 - a payload that fails validation goes to the dead-letter queue at once, reason in a header;
-- a handler exception is retried a bounded number of times, then dead-lettered with the error;
+- a handler exception is retried a bounded number of times, then dead-lettered with the error.
+  A sequential consumer retries in place (the queue waits): re-publishing the message to the
+  back of its queue would let the messages behind it overtake it, and order is what a
+  sequential handler relies on (a BUY retried behind its own SELL turns the SELL into "no
+  position"). A concurrent consumer re-publishes, so one failing message blocks nothing;
 - nothing is acked without being handled, retried or dead-lettered first. If the retry or
   dead-letter publish itself fails, the message is requeued instead of acked.
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,14 +116,31 @@ class QueueConsumer:
         delivery = self._delivery(incoming)
         bind_correlation(str(message.correlation_id))
         try:
-            await self._handler(message, delivery)
-        except Exception as exc:  # a handler failure is data: retry it or dead-letter it, never drop
-            self._stats.errors += 1
-            await self._settle_failed(incoming, delivery, exc)
-        else:
-            await incoming.ack()
+            while True:
+                try:
+                    await self._handler(message, delivery)
+                except Exception as exc:  # a handler failure is data: retry it or dead-letter it, never drop
+                    self._stats.errors += 1
+                    if self._lock is not None and delivery.attempt < self._max_attempts:
+                        delivery = await self._retry_in_place(delivery, exc)
+                        continue
+                    await self._settle_failed(incoming, delivery, exc)
+                else:
+                    await incoming.ack()
+                return
         finally:
             clear_correlation()
+
+    async def _retry_in_place(self, delivery: Delivery, exc: Exception) -> Delivery:
+        """Back off and hand the same delivery to the handler again, as the next attempt.
+
+        The message stays unacked meanwhile, so a crash during the back-off redelivers it."""
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("handler failed, will retry", queue=self.queue, attempt=delivery.attempt, error=error, in_place=True)
+        await asyncio.sleep(retry_delay(delivery.attempt))
+        self._stats.retried += 1
+        headers = {**delivery.headers, h.ATTEMPT: delivery.attempt + 1, h.ERROR: error[: h.MAX_ERROR_LENGTH]}
+        return replace(delivery, attempt=delivery.attempt + 1, headers=headers)
 
     def _delivery(self, incoming: AbstractIncomingMessage) -> Delivery:
         headers = dict(incoming.headers or {})

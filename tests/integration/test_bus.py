@@ -124,6 +124,51 @@ async def test_transient_handler_error_is_retried_and_succeeds(bus: Bus, topolog
     assert await queue_depth(rabbitmq_url, work_queue(topology)) == 0
 
 
+async def test_a_retried_message_keeps_its_place_in_a_sequential_queue(
+    bus: Bus, topology: Topology, rabbitmq_url: str
+) -> None:
+    """A transient failure must not let the messages behind it overtake it (a BUY retried
+    behind its own SELL would turn the SELL into "no position")."""
+    handled: list[tuple[int, int]] = []  # (candle index, attempt)
+    sent = [make_candle(i) for i in range(6)]
+
+    async def handler(message: Message, delivery: Delivery) -> None:
+        index = sent.index(message)  # type: ignore[arg-type]
+        handled.append((index, delivery.attempt))
+        if index == 2 and delivery.attempt < 3:
+            raise ConnectionError("could not serialize access due to concurrent update")
+
+    for candle in sent:  # all queued before consuming: the consumer holds the later ones prefetched
+        await bus.publish(candle)
+    await bus.consume(work_queue(topology), handler, (Candle,))
+    assert await wait_until(lambda: len(handled) == 8)
+    assert handled == [(0, 1), (1, 1), (2, 1), (2, 2), (2, 3), (3, 1), (4, 1), (5, 1)]
+    await bus.stop_consuming()
+    assert bus.stats.retried == 2
+    assert await queue_depth(rabbitmq_url, topology.queues[0].dead_letter_queue) == 0
+    assert await queue_depth(rabbitmq_url, work_queue(topology)) == 0
+
+
+async def test_a_concurrent_consumer_retries_by_requeueing_without_blocking_the_queue(
+    bus: Bus, topology: Topology
+) -> None:
+    handled: list[tuple[int, int]] = []
+    sent = [make_candle(i) for i in range(4)]
+
+    async def handler(message: Message, delivery: Delivery) -> None:
+        index = sent.index(message)  # type: ignore[arg-type]
+        handled.append((index, delivery.attempt))
+        if index == 0 and delivery.attempt == 1:
+            raise ConnectionError("transient")
+
+    for candle in sent:
+        await bus.publish(candle)
+    await bus.consume(work_queue(topology), handler, (Candle,), sequential=False)
+    assert await wait_until(lambda: len(handled) == 5)
+    # The retry went to the back of the queue: the others did not wait for it.
+    assert handled[-1] == (0, 2) and sorted(handled[:-1]) == [(0, 1), (1, 1), (2, 1), (3, 1)]
+
+
 async def test_unexpected_message_type_is_dead_lettered(bus: Bus, topology: Topology, rabbitmq_url: str) -> None:
     async def handler(message: Message, delivery: Delivery) -> None:
         raise AssertionError("must not be called")

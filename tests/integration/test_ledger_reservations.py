@@ -306,3 +306,25 @@ async def test_account_view_is_one_snapshot_even_while_a_settlement_commits(post
         assert view.balances["USDT"].total == D("150") and view.risk_state.emergency_stop is False
     finally:
         await engine.dispose()
+
+
+async def test_reading_the_risk_state_in_a_snapshot_survives_a_concurrent_peak_equity_update(postgres_url: str) -> None:
+    # The metrics duty records peak equity while a signal's account view is open: reading the
+    # state inside that REPEATABLE READ snapshot must not fail with a serialization error
+    # (it did, the failed signal was retried behind later ones, and a SELL lost its BUY).
+    from infra.db.ledger import risk as risk_ops
+
+    await upgrade_head(postgres_url)
+    engine = create_engine(postgres_url)
+    try:
+        ledger = Ledger(session_factory(engine))
+        await ledger.risk_state()
+        async with session_factory(engine)() as reader:
+            await reader.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            await reader.execute(text("SELECT count(*) FROM balances"))  # the snapshot begins here
+            assert await ledger.record_peak_equity(D("12345")) == D("12345")
+            state = await risk_ops.read_state(reader)
+        assert state.peak_equity is None  # as of the snapshot
+        assert (await ledger.risk_state()).peak_equity == D("12345")
+    finally:
+        await engine.dispose()

@@ -230,6 +230,18 @@ class SystemRun:
         raise AssertionError(f"pipeline did not settle in {timeout}s; last progress {last}")
 
     # --- end state -------------------------------------------------------------------------
+    async def audits(self, signal_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The audit rows (detail and every input) of ``signal_ids``: why each was decided as it was."""
+        if not signal_ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT signal_id, decision, reason, detail, inputs FROM risk_decisions "
+                     "WHERE CAST(signal_id AS text) = ANY(:ids)"),
+                {"ids": sorted(signal_ids)},
+            )
+            return {str(r[0]): {"decision": r[1], "reason": r[2], "detail": r[3], "inputs": r[4]} for r in rows}
+
     async def end_state(self, candle_count: int, dead_letters: dict[str, int]) -> EndState:
         async with self.engine.connect() as conn:
             async def rows(sql: str) -> list[Any]:

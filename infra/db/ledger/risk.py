@@ -130,7 +130,13 @@ async def _locked_state(session: AsyncSession, *, lock: bool = True) -> RiskStat
 
 async def read_state(session: AsyncSession) -> RiskStateView:
     # No row lock: readers (every signal, every metrics tick) must not queue behind each other.
-    return _state_view(await _locked_state(session, lock=False))
+    # A plain SELECT first: the insert in _locked_state, run inside account_view's REPEATABLE
+    # READ snapshot, fails with a serialization error whenever a writer (the peak-equity
+    # update) changed the row after the snapshot began; only a missing row needs it.
+    row = await session.scalar(
+        select(RiskState).where(RiskState.id == _STATE_ID).execution_options(populate_existing=True)
+    )
+    return _state_view(row if row is not None else await _locked_state(session, lock=False))
 
 
 async def set_emergency_stop(
