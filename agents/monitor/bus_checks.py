@@ -80,11 +80,12 @@ def heartbeat_checks(beats: dict[str, Heartbeat], expected: Collection[str], max
 
 async def declared(channel: AbstractChannel, name: str) -> tuple[int, int] | None:
     """(messages ready, consumers) of a queue by passive declare; None when it does not exist."""
+    # Asked of the broker through the underlying channel: aio-pika's robust channel remembers
+    # a queue it declared and answers a passive declare with that first, stale result.
     try:
-        queue = await channel.declare_queue(name, passive=True)
+        result = await (await channel.get_underlay_channel()).queue_declare(name, passive=True)
     except ChannelClosed:
         return None
-    result = queue.declaration_result
     return int(result.message_count or 0), int(result.consumer_count or 0)
 
 
