@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents.monitor.bus_checks import declared  # noqa: E402
 from agents.run.plan import ensure_postgres_database, with_database  # noqa: E402
+from agents.runtime.supervisor import child_preexec  # noqa: E402
 from infra.bus import Topology, system_topology  # noqa: E402
 from infra.bus.topology import declare_topology, delete_topology, server_supports_quorum  # noqa: E402
 from infra.db import create_engine, upgrade_head  # noqa: E402
@@ -254,7 +255,8 @@ class Agents:
         log = open(self.logs / f"{agent}.log", "wb")  # noqa: SIM115  (closed in stop())
         self._files.append(log)
         self.processes[agent] = subprocess.Popen(
-            [sys.executable, "-m", f"agents.{agent}"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", f"agents.{agent}"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=child_preexec(),  # an interrupted benchmark leaves no agent behind
         )
 
     def exit_code(self, agent: str) -> int | None:

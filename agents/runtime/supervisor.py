@@ -130,8 +130,10 @@ def agent_command(package: str, python: str | None = None) -> list[str]:
     return [python or sys.executable, "-m", package]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this child when the supervisor dies, so no agent is orphaned."""
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGTERM this child when its parent dies, so no agent is orphaned.
+
+    Pass as ``preexec_fn`` (see ``child_preexec``)."""
     try:
         import ctypes
 
@@ -140,6 +142,11 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
     except Exception:
         pass
+
+
+def child_preexec() -> Callable[[], None] | None:
+    """``die_with_parent`` where it works (PR_SET_PDEATHSIG is Linux-only), else nothing."""
+    return die_with_parent if sys.platform.startswith("linux") else None
 
 
 class Supervisor:
@@ -274,7 +281,7 @@ class Supervisor:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT if out is not None else None,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=child_preexec(),
             )
         finally:
             if out is not None:

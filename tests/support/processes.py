@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agents.runtime.supervisor import child_preexec
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,4 +20,5 @@ def spawn(module: str, *args: str, env: dict[str, str] | None = None) -> subproc
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=child_preexec(),  # a killed test run leaves no process behind
     )

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from agents.runtime.supervisor import child_preexec
 from infra.bus import system_topology
 from infra.db import create_engine
 from protocol import OrderStatus
@@ -121,6 +122,7 @@ class SystemRun:
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=child_preexec(),  # a killed test run leaves no agent behind
         )
         self.processes[agent] = process
 
