@@ -24,7 +24,8 @@ that marks the rows where it may trade (``Strategy.candidate_rows``, a loose num
 asked to ``decide`` only on the rows whose Decision can be a change of side, the only ones a
 live agent publishes: the first row, every marked row and the row after each; every other row
 is a HOLD after a HOLD. A BUY or SELL on a row the mask called HOLD aborts the run. The equity
-curve (cash + position x close at each close) is built with numpy from the fills.
+curve (cash + position x close at each close) is built with numpy from the fills, and each
+closed trade's net PnL and return (``Trade.pnl``, ``Trade.return_pct``) are taken at its exit.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.backtest.data import Window
-from agents.backtest.metrics import Metrics, TradeOutcome, compute_metrics
+from agents.backtest.metrics import Metrics, metrics_from_columns
 from agents.risk_manager.sizing import SizedOrder, SizingConfig, SizingMode, size_order
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import Decision, Strategy, is_change
@@ -71,6 +72,7 @@ EXECUTION_MODEL = (
 
 ProgressCallback = Callable[[int], None]
 _PROGRESS_EVERY = 20_000
+_BUY, _SELL = Side.BUY, Side.SELL
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +220,11 @@ class _Account:
         self.base, self.quote_asset, _ = split_symbol(config.rules.symbol)
         # Read once per fill: plain attributes instead of attribute chains.
         self.rules, self.fees, self.slippage_bps = config.rules, config.fees, config.slippage_bps
+        self.taker = config.fees.taker
 
     def buy(self, price: Decimal) -> FillQuote | str:
         rules, fees = self.rules, self.fees
-        sized = size_order(Side.BUY, price, rules, self.sizing, available_quote=self.cash)
+        sized = size_order(_BUY, price, rules, self.sizing, available_quote=self.cash)
         if not isinstance(sized, SizedOrder):
             return f"{sized.reason.value}: {sized.detail}"
         quantity = sized.quantity
@@ -231,11 +234,11 @@ class _Account:
         while True:
             try:
                 fill = market_fill(
-                    Side.BUY, quantity, price, rules, slippage_bps=self.slippage_bps, fees=fees, quote_asset=self.quote_asset
+                    _BUY, quantity, price, rules, slippage_bps=self.slippage_bps, fees=fees, quote_asset=self.quote_asset
                 )
             except FillRejected as exc:
                 return exc.reason
-            if funds_needed(Side.BUY, fill.quantity, fill.price, fees.taker) <= self.cash:
+            if funds_needed(_BUY, fill.quantity, fill.price, self.taker) <= self.cash:
                 break
             quantity -= rules.lot_step
         self.cash -= fill.notional + fill.fee
@@ -244,12 +247,12 @@ class _Account:
 
     def sell(self, price: Decimal) -> FillQuote | str:
         rules = self.rules
-        sized = size_order(Side.SELL, price, rules, self.sizing, available_quote=self.cash, position=self.position)
+        sized = size_order(_SELL, price, rules, self.sizing, available_quote=self.cash, position=self.position)
         if not isinstance(sized, SizedOrder):
             return f"{sized.reason.value}: {sized.detail}"
         try:
             fill = market_fill(
-                Side.SELL, sized.quantity, price, rules, slippage_bps=self.slippage_bps, fees=self.fees, quote_asset=self.quote_asset
+                _SELL, sized.quantity, price, rules, slippage_bps=self.slippage_bps, fees=self.fees, quote_asset=self.quote_asset
             )
         except FillRejected as exc:
             return exc.reason
@@ -292,6 +295,9 @@ def run_backtest(
     fill_bars: list[int] = []
     cash_after: list[float] = [float(config.initial_cash)]
     position_after: list[float] = [0.0]
+    # Net PnL and return of each closed trade as floats, for the metrics.
+    trade_pnls: list[float] = []
+    trade_returns: list[float] = []
     entry: Fill | None = None
     previous: Decision | None = None
     buy_side, sell_side = SignalSide.BUY, SignalSide.SELL
@@ -330,26 +336,38 @@ def run_backtest(
         if isinstance(outcome, str):
             rejections.append(Rejection(i + 1 - first, at.open_time, side.value, outcome))
             continue
-        fill = Fill(i - first, i + 1 - first, at.open_time, outcome, decision.reason)
-        fill_bars.append(i + 1 - first)
+        bar = i + 1 - first
+        fill = Fill(i - first, bar, at.open_time, outcome, decision.reason)
+        fill_bars.append(bar)
         cash_after.append(float(account.cash))
-        position_after.append(float(account.position))
         if side is buy_side:
+            position_after.append(float(account.position))
             entry = fill
-        else:
-            assert entry is not None
-            trades.append(Trade(entry, fill))
-            entry = None
+            continue
+        # Long-only: a SELL sells the whole (lot-rounded) position, which normally leaves 0;
+        # float(0) would cost as much as any conversion.
+        position = account.position
+        position_after.append(float(position) if position else 0.0)
+        assert entry is not None
+        trades.append(Trade(entry, fill))
+        # Trade.pnl and Trade.return_pct, the same Decimal operations on the two quotes at hand.
+        bought = entry.quote
+        cost = bought.notional + bought.fee
+        pnl = outcome.notional - outcome.fee - cost
+        trade_pnls.append(float(pnl))
+        trade_returns.append(float(pnl / cost))
+        entry = None
     if progress is not None:
         progress(n - first)
     if entry is not None:
         trades.append(Trade(entry, None))
     equity, holding = _equity_curve(window, fill_bars, cash_after, position_after)
     window_bars = n - first
-    metrics = compute_metrics(
+    metrics = metrics_from_columns(
         equity,
         timeframe=bars.timeframe,
-        trades=_outcomes(trades),
+        trade_pnls=trade_pnls,
+        trade_returns=trade_returns,
         in_position=holding,
         first_open=float(bars.open[first]) if window_bars else None,
         last_close=float(bars.close[-1]) if window_bars else None,
@@ -358,17 +376,6 @@ def run_backtest(
         window, strategy, indicator_params, config, signals, trades, rejections, equity, holding,
         account.cash, account.position, metrics,
     )
-
-
-def _outcomes(trades: list[Trade]) -> list[TradeOutcome]:
-    """Net PnL and return of the closed trades (``Trade.pnl`` and ``return_pct``, the PnL
-    computed once per trade)."""
-    outcomes = []
-    for trade in trades:
-        pnl = trade.pnl
-        if pnl is not None:
-            outcomes.append(TradeOutcome(float(pnl), float(pnl / trade.cost)))
-    return outcomes
 
 
 def _equity_curve(
@@ -381,9 +388,12 @@ def _equity_curve(
     close = window.bars.close[window.first :]
     count = len(close)
     lengths = np.diff(np.array([0, *fill_bars, count], dtype=np.int64))
-    cash = np.repeat(np.array(cash_after), lengths)
-    position = np.repeat(np.array(position_after), lengths)
+    positions = np.array(position_after)
     equity = np.empty(count + 1)
     equity[0] = cash_after[0]
-    equity[1:] = cash + position * close
-    return equity, position > 0
+    # position x close + cash (float addition commutes: the same values as cash + position x
+    # close), written straight into the curve.
+    marked = equity[1:]
+    np.multiply(np.repeat(positions, lengths), close, out=marked)
+    marked += np.repeat(np.array(cash_after), lengths)
+    return equity, np.repeat(positions > 0, lengths)

@@ -43,6 +43,7 @@ __all__ = [
     "compute_metrics",
     "drawdown_series",
     "max_drawdown",
+    "metrics_from_columns",
     "periods_per_year",
     "sharpe_ratio",
     "sortino_ratio",
@@ -93,7 +94,9 @@ def periods_per_year(timeframe: str) -> float:
 def bar_returns(equity: np.ndarray) -> np.ndarray:
     """Simple returns between consecutive equity points (one fewer than points)."""
     equity = np.asarray(equity, dtype=float)
-    return equity[1:] / equity[:-1] - 1.0
+    returns = equity[1:] / equity[:-1]
+    returns -= 1.0  # in place: one array fewer for a long curve
+    return returns
 
 
 def _finite(value: float) -> float | None:
@@ -114,30 +117,45 @@ def _cagr(growth: float, periods: float, bars: int) -> float | None:
 def sharpe_ratio(returns: np.ndarray, periods: float) -> float | None:
     """Annualised Sharpe ratio, risk-free 0, sample std (ddof=1); None below 2 returns or
     when the returns do not vary."""
+    return _sharpe(returns, float(np.mean(returns)) if len(returns) else math.nan, periods)
+
+
+def _sharpe(returns: np.ndarray, mean: float, periods: float) -> float | None:
+    """``sharpe_ratio`` given ``mean`` = float(np.mean(returns))."""
     if len(returns) < 2:
         return None
     std = float(np.std(returns, ddof=1))
     if std == 0.0:
         return None
-    return _finite(float(np.mean(returns)) / std * math.sqrt(periods))
+    return _finite(mean / std * math.sqrt(periods))
 
 
 def sortino_ratio(returns: np.ndarray, periods: float) -> float | None:
     """Annualised Sortino ratio with the downside deviation sqrt(mean(min(r, 0)^2)) over all
     returns; None when there is no return or no negative one."""
+    return _sortino(returns, float(np.mean(returns)) if len(returns) else math.nan, periods)
+
+
+def _sortino(returns: np.ndarray, mean: float, periods: float) -> float | None:
+    """``sortino_ratio`` given ``mean`` = float(np.mean(returns))."""
     if len(returns) == 0:
         return None
-    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+    losses = np.minimum(returns, 0.0)
+    np.square(losses, out=losses)  # what ** 2 computes, without a second array
+    downside = math.sqrt(float(np.mean(losses)))
     if downside == 0.0:
         return None
-    return _finite(float(np.mean(returns)) / downside * math.sqrt(periods))
+    return _finite(mean / downside * math.sqrt(periods))
 
 
 def drawdown_series(equity: np.ndarray) -> np.ndarray:
     """Drawdown at each point as a positive fraction below the running peak."""
     equity = np.asarray(equity, dtype=float)
-    peaks = np.maximum.accumulate(equity)
-    return 1.0 - equity / peaks
+    drawdowns = np.maximum.accumulate(equity)
+    # 1 - equity / peaks, computed in the peaks' array.
+    np.divide(equity, drawdowns, out=drawdowns)
+    np.subtract(1.0, drawdowns, out=drawdowns)
+    return drawdowns
 
 
 def max_drawdown(equity: np.ndarray) -> tuple[float, int]:
@@ -145,8 +163,11 @@ def max_drawdown(equity: np.ndarray) -> tuple[float, int]:
     drawdowns = drawdown_series(equity)
     if len(drawdowns) == 0:
         return 0.0, 0
-    # Runs of points under water: +1 where one starts, -1 after it ends.
-    edges = np.flatnonzero(np.diff(np.r_[0, (drawdowns > 0.0).astype(np.int8), 0]))
+    # Runs of points under water, padded with a point above water at each end: a run starts
+    # and ends where the flag changes.
+    under = np.zeros(len(drawdowns) + 2, dtype=np.bool_)
+    np.greater(drawdowns, 0.0, out=under[1:-1])
+    edges = np.flatnonzero(under[1:] != under[:-1])
     longest = int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
     return float(drawdowns.max()), longest
 
@@ -166,19 +187,44 @@ def compute_metrics(
     (N); ``first_open`` / ``last_close`` are the first window bar's open and the last one's
     close, for buy and hold.
     """
+    return metrics_from_columns(
+        equity,
+        timeframe=timeframe,
+        trade_pnls=[trade.pnl for trade in trades],
+        trade_returns=[trade.return_pct for trade in trades],
+        in_position=in_position,
+        first_open=first_open,
+        last_close=last_close,
+    )
+
+
+def metrics_from_columns(
+    equity: np.ndarray,
+    *,
+    timeframe: str,
+    trade_pnls: Sequence[float],
+    trade_returns: Sequence[float],
+    in_position: np.ndarray,
+    first_open: float | None,
+    last_close: float | None,
+) -> Metrics:
+    """``compute_metrics`` with the closed trades as two columns, net PnLs and net returns (in
+    the same order): what the engine collects, without one TradeOutcome per trade."""
     equity = np.asarray(equity, dtype=float)
     if equity.ndim != 1 or len(equity) < 1:
         raise ValueError("equity needs at least the starting value")
+    if len(trade_pnls) != len(trade_returns):
+        raise ValueError(f"{len(trade_pnls)} trade PnLs for {len(trade_returns)} trade returns")
     bars = len(equity) - 1
     if len(in_position) != bars:
         raise ValueError(f"in_position has {len(in_position)} flags for {bars} bars")
     periods = periods_per_year(timeframe)
     returns = bar_returns(equity)
+    mean_return = float(np.mean(returns)) if bars else math.nan  # shared by Sharpe and Sortino
     growth = float(equity[-1] / equity[0])
     cagr = _cagr(growth, periods, bars)
     deepest, duration = max_drawdown(equity)
-    pnls = np.array([trade.pnl for trade in trades], dtype=float)
-    trade_returns = np.array([trade.return_pct for trade in trades], dtype=float)
+    pnls = np.array(trade_pnls, dtype=float)
     wins = float(pnls[pnls > 0].sum())
     losses = float(-pnls[pnls < 0].sum())
     buy_hold = None
@@ -187,8 +233,8 @@ def compute_metrics(
     return Metrics(
         total_return=growth - 1.0,
         cagr=cagr,
-        sharpe=sharpe_ratio(returns, periods),
-        sortino=sortino_ratio(returns, periods),
+        sharpe=_sharpe(returns, mean_return, periods),
+        sortino=_sortino(returns, mean_return, periods),
         max_drawdown=deepest,
         max_drawdown_bars=duration,
         max_drawdown_duration_hours=duration * timeframe_seconds(timeframe) / 3600,
@@ -197,7 +243,7 @@ def compute_metrics(
         exposure=float(np.mean(in_position)) if bars else 0.0,
         trades=len(pnls),
         average_trade_pnl=float(pnls.mean()) if len(pnls) else None,
-        average_trade_return=float(trade_returns.mean()) if len(pnls) else None,
+        average_trade_return=float(np.array(trade_returns, dtype=float).mean()) if len(pnls) else None,
         buy_and_hold_return=buy_hold,
         final_equity=float(equity[-1]),
         bars=bars,

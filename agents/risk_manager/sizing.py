@@ -113,6 +113,10 @@ class SizingRejected:
 
 SizingResult = SizedOrder | SizingRejected
 
+# Module constants for the hot path: a backtest sizes every fill (an enum member read through
+# its class costs a lookup each time).
+_BUY, _SELL, _ATR = Side.BUY, Side.SELL, SizingMode.ATR
+
 
 def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
     """``value`` rounded down to a multiple of ``step`` (no rounding when step <= 0)."""
@@ -150,7 +154,7 @@ def size_order(
     if price <= _ZERO:
         raise ValueError(f"price must be > 0, got {price}")
     base, quote, _ = _assets(rules.symbol)
-    if side is Side.SELL:
+    if side is _SELL:
         return _size_sell(price, rules, base, position, available_base)
     return _size_buy(price, rules, config, quote, available_quote, equity, atr)
 
@@ -167,7 +171,7 @@ def _size_sell(
             f"position {position} {base} but only {available_base} {base} available",
         )
     quantity = floor_to_step(sellable, rules.lot_step)
-    return _checked(Side.SELL, quantity, price, rules, base, quantity)
+    return _checked(_SELL, quantity, price, quantity * price, rules, base, quantity)
 
 
 def _size_buy(
@@ -180,7 +184,8 @@ def _size_buy(
     atr: Decimal | None,
 ) -> SizingResult:
     multiplier = config.reserve_multiplier
-    smallest = max(rules.min_qty, ceil_to_step(rules.min_notional / price, rules.lot_step))
+    lot_step = rules.lot_step
+    smallest = max(rules.min_qty, ceil_to_step(rules.min_notional / price, lot_step))
     if available_quote <= _ZERO or smallest * price * multiplier > available_quote:
         return SizingRejected(
             RejectionReason.INSUFFICIENT_BALANCE,
@@ -188,7 +193,7 @@ def _size_buy(
             f"({smallest} at {price}) needs {smallest * price * multiplier} {quote} with buffers",
         )
     affordable = available_quote / (price * multiplier)
-    if config.mode is SizingMode.ATR:
+    if config.mode is _ATR:
         if atr is None or atr <= _ZERO or equity is None or equity <= _ZERO:
             # No volatility estimate means no risk-based size; guessing one would be a made-up number.
             return SizingRejected(
@@ -199,20 +204,31 @@ def _size_buy(
         wanted = affordable * config.fraction
     if config.max_trade_notional is not None:
         wanted = min(wanted, config.max_trade_notional / price)
-    quantity = floor_to_step(wanted, rules.lot_step)
-    reserve = quantity * price * multiplier
+    quantity = floor_to_step(wanted, lot_step)
+    notional = quantity * price
+    reserve = notional * multiplier  # quantity x price x multiplier
     # Division rounds to 28 significant digits and may round up; step down until the
     # reservation provably fits (at most once or twice).
     while quantity > _ZERO and reserve > available_quote:
-        quantity -= rules.lot_step if rules.lot_step > _ZERO else quantity
-        reserve = quantity * price * multiplier
-    return _checked(Side.BUY, quantity, price, rules, quote, reserve)
+        stepped = quantity - lot_step if lot_step > _ZERO else _ZERO
+        if stepped == quantity:
+            # More significant digits than Decimal keeps: a step changes nothing, and the loop
+            # would never end. Only an absurd balance gets here; refuse it, never guess.
+            return SizingRejected(
+                RejectionReason.MAX_ORDER_NOTIONAL,
+                f"{quantity} {rules.symbol} at {price} is beyond Decimal precision to size to the lot step {lot_step}",
+            )
+        quantity = stepped
+        notional = quantity * price
+        reserve = notional * multiplier
+    return _checked(_BUY, quantity, price, notional, rules, quote, reserve)
 
 
 def _checked(
-    side: Side, quantity: Decimal, price: Decimal, rules: MarketRules, asset: str, reserve: Decimal
+    side: Side, quantity: Decimal, price: Decimal, notional: Decimal, rules: MarketRules, asset: str, reserve: Decimal
 ) -> SizingResult:
-    notional = quantity * price
+    """The order (``notional`` = quantity x price, computed by the caller once), or why the
+    market refuses it."""
     if quantity <= _ZERO or quantity < rules.min_qty:
         return SizingRejected(
             RejectionReason.BELOW_MIN_QUANTITY,

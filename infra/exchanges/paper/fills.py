@@ -55,6 +55,9 @@ _ZERO = Decimal(0)
 # hundreds of orders). Only the operation's own status decides a trap, so sharing it is safe.
 _EXACT = Context(prec=60)
 _multiply = _EXACT.multiply
+_divide = _EXACT.divide
+# Module constants: an enum member read through its class costs a lookup, on every fill.
+_BUY, _SELL = Side.BUY, Side.SELL
 
 
 class Liquidity(StrEnum):
@@ -76,6 +79,7 @@ class FeeRates:
 
 
 DEFAULT_FEES = FeeRates()
+_TAKER = Liquidity.TAKER
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +108,7 @@ def round_to_tick(price: Decimal, tick: Decimal, side: Side) -> Decimal:
     if tick <= _ZERO:
         raise ValueError(f"tick size must be > 0, got {tick}")
     # (rounding, context) passed positionally: keyword parsing costs as much as the division.
-    steps = _EXACT.divide(price, tick).to_integral_value(ROUND_CEILING if side is Side.BUY else ROUND_FLOOR, _EXACT)
+    steps = _divide(price, tick).to_integral_value(ROUND_CEILING if side is _BUY else ROUND_FLOOR, _EXACT)
     return _multiply(steps, tick)
 
 
@@ -114,8 +118,8 @@ def market_fill_price(side: Side, reference: Decimal, slippage_bps: Decimal, tic
         raise ValueError(f"reference price must be > 0, got {reference}")
     if slippage_bps < _ZERO:
         raise ValueError(f"slippage must be >= 0 bps, got {slippage_bps}")
-    moved = _EXACT.add(BPS, slippage_bps) if side is Side.BUY else _EXACT.subtract(BPS, slippage_bps)
-    return round_to_tick(_multiply(reference, _EXACT.divide(moved, BPS)), tick, side)
+    moved = _EXACT.add(BPS, slippage_bps) if side is _BUY else _EXACT.subtract(BPS, slippage_bps)
+    return round_to_tick(_multiply(reference, _divide(moved, BPS)), tick, side)
 
 
 def fee_for(notional: Decimal, rate: Decimal) -> Decimal:
@@ -175,7 +179,7 @@ def market_fill(
     problem, notional = _checked_notional(quantity, price, rules)
     if problem:
         raise FillRejected(problem)
-    return FillQuote(side, quantity, price, notional, _multiply(notional, fees.taker), quote_asset, Liquidity.TAKER)
+    return FillQuote(side, quantity, price, notional, _multiply(notional, fees.taker), quote_asset, _TAKER)
 
 
 def marketable_limit_fill(
@@ -211,7 +215,7 @@ def limit_fill(side: Side, quantity: Decimal, limit: Decimal, *, fees: FeeRates 
 
 def funds_needed(side: Side, quantity: Decimal, price: Decimal, fee_rate: Decimal) -> Decimal:
     """What the order needs free: quote ``notional + fee`` for a BUY, base ``quantity`` for a SELL."""
-    if side is Side.SELL:
+    if side is _SELL:
         return quantity
     notional = _multiply(quantity, price)
     return _EXACT.add(notional, _multiply(notional, fee_rate))

@@ -150,3 +150,26 @@ def test_step_helpers_and_config_validation() -> None:
         SizingConfig(max_trade_notional=D(0))
     with pytest.raises(ValueError):
         size_order(Side.BUY, D(0), BTC, SizingConfig(), available_quote=D(1))
+
+
+def test_a_quantity_beyond_decimal_precision_is_refused_instead_of_looping_forever() -> None:
+    # An absurd balance at a tiny price: the quantity needs more than 28 significant digits, so
+    # stepping it down by the lot step changes nothing; the old loop never ended (found by a
+    # random-input comparison). Run in a thread to fail, not hang.
+    import threading
+
+    huge = D("123456789012345678901234.56789")
+    config = SizingConfig(fraction=D(1), fee_buffer=D("0.001"), slippage_buffer=D("0.001"))
+    outcome: list[object] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(size_order(Side.BUY, D("0.1"), BTC, config, available_quote=huge)), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=10)
+    assert outcome, "size_order did not return"
+    result = outcome[0]
+    if isinstance(result, SizedOrder):
+        assert result.reserved_amount <= huge
+    else:
+        assert isinstance(result, SizingRejected) and result.reason is RejectionReason.MAX_ORDER_NOTIONAL
+        assert "precision" in result.detail
