@@ -120,10 +120,15 @@ class BacklogTrend:
 
     @property
     def bounded(self) -> bool:
-        """No growth: the second half's mean depth is at most a quarter of MAX_BACKLOG above the
-        first half's. Means, not maxima: one signal-rich candle (five strategies) briefly deepens
-        the signals queue by several messages, which says nothing about a trend."""
-        return self.second.mean - self.first.mean <= self.max_backlog / 4
+        """No growth: the second half's mean depth is at most a quarter of MAX_BACKLOG (and at
+        least one message) above the first half's. Means, not maxima: one signal-rich candle
+        (five strategies) briefly deepens the signals queue by several messages, which says
+        nothing about a trend; nor does a mean one message deeper in lock-step (MAX_BACKLOG 1)."""
+        return self.second.mean - self.first.mean <= self.tolerance
+
+    @property
+    def tolerance(self) -> float:
+        return max(self.max_backlog / 4, 1.0)
 
 
 def backlog_trend(samples: list[tuple[float, int]], max_backlog: int) -> BacklogTrend:
@@ -540,7 +545,7 @@ def report(args: argparse.Namespace, hop_rate: float, hop_latency: list[float], 
     print(f"backlog    deepest agent queue {result.deepest_queue[1]} ({result.deepest_queue[0]}); depth mean/max "
           f"first half {trend.first.mean:.1f}/{trend.first.deepest}, second half {trend.second.mean:.1f}/"
           f"{trend.second.deepest}: " + ("bounded, no growth" if trend.bounded else "GREW")
-          + f" (second-half mean within MAX_BACKLOG/4 = {trend.max_backlog / 4:g} of the first's)")
+          + f" (second-half mean within max(MAX_BACKLOG/4, 1) = {trend.tolerance:g} of the first's)")
     print(f"trading    signals {seen['Signal']} (risk decisions {result.decisions}), rejections "
           f"{seen['RiskRejection']}, orders {seen['OrderRequest']}, execution reports {seen['ExecutionReport']}")
     code = 0

@@ -54,6 +54,9 @@ def test_backlog_that_stays_level_is_bounded_and_one_that_keeps_rising_is_not() 
     assert not bench.backlog_trend(rising, max_backlog=20).bounded
     # A rise small against the replay's backlog window is noise, not growth.
     assert bench.backlog_trend(rising, max_backlog=80).bounded
+    # Lock-step (MAX_BACKLOG 1): a mean under one message deeper is no trend, two messages are.
+    assert bench.backlog_trend([(0.0, 1), (1.0, 1), (2.0, 2), (3.0, 1)], max_backlog=1).bounded
+    assert not bench.backlog_trend([(0.0, 0), (1.0, 1), (2.0, 3), (3.0, 3)], max_backlog=1).bounded
 
 
 def _chain_messages() -> tuple[Candle, IndicatorSnapshot, Signal, OrderRequest, ExecutionReport]:
