@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents.monitor.bus_checks import declared  # noqa: E402
 from agents.run.plan import ensure_postgres_database, with_database  # noqa: E402
-from agents.runtime.supervisor import child_preexec  # noqa: E402
+from agents.runtime.supervisor import child_preexec, stop_processes  # noqa: E402
 from infra.bus import Topology, system_topology  # noqa: E402
 from infra.bus.topology import declare_topology, delete_topology, server_supports_quorum  # noqa: E402
 from infra.db import create_engine, upgrade_head  # noqa: E402
@@ -290,16 +289,7 @@ class Agents:
         return "\n".join(parts)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         for log in self._files:
             log.close()
 

@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aio_pika.exceptions import ChannelClosed
 
 from agents.monitor.report import Check, fail, ok, warn
-from infra.bus import Topology
+from infra.bus import Topology, queue_counts
 from infra.bus import headers as h
 from protocol import Heartbeat, HealthState, topics
 from protocol.codec import MessageDecodeError, decode
@@ -80,13 +80,10 @@ def heartbeat_checks(beats: dict[str, Heartbeat], expected: Collection[str], max
 
 async def declared(channel: AbstractChannel, name: str) -> tuple[int, int] | None:
     """(messages ready, consumers) of a queue by passive declare; None when it does not exist."""
-    # Asked of the broker through the underlying channel: aio-pika's robust channel remembers
-    # a queue it declared and answers a passive declare with that first, stale result.
     try:
-        result = await (await channel.get_underlay_channel()).queue_declare(name, passive=True)
+        return await queue_counts(channel, name)
     except ChannelClosed:
         return None
-    return int(result.message_count or 0), int(result.consumer_count or 0)
 
 
 async def _dead_letter_reasons(connection: AbstractRobustConnection, name: str) -> list[str]:

@@ -20,9 +20,10 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -147,6 +148,22 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child between f
 def child_preexec() -> Callable[[], None] | None:
     """``die_with_parent`` where it works (PR_SET_PDEATHSIG is Linux-only), else nothing."""
     return die_with_parent if sys.platform.startswith("linux") else None
+
+
+def stop_processes(processes: Iterable[subprocess.Popen[Any]], grace: float = 30.0) -> None:
+    """SIGTERM every running process, wait up to ``grace`` seconds in all, then SIGKILL the rest
+    (for plain ``Popen`` children: test runs and benchmarks)."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class Supervisor:

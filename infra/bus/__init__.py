@@ -1,6 +1,6 @@
 """The RabbitMQ bus (aio-pika): durable topology, confirmed publishing, safe consumption."""
 
-from infra.bus.bus import Bus
+from infra.bus.bus import Bus, queue_counts
 from infra.bus.consumer import Delivery, Handler, QueueConsumer, retry_delay
 from infra.bus.errors import BusError, PublishFailed, PublishRejected, PublishTimeout, UnroutableMessage
 from infra.bus.publisher import Publisher, to_amqp
@@ -33,6 +33,7 @@ __all__ = [
     "dead_letter_queue_name",
     "declare_topology",
     "delete_topology",
+    "queue_counts",
     "retry_delay",
     "system_topology",
     "to_amqp",

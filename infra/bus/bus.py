@@ -20,6 +20,16 @@ from protocol import Message, topic_for
 log = get_logger(component="bus")
 
 
+async def queue_counts(channel: AbstractChannel, queue: str) -> tuple[int, int]:
+    """(messages ready, consumers) of ``queue``, asked of the broker every time.
+
+    Through the underlying channel: aio-pika's robust channel remembers a queue it declared and
+    answers a passive declare with that first, stale result. A missing queue raises the
+    broker's ChannelClosed (NOT_FOUND), which also closes ``channel``."""
+    result = await (await channel.get_underlay_channel()).queue_declare(queue, passive=True)
+    return int(result.message_count or 0), int(result.consumer_count or 0)
+
+
 class Bus:
     """Publish protocol messages and consume queues with the delivery rules of DESIGN.md."""
 
@@ -138,10 +148,7 @@ class Bus:
         """Messages ready in a queue (passive declare): how a producer applies backpressure."""
         if self._depth_channel is None or self._depth_channel.is_closed:
             self._depth_channel = await self._open_channel(publisher_confirms=False)
-        # robust=False: a robust channel caches passively declared queues by name and would hand
-        # back the first answer's message count forever.
-        declared = await self._depth_channel.declare_queue(queue, passive=True, robust=False)
-        return int(declared.declaration_result.message_count or 0)
+        return (await queue_counts(self._depth_channel, queue))[0]
 
     async def stop_consuming(self, timeout: float = 30.0) -> None:
         """Stop taking new deliveries and wait for in-flight handlers to finish."""

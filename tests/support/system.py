@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from agents.runtime.supervisor import child_preexec
+from agents.runtime.supervisor import child_preexec, stop_processes
 from infra.bus import system_topology
 from infra.db import create_engine
 from protocol import OrderStatus
@@ -171,16 +171,7 @@ class SystemRun:
         return True
 
     async def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         await self.engine.dispose()
 
     async def wait(self, predicate: Any, *, timeout: float, what: str, interval: float = 0.3) -> None:
