@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -116,9 +116,9 @@ class BacktestConfig:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One executed order: the signal's candle, the candle it filled at, and the paper fill."""
+class Fill(NamedTuple):
+    """One executed order: the signal's candle, the candle it filled at, and the paper fill.
+    (Fill and Trade are NamedTuples like FillQuote: built once per fill; decision 0009.)"""
 
     signal_bar: int
     bar: int
@@ -127,8 +127,7 @@ class Fill:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(NamedTuple):
     """A round trip (exit None while still open at the end). Bars are window indices."""
 
     entry: Fill

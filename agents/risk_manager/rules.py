@@ -287,7 +287,7 @@ def evaluate(
     )
     if isinstance(sized, SizingRejected):
         return RiskDecision(Rejected(sized.reason, sized.detail), inputs)
-    inputs["sized"] = {k: v for k, v in asdict(sized).items()}
+    inputs["sized"] = sized._asdict()
 
     late: list[Callable[[], Check]] = [
         lambda: check_open_positions(snap, limits.max_open_positions) if buying else None,

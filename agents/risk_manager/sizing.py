@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 
 from infra.exchanges import MarketRules
 from protocol import RejectionReason, Side, split_symbol
@@ -91,9 +92,11 @@ class SizingConfig:
         return _ONE + self.fee_buffer + self.slippage_buffer
 
 
-@dataclass(frozen=True, slots=True)
-class SizedOrder:
-    """A sized, lot-rounded order and the balance it must reserve."""
+class SizedOrder(NamedTuple):
+    """A sized, lot-rounded order and the balance it must reserve.
+
+    A NamedTuple like ``FillQuote``: immutable and cheap to build, once per order a backtest
+    sizes (decision 0009)."""
 
     side: Side
     quantity: Decimal

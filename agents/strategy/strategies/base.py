@@ -39,6 +39,7 @@ __all__ = [
     "clamp01",
     "cross_confidence",
     "cross_direction",
+    "gap_direction",
     "describe_validation_error",
     "finite_or_none",
     "sign_change_rows",
@@ -169,9 +170,15 @@ def cross_direction(fast: np.ndarray, slow: np.ndarray, i: int) -> float:
     side before it is the last non-zero gap, so touching the other line and turning back is not
     a cross (and a cross that passes through an exact 0 is counted once, when it lands).
     """
-    after = fast.item(i) - slow.item(i)
     k = i - 1
-    before = fast.item(k) - slow.item(k)
+    return gap_direction(fast.item(k) - slow.item(k), fast.item(i) - slow.item(i), fast, slow, i)
+
+
+def gap_direction(before: float, after: float, fast: np.ndarray, slow: np.ndarray, i: int) -> float:
+    """``cross_direction`` from the gaps fast - slow at rows i-1 (``before``) and i (``after``)
+    a caller has already read; ``fast`` and ``slow`` are read only to walk back over exact
+    zeros."""
+    k = i - 1
     while before == 0.0 and k > 0:
         k -= 1
         earlier = fast.item(k) - slow.item(k)

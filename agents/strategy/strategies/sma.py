@@ -36,8 +36,8 @@ from agents.strategy.strategies.base import (
     abs_spread,
     check_row,
     cross_confidence,
-    cross_direction,
     finite_or_none,
+    gap_direction,
     sign_change_rows,
     window_sums,
 )
@@ -89,8 +89,9 @@ class SmaCrossStrategy(Strategy):
         self._hold_reason = {
             where: f"no SMA crossover (SMA{fast} {where} SMA{slow})" for where in ("above", "below", "on")
         }
-        self._crossed_above = f"SMA{fast} {{:.2f}} crossed above SMA{slow} {{:.2f}}".format
-        self._crossed_below = f"SMA{fast} {{:.2f}} crossed below SMA{slow} {{:.2f}}".format
+        # printf-style: formats two floats faster than str.format, with the same text.
+        self._crossed_above = f"SMA{fast} %.2f crossed above SMA{slow} %.2f"
+        self._crossed_below = f"SMA{fast} %.2f crossed below SMA{slow} %.2f"
         self._cached: list[Any] | None = None
 
     @property
@@ -121,7 +122,8 @@ class SmaCrossStrategy(Strategy):
         return cross_confidence(columns[2], columns[3], i, window, spread=columns[4], spread_sums=columns[5])
 
     def decide(self, history: IndicatorHistory, i: int) -> Decision:
-        check_row(history, i)
+        if i < 0:
+            check_row(history, i)
         columns = self._cached
         if columns is None or columns[0] is not history or columns[1] != history.version:
             columns = self._columns(history)
@@ -131,7 +133,9 @@ class SmaCrossStrategy(Strategy):
             used = {self._fast_name: finite_or_none(now_f), self._slow_name: finite_or_none(now_s)}
             return self.warming(self._slow_name, used)
         prev_f, prev_s = fast.item(i - 1), slow.item(i - 1)
-        direction = cross_direction(fast, slow, i)
+        after = now_f - now_s
+        # The gaps just read, not read again (a backtest decides every crossing and the row after).
+        direction = gap_direction(prev_f - prev_s, after, fast, slow, i)
         if direction != direction:
             used = {
                 self._fast_name: now_f, self._slow_name: now_s, self._fast_prev: finite_or_none(prev_f), self._slow_prev: None,
@@ -139,10 +143,7 @@ class SmaCrossStrategy(Strategy):
             return self.warming(f"{self._slow_name} at the previous candle", used)
         used = {self._fast_name: now_f, self._slow_name: now_s, self._fast_prev: prev_f, self._slow_prev: prev_s}
         if direction > 0.0:
-            confidence = self._confidence(columns, i)
-            return Decision(BUY, confidence, self._crossed_above(now_f, now_s), used)
+            return Decision(BUY, self._confidence(columns, i), self._crossed_above % (now_f, now_s), used)
         if direction < 0.0:
-            confidence = self._confidence(columns, i)
-            return Decision(SELL, confidence, self._crossed_below(now_f, now_s), used)
-        after = now_f - now_s
+            return Decision(SELL, self._confidence(columns, i), self._crossed_below % (now_f, now_s), used)
         return Decision(HOLD, 0.0, self._hold_reason["above" if after > 0.0 else "below" if after < 0.0 else "on"], used)

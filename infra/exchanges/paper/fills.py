@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from infra.exchanges.markets import MarketRules
 from protocol import Side
@@ -82,9 +83,11 @@ DEFAULT_FEES = FeeRates()
 _TAKER = Liquidity.TAKER
 
 
-@dataclass(frozen=True, slots=True)
-class FillQuote:
-    """One simulated fill: the whole order at one price."""
+class FillQuote(NamedTuple):
+    """One simulated fill: the whole order at one price.
+
+    A NamedTuple rather than a frozen dataclass: equally immutable, and about a third of the
+    cost to build (a backtest builds one per fill; decision 0009)."""
 
     side: Side
     quantity: Decimal
