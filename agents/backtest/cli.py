@@ -10,16 +10,29 @@ import asyncio
 import json
 import re
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from agents.backtest.engine import Rejection
+    from agents.backtest.runs import RunSpec
 
 __all__ = ["backtest_command"]
 
 _RANKABLE = "sharpe, sortino, total_return, cagr, profit_factor, win_rate, max_drawdown, ..."
+# A single run gets a progress bar over its candles from this many on (the engine reports every
+# 20,000); a grid always gets one over its runs, and one over the candles of each run too from here.
+_LONG_RUN = 50_000
+# Kinds of rejection shown with an example on the terminal; the JSON lists every rejection.
+_REJECTIONS_SHOWN = 3
 
 
 def _moment(text: str | None, option: str) -> datetime | None:
@@ -33,14 +46,70 @@ def _moment(text: str | None, option: str) -> datetime | None:
     return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
 
 
-def _decimal(text: str, option: str) -> Decimal:
+def _decimal(text: str, option: str, *, below: Decimal | None = None, unit: str = "") -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise typer.BadParameter(f"{text!r} is not a number", param_hint=option) from None
     if not value.is_finite() or value < 0:
         raise typer.BadParameter(f"{text!r} must be a finite number >= 0", param_hint=option)
+    if below is not None and value >= below:
+        raise typer.BadParameter(f"{text!r} must be below {below}{unit}", param_hint=option)
     return value
+
+
+def _bar(console: Console, label: str, *, show: bool) -> Progress:
+    """A transient progress bar on ``console`` (standard error), drawn only when ``show``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}"), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not show,
+    )
+
+
+def _run_callbacks(progress: Progress, runs: int, traded: int) -> tuple[Callable[[int], None] | None, Callable[[int], None] | None]:
+    """``on_done`` and ``on_bars`` for ``run_specs``: a task over the runs of a grid, and one
+    over the candles of a run for a single run or, from ``_LONG_RUN`` candles, each grid run."""
+    on_done = on_bars = None
+    if runs > 1:
+        runs_task = progress.add_task("runs", total=runs)
+
+        def on_done(number: int) -> None:
+            progress.update(runs_task, completed=number)
+
+    if runs == 1 or traded >= _LONG_RUN:
+        candles_task = progress.add_task("candles", total=traded)
+
+        def on_bars(done: int) -> None:
+            progress.update(candles_task, completed=done)
+
+    return on_done, on_bars
+
+
+def _shown_params(spec: RunSpec) -> dict[str, Any]:
+    """A run's parameters for its title: the strategy's plain values (not nested members) and
+    any indicator override."""
+    params = {k: v for k, v in spec.strategy_params.items() if isinstance(v, str | int | float | bool)}
+    return {**params, **{k: v for k, v in spec.overrides.items() if k not in spec.strategy_params}}
+
+
+def _rejection_lines(rejections: Sequence[Rejection], saved: Path | None) -> list[str]:
+    """How many signals were not filled and why: the count per kind of reason (the text before
+    its first colon) and the first rejection of each of the first kinds; the JSON, which lists
+    them all, is named only when it was written."""
+    first_of: dict[str, Rejection] = {}
+    counts: dict[str, int] = {}
+    for rejection in rejections:
+        kind = rejection.reason.split(":", 1)[0].strip()
+        first_of.setdefault(kind, rejection)
+        counts[kind] = counts.get(kind, 0) + 1
+    kinds = ", ".join(f"{count} x {kind}" for kind, count in counts.items())
+    lines = [f"{len(rejections)} signal(s) not filled ({kinds}), e.g.:"]
+    lines += [f"  {r.side} at {r.time:%Y-%m-%d %H:%M} UTC: {r.reason}" for r in list(first_of.values())[:_REJECTIONS_SHOWN]]
+    if saved is not None:
+        lines.append(f"all of them under 'rejections' in {saved}")
+    return lines
 
 
 def _stem(label: str, symbol: str, timeframe: str, now: datetime) -> str:
@@ -77,12 +146,21 @@ def backtest_command(
     """Backtest a strategy on historical candles with the live strategy, sizing and paper-fill
     code: a signal at a candle's close fills at the next candle's open."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agents.backtest.data import load_file_bars, load_influx_bars, select_window
     from agents.backtest.engine import BacktestConfig
     from agents.backtest.params import ParamError, parse_grid, parse_params
-    from agents.backtest.report import grid_document, grid_table, plot_equity, result_document, save_document, summary_table
+    from agents.backtest.report import (
+        EXECUTION_RULE,
+        cleaning_lines,
+        format_params,
+        grid_document,
+        grid_table,
+        plot_equity,
+        result_document,
+        save_document,
+        summary_table,
+    )
     from agents.backtest.runs import RANKABLE, rank, resolve_strategy, run_specs, spec_for, warmup_for
     from agents.data_collection.replay import ReplayDataError
     from agents.strategy.strategies import StrategyConfigError
@@ -130,8 +208,12 @@ def backtest_command(
         bt_config = BacktestConfig(
             rules=rules,
             initial_cash=_decimal(cash, "--cash"),
-            fees=FeeRates(taker=_decimal(fee, "--fee")) if fee is not None else paper.fees,
-            slippage_bps=_decimal(slippage_bps, "--slippage-bps") if slippage_bps is not None else paper.slippage_bps,
+            fees=FeeRates(taker=_decimal(fee, "--fee", below=Decimal(1), unit=" (a rate: 0.001 is 0.1 %)")) if fee is not None else paper.fees,
+            slippage_bps=(
+                _decimal(slippage_bps, "--slippage-bps", below=Decimal(10_000), unit=" bps")
+                if slippage_bps is not None
+                else paper.slippage_bps
+            ),
             fraction=_decimal(fraction, "--fraction"),
         )
         bt_config.sizing  # noqa: B018 - validates the fraction now, with the option's name below
@@ -150,7 +232,14 @@ def backtest_command(
 
             bars = asyncio.run(fetch())
         else:
-            bars = load_file_bars(data, exchange=exchange, symbol=symbol, timeframe=timeframe)
+            with _bar(err, "loading", show=err.is_terminal) as loading:
+                rows = loading.add_task("rows", total=None)
+                bars = load_file_bars(
+                    data, exchange=exchange, symbol=symbol, timeframe=timeframe,
+                    progress=lambda done, total: loading.update(rows, completed=done, total=total),
+                )
+            for line in cleaning_lines(bars.cleaning, bars.source):
+                err.print(line, soft_wrap=True, markup=False, highlight=False)
         window = select_window(bars, start=first, end=stop, warmup=warm)
     except (ReplayDataError, ValueError) as exc:
         err.print(f"cannot backtest: {exc}", soft_wrap=True, markup=False, style="red")
@@ -159,36 +248,43 @@ def backtest_command(
         err.print(f"cannot read candles: {type(exc).__name__}: {exc}", soft_wrap=True, markup=False, style="red")
         raise typer.Exit(2) from None
 
-    # A progress bar where a run takes noticeable time: grids, or very long series.
-    show_progress = err.is_terminal and (len(specs) > 1 or window.traded > 200_000)
-    with Progress(
-        TextColumn("[bold]backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=not show_progress,
-    ) as progress:
-        task = progress.add_task("runs", total=len(specs))
+    if first is not None and window.warmup < warm:
+        err.print(
+            f"warning: only {window.warmup} of {warm} warm-up candles before {first:%Y-%m-%d %H:%M} UTC in {bars.source}; "
+            "the first indicators see less history than live ones would",
+            soft_wrap=True, markup=False, highlight=False, style="yellow",
+        )
+
+    # Progress where a run takes noticeable time: over the runs of a grid, over the candles of
+    # a long run.
+    show_progress = err.is_terminal and (len(specs) > 1 or window.traded >= _LONG_RUN)
+    with _bar(err, "backtest", show=show_progress) as progress:
+        on_done, on_bars = _run_callbacks(progress, len(specs), window.traded)
         results = run_specs(
-            window, specs, bt_config, fast=not exhaustive, live_window=live_indicators,
-            on_done=lambda n: progress.update(task, completed=n),
+            window, specs, bt_config, fast=not exhaustive, live_window=live_indicators, on_done=on_done, on_bars=on_bars,
         )
 
     now = datetime.now(UTC)
     label = choice.strategy_id or choice.kind
-    title = f"{label} {symbol} {timeframe} · {window.traded} candles · signal at close t → fill at open t+1"
+    heading = f"{label} {symbol} {timeframe} · {window.traded} candles"
     if len(specs) == 1:
         result, spec = results[0], specs[0]
         document = result_document(result, spec, created_at=now, live_window=live_indicators)
         best = result
+        title = f"{heading}\n{format_params(_shown_params(spec))}"
     else:
         spec_of = {id(r): s for r, s in zip(results, specs, strict=True)}
         pairs = [(r, spec_of[id(r)]) for r in rank(results, rank_by)]
         document = grid_document(pairs, rank_by, created_at=now, live_window=live_indicators)
         best = pairs[0][0]
+        title = f"{heading}\nbest of {len(pairs)} by {rank_by}: {format_params(pairs[0][1].overrides)}"
+    path = None
     if save:
         stem = _stem(label, symbol, timeframe, now)
         path = save_document(document, out, stem)
         err.print(f"saved {path}", soft_wrap=True, markup=False)
         if plot:
-            png = plot_equity(best, path.with_suffix(".png"), title if len(specs) == 1 else f"best of grid by {rank_by}: {title}")
+            png = plot_equity(best, path.with_suffix(".png"), f"{title} · {EXECUTION_RULE}")
             err.print(f"saved {png}", soft_wrap=True, markup=False)
     if as_json:
         sys.stdout.write(json.dumps(document, allow_nan=False) + "\n")
@@ -197,4 +293,5 @@ def backtest_command(
         out_console.print(grid_table(pairs, rank_by, top))
     out_console.print(summary_table(best, title))
     if best.rejections:
-        out_console.print(f"{len(best.rejections)} signal(s) not filled (see 'rejections' in the JSON)")
+        for line in _rejection_lines(best.rejections, path):
+            out_console.print(line, soft_wrap=True, markup=False, highlight=False)

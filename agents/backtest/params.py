@@ -16,6 +16,8 @@ from typing import Any
 __all__ = ["ParamError", "parse_grid", "parse_params", "parse_value"]
 
 Params = dict[str, Any]
+_EXAMPLE = '{"fast": 10, "slow": 30}'
+_JSON_KINDS: dict[type, str] = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
 class ParamError(ValueError):
@@ -56,17 +58,18 @@ def _pairs(text: str, what: str) -> list[tuple[str, str]]:
 
 
 def parse_params(text: str | None) -> Params:
-    """Overrides from ``name=value,...`` or a JSON object (empty/None: no overrides)."""
+    """Overrides from ``name=value,...`` or a JSON object (empty/None: no overrides). A text
+    starting with ``{`` or ``[`` is read as JSON and must be an object."""
     if text is None or not text.strip():
         return {}
     stripped = text.strip()
-    if stripped.startswith("{"):
+    if stripped.startswith(("{", "[")):  # JSON; only an object names its values
         try:
             loaded = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise ParamError(f"--params is not valid JSON: {exc}") from None
+            raise ParamError(f"--params is not valid JSON ({exc}); a JSON object is required, such as {_EXAMPLE}") from None
         if not isinstance(loaded, dict):
-            raise ParamError("--params JSON must be an object")
+            raise ParamError(f"--params must be a JSON object such as {_EXAMPLE}, not a JSON {_JSON_KINDS.get(type(loaded), 'value')}")
         return dict(loaded)
     return {key: parse_value(value) for key, value in _pairs(stripped, "--params")}
 

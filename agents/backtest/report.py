@@ -21,13 +21,18 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from agents.backtest.data import describe_refusals
 from agents.backtest.engine import EXECUTION_MODEL, BacktestResult, Fill, Trade
 from agents.backtest.metrics import drawdown_series
 from agents.backtest.runs import RunSpec
+from agents.data_collection.replay import CleaningReport
 from protocol import timeframe_seconds
 
 __all__ = [
+    "EXECUTION_RULE",
     "SCHEMA",
+    "cleaning_lines",
+    "format_params",
     "grid_document",
     "grid_table",
     "plot_equity",
@@ -37,6 +42,8 @@ __all__ = [
 ]
 
 SCHEMA = "tradebus.backtest/1"
+# EXECUTION_MODEL in a few words, under every summary table.
+EXECUTION_RULE = "signal at close t → fill at open t+1"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -229,14 +236,46 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def summary_table(result: BacktestResult, title: str) -> Table:
-    """The headline metrics of one run for the terminal."""
+def format_params(params: dict[str, Any]) -> str:
+    """``{"fast": 5, "slow": 60}`` -> ``fast=5, slow=60`` (empty: ``default parameters``)."""
+    return ", ".join(f"{name}={value}" for name, value in params.items()) or "default parameters"
+
+
+def cleaning_lines(report: CleaningReport | None, source: str) -> list[str]:
+    """A short block for standard error on what cleaning the data refused, dropped and found
+    missing (nothing when the source was clean or the candles came from a store)."""
+    if report is None:
+        return []
+    lines = []
+    if report.refusals:
+        texts = describe_refusals(report)
+        if len(texts) == 1:
+            lines.append(f"refused {report.refused} rows: {texts[0]}")
+        else:
+            lines.append(f"refused {report.refused} rows:")
+            lines.extend(f"  {text}" for text in texts)
+    duplicates = report.duplicates_dropped + report.conflicting_duplicates
+    if duplicates:
+        lines.append(f"dropped {duplicates} duplicate rows ({report.conflicting_duplicates} with other values; kept the last)")
+    if report.gaps:
+        largest = max(report.gaps, key=lambda gap: gap.missing)
+        lines.append(
+            f"{len(report.gaps)} gaps, {report.missing_candles} missing candles (not filled); "
+            f"largest: {largest.missing} from {largest.start:%Y-%m-%d %H:%M} UTC"
+        )
+    if not lines:
+        return []
+    return [f"data {source}: {report.rows_read} rows -> {report.candles} candles", *(f"  {line}" for line in lines)]
+
+
+def summary_table(result: BacktestResult, title: str, caption: str | None = EXECUTION_RULE) -> Table:
+    """The headline metrics of one run for the terminal; the execution rule as the caption."""
     m = result.metrics
     quote = result.window.bars.symbol.split("/")[1]
     hours = m.max_drawdown_duration_hours
     rows = [
         ("Total return", _pct(m.total_return)),
-        ("Buy and hold return", _pct(m.buy_and_hold_return)),
+        ("Buy and hold (no fees)", _pct(m.buy_and_hold_return)),
         ("CAGR", _pct(m.cagr)),
         ("Sharpe (annualised)", _num(m.sharpe)),
         ("Sortino (annualised)", _num(m.sortino)),
@@ -250,7 +289,7 @@ def summary_table(result: BacktestResult, title: str) -> Table:
         ("Final equity", f"{m.final_equity:,.2f} {quote} (from {result.config.initial_cash:,} {quote})"),
         ("Candles", f"{m.bars} (+{result.window.warmup} warm-up)"),
     ]
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=title, caption=caption, show_header=False, title_justify="left", caption_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     for name, value in rows:
@@ -259,20 +298,30 @@ def summary_table(result: BacktestResult, title: str) -> Table:
 
 
 def grid_table(ranked: Sequence[tuple[BacktestResult, RunSpec]], rank_by: str, top: int) -> Table:
-    """The best ``top`` combinations of a sweep."""
+    """The best ``top`` combinations of a sweep, the winner's parameters in the title and buy
+    and hold over the same candles in the caption (a column if the runs' windows differ)."""
     names = sorted({key for _, spec in ranked for key in spec.overrides})
-    table = Table(title=f"grid: {len(ranked)} runs ranked by {rank_by} (best {min(top, len(ranked))})", title_justify="left")
+    winner = format_params(ranked[0][1].overrides)
+    title = f"grid: {len(ranked)} runs ranked by {rank_by} (best {min(top, len(ranked))})\nbest: {winner}"
+    holds = {result.metrics.buy_and_hold_return for result, _ in ranked}
+    hold_column = len(holds) > 1
+    caption = None if hold_column else f"buy and hold (no fees) over the same candles: {_pct(holds.pop())}"
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
     table.add_column("#", justify="right")
     for name in names:
         table.add_column(name, justify="right")
-    for heading in ("return", "sharpe", "sortino", "max dd", "trades", "win rate"):
+    headings = ["return", "sharpe", "sortino", "max dd", "trades", "win rate"]
+    if hold_column:
+        headings.insert(1, "hold")
+    for heading in headings:
         table.add_column(heading, justify="right")
     for number, (result, spec) in enumerate(ranked[:top], start=1):
         m = result.metrics
-        table.add_row(
-            str(number),
-            *(str(spec.overrides.get(name, "")) for name in names),
+        values = [
             _pct(m.total_return), _num(m.sharpe), _num(m.sortino), f"{100 * m.max_drawdown:.2f}%",
             str(m.trades), _pct(m.win_rate).lstrip("+"),
-        )
+        ]
+        if hold_column:
+            values.insert(1, _pct(m.buy_and_hold_return))
+        table.add_row(str(number), *(str(spec.overrides.get(name, "")) for name in names), *values)
     return table

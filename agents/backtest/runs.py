@@ -90,7 +90,8 @@ def resolve_strategy(name: str, config_path: str | Path | None = None) -> Strate
             )
     if kind in STRATEGY_KINDS:
         return StrategyChoice(name=kind, kind=kind)
-    known = ", ".join([i.strategy_id for i in instances] + list(STRATEGY_KINDS))
+    # An instance may share its kind's name ("combined"): name each once.
+    known = ", ".join(dict.fromkeys([i.strategy_id for i in instances] + list(STRATEGY_KINDS)))
     raise StrategyConfigError(f"no strategy kind or configured instance {name!r}; known: {known}")
 
 
@@ -120,10 +121,12 @@ def run_specs(
     fast: bool = True,
     live_window: bool = False,
     on_done: Callable[[int], None] | None = None,
+    on_bars: Callable[[int], None] | None = None,
 ) -> list[BacktestResult]:
     """Run every spec over the same window; indicator columns are computed once per distinct
     ``IndicatorParams`` and set of columns read, and shared (``live_window``: see
-    ``build_history``)."""
+    ``build_history``). ``on_done(runs finished)`` after each run; ``on_bars(window candles
+    done)`` during each run, as the engine's ``progress`` (from 0 to ``window.traded`` per run)."""
     histories: dict[tuple[IndicatorParams, frozenset[str] | None], IndicatorHistory] = {}
     results = []
     for number, spec in enumerate(specs, start=1):
@@ -132,7 +135,7 @@ def run_specs(
         history = histories.get(key)
         if history is None:
             history = histories[key] = build_history(window, spec.indicator_params, live_window=live_window, only=columns)
-        results.append(run_backtest(window, spec.strategy, spec.indicator_params, config, history=history, fast=fast))
+        results.append(run_backtest(window, spec.strategy, spec.indicator_params, config, history=history, progress=on_bars, fast=fast))
         if on_done is not None:
             on_done(number)
     return results

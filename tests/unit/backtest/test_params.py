@@ -40,3 +40,18 @@ def test_grid_decimal_steps_do_not_drift() -> None:
 def test_bad_grid(text: str) -> None:
     with pytest.raises(ParamError):
         parse_grid(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[1,2]", "--params must be a JSON object such as {\"fast\": 10, \"slow\": 30}, not a JSON array"),
+        ("[1", "--params is not valid JSON ("),
+        ('{"fast": 10', "--params is not valid JSON ("),
+    ],
+)
+def test_json_looking_params_are_read_as_json(text: str, says: str) -> None:
+    with pytest.raises(ParamError) as caught:
+        parse_params(text)
+    assert str(caught.value).startswith(says) and "name=value" not in str(caught.value)
+    assert "JSON object" in str(caught.value)

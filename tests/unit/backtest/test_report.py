@@ -70,3 +70,32 @@ def test_grid_ranking_and_files(btc_bars: Bars, rules: MarketRules, tmp_path: Pa
     png = plot_equity(ranked[0][0], tmp_path / "grid.png", "test")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert summary_table(ranked[0][0], "t").row_count == 14
+
+
+def test_tables_name_the_winner_buy_and_hold_and_the_execution_rule(btc_bars: Bars, rules: MarketRules) -> None:
+    import io
+
+    from rich.console import Console
+
+    from agents.backtest.report import EXECUTION_RULE, grid_table
+
+    bars = btc_bars.sliced(0, 2000)
+    specs, results = _runs(bars, rules, [{"fast": 5, "slow": 20}, {"fast": 10, "slow": 30}])
+    spec_of = {id(r): s for r, s in zip(results, specs, strict=True)}
+    ranked = [(r, spec_of[id(r)]) for r in rank(results, "sharpe")]
+    best = ranked[0][1].overrides
+    table = grid_table(ranked, "sharpe", 10)
+    assert table.title == f"grid: 2 runs ranked by sharpe (best 2)\nbest: fast={best['fast']}, slow={best['slow']}"
+    hold = ranked[0][0].metrics.buy_and_hold_return
+    assert table.caption == f"buy and hold (no fees) over the same candles: {100 * hold:+.2f}%"
+    summary = summary_table(ranked[0][0], "title")
+    assert summary.caption == EXECUTION_RULE == "signal at close t → fill at open t+1"
+    console = Console(file=io.StringIO(), width=80)
+    console.print(summary)
+    assert "│ Buy and hold (no fees) " in console.file.getvalue()  # type: ignore[attr-defined]
+    # Runs over different candles (never from the CLI): buy and hold becomes a column.
+    other_spec = spec_for(resolve_strategy("sma_cross"), IndicatorParams(), {"fast": 7, "slow": 21})
+    window = select_window(bars, start=bars.candles[900].open_time, end=None, warmup=500)
+    [other] = run_specs(window, [other_spec], BacktestConfig(rules=rules))
+    mixed = grid_table([*ranked, (other, other_spec)], "sharpe", 10)
+    assert mixed.caption is None and [c.header for c in mixed.columns][3:5] == ["return", "hold"]
