@@ -147,6 +147,16 @@ def test_unreadable_time_refused(tmp_path: Path, text: str) -> None:
     assert refusal.reason.startswith("open_time: not a readable timestamp")
 
 
+def test_a_candle_closing_after_year_9999_is_refused_not_fatal(tmp_path: Path) -> None:
+    # Its close time cannot be represented: that row is refused, the rest of the file loads.
+    result = run(tmp_path, row(0), "9999-12-31T23:45:00Z,100,110,90,105,5", row(15))
+    assert times(result) == FIVE[:2]
+    assert result.report.invalid_refused == 1
+    [refusal] = result.report.refusals
+    assert refusal.row == 2
+    assert "after the year 9999" in refusal.reason
+
+
 def test_zero_volume_kept_and_counted(tmp_path: Path) -> None:
     flat_and_quiet = row(30, o="100", h="100", low="100", c="100", v="0")
     result = run(tmp_path, row(0, v="0"), row(15), flat_and_quiet)

@@ -140,6 +140,10 @@ class _Judge:
         except ValidationError as exc:
             self._refuse(bar, "invalid_refused", validation_reason(exc))
             return None
+        except OverflowError:
+            # open_time + one candle is beyond datetime's range: this row only, not the file.
+            self._refuse(bar, "invalid_refused", "open_time: the candle would close after the year 9999")
+            return None
         return self._closed_by_now(bar, candle)
 
 
