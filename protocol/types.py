@@ -93,7 +93,9 @@ def _to_finite_decimal(value: Any, label: str) -> Decimal:
         raise ValueError(f"{label} must be a decimal number (string), got {type(value).__name__}")
     if not result.is_finite():
         raise ValueError(f"{label} must be a finite number, got {value!r}")
-    digits, exponent = result.as_tuple().digits, int(result.as_tuple().exponent)
+    # One as_tuple(): it builds a named tuple in Python, on every Decimal every message carries.
+    _, digits, raw_exponent = result.as_tuple()
+    exponent = int(raw_exponent)  # an int: result is finite
     if len(digits) > _MAX_DIGITS or not -_MAX_EXPONENT <= exponent <= _MAX_EXPONENT:
         raise ValueError(
             f"{label} is out of range (at most {_MAX_DIGITS} digits, exponent within "
