@@ -39,17 +39,14 @@ def validation_reason(error: ValidationError) -> str:
 
 def _check_series(
     exchange: str, symbol: str, timeframe: str, source: str, now: datetime | None
-) -> tuple[str, str, str]:
-    """Refuse a bad series identity up front, instead of refusing every row for it.
-
-    Returns exchange, symbol and source as the Candle model normalises them."""
+) -> None:
+    """Refuse a bad series identity up front, instead of refusing every row for it."""
     timeframe_seconds(timeframe)
-    exchange = TypeAdapter(ExchangeId).validate_python(exchange)
-    symbol = TypeAdapter(Symbol).validate_python(symbol)
-    source = TypeAdapter(NonEmptyStr).validate_python(source)
+    TypeAdapter(ExchangeId).validate_python(exchange)
+    TypeAdapter(Symbol).validate_python(symbol)
+    TypeAdapter(NonEmptyStr).validate_python(source)
     if now is not None and now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    return exchange, symbol, source
 
 
 def _values(candle: Candle) -> _Values:
@@ -96,17 +93,6 @@ class _Judge:
         setattr(report, counter, getattr(report, counter) + 1)
         report.refusals.append(Refusal(bar.row, bar.open_time, reason))
 
-    def _closed_by_now(self, bar: RawBar, candle: Candle) -> Candle | None:
-        now = self._now
-        if now is not None and candle.close_time > now:
-            self._refuse(
-                bar,
-                "not_closed_refused",
-                f"not closed yet (closes {candle.close_time.isoformat()}, now {now.isoformat()})",
-            )
-            return None
-        return candle
-
     def __call__(self, bar: RawBar) -> Candle | None:
         """The candle this row stands for, or None after recording its refusal."""
         if isinstance(bar.open_time, str):
@@ -144,7 +130,15 @@ class _Judge:
             # open_time + one candle is beyond datetime's range: this row only, not the file.
             self._refuse(bar, "invalid_refused", "open_time: the candle would close after the year 9999")
             return None
-        return self._closed_by_now(bar, candle)
+        now = self._now
+        if now is not None and candle.close_time > now:
+            self._refuse(
+                bar,
+                "not_closed_refused",
+                f"not closed yet (closes {candle.close_time.isoformat()}, now {now.isoformat()})",
+            )
+            return None
+        return candle
 
 
 def _out_of_order(times: Sequence[datetime]) -> int:
@@ -166,18 +160,10 @@ def _out_of_order(times: Sequence[datetime]) -> int:
 def _gaps(times: Sequence[datetime], timeframe: str) -> list[Gap]:
     """Gaps between consecutive open times (sorted, aligned, UTC)."""
     gaps = []
-    if timeframe == "1M":
-        for before, after in zip(times, times[1:], strict=False):
-            missing = slots_between(before, after, timeframe)
-            if missing > 0:
-                gaps.append(Gap(next_slot(before, timeframe), after, missing))
-        return gaps
-    step = timedelta(seconds=timeframe_seconds(timeframe))
     for before, after in zip(times, times[1:], strict=False):
-        if after - before != step:  # adjacent, the usual case: no arithmetic
-            missing = (after - before) // step - 1
-            if missing > 0:
-                gaps.append(Gap(before + step, after, missing))
+        missing = slots_between(before, after, timeframe)
+        if missing > 0:
+            gaps.append(Gap(next_slot(before, timeframe), after, missing))
     return gaps
 
 
@@ -254,9 +240,9 @@ def clean_rows(
 ) -> CleanResult:
     """``clean`` for rows that may be parsed as they are iterated (``loading.BarSource``):
     ``total`` is how many ``bars`` yields, known before the first is parsed."""
-    series = _check_series(exchange, symbol, timeframe, source, now)
+    _check_series(exchange, symbol, timeframe, source, now)
     report = CleaningReport(exchange, symbol, timeframe, rows_read=total)
-    judge = _Judge(series[0], series[1], timeframe, series[2], now, report)
+    judge = _Judge(exchange, symbol, timeframe, source, now, report)
     kept: dict[datetime, Candle] = {}
     done = 0
     if progress is not None:

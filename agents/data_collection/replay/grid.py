@@ -13,6 +13,7 @@ itself follows the calendar, because that is where exchanges open monthly candle
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from protocol import timeframe_seconds
 
@@ -21,6 +22,12 @@ __all__ = ["is_aligned", "next_slot", "slots_between"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # 1970-01-05 was the first Monday after the epoch.
 _FIRST_MONDAY = datetime(1970, 1, 5, tzinfo=UTC)
+
+
+@lru_cache(maxsize=64)
+def _step(timeframe: str) -> timedelta:
+    """One candle's length; asked for once per row of a file, so worked out once."""
+    return timedelta(seconds=timeframe_seconds(timeframe))
 
 
 def _anchor(timeframe: str) -> datetime:
@@ -36,8 +43,7 @@ def is_aligned(open_time: datetime, timeframe: str) -> bool:
     moment = open_time.astimezone(UTC)
     if timeframe == "1M":
         return moment == datetime(moment.year, moment.month, 1, tzinfo=UTC)
-    step = timedelta(seconds=timeframe_seconds(timeframe))
-    return (moment - _anchor(timeframe)) % step == timedelta(0)
+    return (moment - _anchor(timeframe)) % _step(timeframe) == timedelta(0)
 
 
 def next_slot(open_time: datetime, timeframe: str) -> datetime:
@@ -46,12 +52,11 @@ def next_slot(open_time: datetime, timeframe: str) -> datetime:
     if timeframe == "1M":
         index = _month_index(moment) + 1
         return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
-    return moment + timedelta(seconds=timeframe_seconds(timeframe))
+    return moment + _step(timeframe)
 
 
 def slots_between(earlier: datetime, later: datetime, timeframe: str) -> int:
     """Number of grid slots strictly between two aligned open times (0 when adjacent)."""
     if timeframe == "1M":
         return _month_index(later.astimezone(UTC)) - _month_index(earlier.astimezone(UTC)) - 1
-    step = timedelta(seconds=timeframe_seconds(timeframe))
-    return (later - earlier) // step - 1
+    return (later - earlier) // _step(timeframe) - 1

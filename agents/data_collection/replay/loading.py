@@ -30,13 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from agents.data_collection.replay.parsing import (
-    is_number_text,
-    parse_decimal,
-    parse_decimal_text,
-    parse_time,
-    parse_time_text,
-)
+from agents.data_collection.replay.parsing import is_number_text, parse_decimal, parse_time
 
 __all__ = [
     "PACKAGE_DATASET",
@@ -93,7 +87,7 @@ class RawBar(NamedTuple):
 def _bar(row: int, time_cell: Any, values: Sequence[Any]) -> RawBar:
     parsed = parse_time(time_cell)
     open_time, offset = (parsed, None) if isinstance(parsed, str) else parsed
-    o, h, low, c, v = (parse_decimal(value) for value in values)
+    o, h, low, c, v = map(parse_decimal, values)
     return RawBar(row, open_time, o, h, low, c, v, offset)
 
 
@@ -106,30 +100,14 @@ class BarSource(NamedTuple):
     bars: Iterator[RawBar]
 
 
-def _text_bars(times: list[str], values: list[list[str]]) -> Iterator[RawBar]:
-    """``_bar`` for CSV cells, which are all text (``_read_csv_frame`` reads them so).
-
-    Each row's cells are let go once it is parsed (the columns are consumed from the end
-    of reversed lists), so a big file's text is freed while its candles are built, instead
-    of all of it staying alive to the last row.
-    """
-    time_of, number = parse_time_text, parse_decimal_text
-    opens, highs, lows, closes, volumes = values  # as long as times: columns of one frame
+def _bars(times: list[Any], values: list[list[Any]]) -> Iterator[RawBar]:
+    """``_bar`` for each row of the columns (time, then open..volume), parsed as it is asked
+    for. Each row's cells are let go once it is parsed (the columns are consumed from the
+    end of reversed lists), so a big file's text is freed while its candles are built."""
     for column in (times, *values):
         column.reverse()
     for row in range(1, len(times) + 1):
-        parsed = time_of(times.pop())
-        open_time, offset = (parsed, None) if type(parsed) is str else parsed
-        yield RawBar(
-            row,
-            open_time,
-            number(opens.pop()),
-            number(highs.pop()),
-            number(lows.pop()),
-            number(closes.pop()),
-            number(volumes.pop()),
-            offset,
-        )
+        yield _bar(row, times.pop(), [column.pop() for column in values])
 
 
 def _column_indices(names: Sequence[str], path: str | Path) -> tuple[int, list[int]]:
@@ -192,13 +170,13 @@ def _binance_source(frame: pd.DataFrame, path: str | Path) -> BarSource:
             path, f"a headerless (Binance kline) CSV needs at least 6 columns, found {width}"
         )
     times, *values = _columns(frame, range(1 + len(VALUE_COLUMNS)), skip=0)
-    return _source(len(times), _text_bars(times, values), path)
+    return _source(len(times), _bars(times, values), path)
 
 
 def _header_source(frame: pd.DataFrame, path: str | Path) -> BarSource:
     time_index, value_indices = _column_indices(_first_row(frame), path)
     times, *values = _columns(frame, [time_index, *value_indices], skip=1)
-    return _source(len(times), _text_bars(times, values), path)
+    return _source(len(times), _bars(times, values), path)
 
 
 def _parquet_source(path: str | Path) -> BarSource:
@@ -211,11 +189,7 @@ def _parquet_source(path: str | Path) -> BarSource:
     time_index, value_indices = _column_indices(table.column_names, path)
     time_cells = table.column(time_index).to_pylist()
     value_cells = [table.column(i).to_pylist() for i in value_indices]
-    bars = (
-        _bar(number, time_cell, [column[number - 1] for column in value_cells])
-        for number, time_cell in enumerate(time_cells, start=1)
-    )
-    return _source(len(time_cells), bars, path)
+    return _source(len(time_cells), _bars(time_cells, value_cells), path)
 
 
 def load_binance_csv(path: str | Path) -> list[RawBar]:

@@ -65,6 +65,8 @@ def parse_decimal(value: Any) -> Decimal | str:
     applies, never ``Decimal(float)`` with its binary expansion digits. NaN and infinities
     stay text, for the Candle model to refuse.
     """
+    if type(value) is str:  # a CSV cell, by far the most common: straight to the text rule
+        return parse_decimal_text(value)
     if isinstance(value, bool):
         return raw_text(value)
     if isinstance(value, Decimal):
@@ -121,6 +123,8 @@ def parse_time(value: Any) -> tuple[datetime, timedelta | None] | str:
     Parquet timestamp without a time zone) is taken to be UTC, which is how exchanges and
     Binance exports write them; its offset is reported as None, not as a normalisation.
     """
+    if type(value) is str:  # a CSV cell, by far the most common: straight to the text rule
+        return parse_time_text(value)
     if isinstance(value, bool):
         return raw_text(value)
     if isinstance(value, datetime):
