@@ -47,7 +47,6 @@ class Bars:
     timeframe: str
     candles: tuple[Candle, ...]
     source: str
-    notes: tuple[str, ...] = ()
     # What cleaning the source did (refusals, duplicates, gaps); None for stored candles.
     cleaning: CleaningReport | None = field(default=None, repr=False, compare=False)
     open_time: NDArray[np.int64] = field(init=False, repr=False)
@@ -72,7 +71,7 @@ class Bars:
 
     def sliced(self, start: int, stop: int) -> Bars:
         """Rows ``start:stop`` as a new series (columns rebuilt from the candles)."""
-        return Bars(self.exchange, self.symbol, self.timeframe, self.candles[start:stop], self.source, self.notes, self.cleaning)
+        return Bars(self.exchange, self.symbol, self.timeframe, self.candles[start:stop], self.source, self.cleaning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +139,7 @@ def load_file_bars(
     if not result.candles:
         why = f"all refused: {' | '.join(describe_refusals(report))}" if report.refusals else "none usable"
         raise ValueError(f"no candles of {symbol} {timeframe} in {source}: {report.rows_read} rows read, {why}")
-    return Bars(exchange, symbol, timeframe, tuple(result.candles), source, (report.summary(),), report)
+    return Bars(exchange, symbol, timeframe, tuple(result.candles), source, report)
 
 
 async def load_influx_bars(
@@ -189,10 +188,9 @@ def select_window(bars: Bars, *, start: datetime | None, end: datetime | None, w
                 f"only {stop} candles of {bars.symbol} {bars.timeframe}{before} in {bars.source}: the first {warmup} "
                 f"warm the indicators up and at least 2 more are needed to trade; give a start, a smaller warm-up or more data"
             )
-        if stop == len(bars):
-            return Window(bars, warmup)
-        return Window(bars.sliced(0, stop), warmup)
-    first = _index_at(bars.open_time, start, 0)
+        first = warmup  # the data's first candles are the warm-up
+    else:
+        first = _index_at(bars.open_time, start, 0)
     if stop <= first:
         span = f"{start.isoformat() if start else 'the start'} to {end.isoformat() if end else 'the end'}"
         raise ValueError(f"no candles of {bars.symbol} {bars.timeframe} from {span} in {bars.source}")

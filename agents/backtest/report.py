@@ -113,7 +113,7 @@ def _config(result: BacktestResult, spec: RunSpec | None, live_window: bool) -> 
             else "compute_columns over the warm-up and window candles at once"
         ),
         "market": {"exchange": bars.exchange, "symbol": bars.symbol, "timeframe": bars.timeframe},
-        "data": {"source": bars.source, "cleaning": list(bars.notes)},
+        "data": {"source": bars.source, "cleaning": [bars.cleaning.summary()] if bars.cleaning else []},
         "window": {
             "start": _iso(traded[0].open_time) if traded else None,
             "end": _iso(traded[-1].close_time) if traded else None,
