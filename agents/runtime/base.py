@@ -41,8 +41,12 @@ class Agent:
             max_attempts=settings.bus_max_attempts,
             quorum=settings.bus_quorum_queues,
             retry_policy=RetryPolicy(
-                backoff_initial=settings.bus_retry_backoff_initial, backoff_cap=settings.bus_retry_backoff_cap
+                backoff_initial=settings.bus_retry_backoff_initial,
+                backoff_cap=settings.bus_retry_backoff_cap,
+                max_crashes=settings.bus_max_crashes,
             ),
+            # One file per agent: it must outlive the process (a crash is what it records).
+            crash_journal=settings.bus_crash_journal_dir / f"{self.name}.sqlite3",
         )
         self.log = get_logger()
         self._state = HealthState.STARTING

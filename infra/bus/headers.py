@@ -14,6 +14,8 @@ DEAD_LETTERED_AT = "x-tradebus-dead-lettered-at"
 KIND_VALIDATION = "validation"
 KIND_UNEXPECTED_TYPE = "unexpected_type"
 KIND_HANDLER = "handler"
+# In handling when max_crashes consumer processes died (infra.bus.journal).
+KIND_CRASH = "crash"
 
 # Headers are stored in the broker with every copy; a traceback-sized error is cut short.
 MAX_ERROR_LENGTH = 2000
