@@ -113,7 +113,10 @@ class Agent:
         detail.update(self.heartbeat_detail())
         problems = self._problems()
         if problems:
-            detail["problems"] = "; ".join(problems)
+            # A detail value holds at most 1000 characters: several queues retrying through one
+            # outage must shorten the list, never make the heartbeat itself invalid.
+            joined = "; ".join(problems)
+            detail["problems"] = joined if len(joined) <= 1000 else joined[:997] + "..."
         return Heartbeat(
             source=self.name,
             agent=self.name,

@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -36,7 +35,7 @@ from infra.bus import headers as h
 from infra.bus.errors import PublishFailed
 from infra.bus.isolation import IsolationGate, Pass
 from infra.bus.journal import CrashJournal, message_key
-from infra.bus.publisher import Publisher
+from infra.bus.publisher import Publisher, copy_of
 from infra.bus.retry import RetryPolicy, retrying_problem
 from infra.bus.stats import BusStats
 from infra.faults import Fault, classify
@@ -334,17 +333,7 @@ class QueueConsumer:
     ) -> bool:
         """Publish a copy (confirmed), then ack the original. If the copy was not confirmed the
         original is requeued, so the message exists at least once at every moment."""
-        copy = aio_pika.Message(
-            body=incoming.body,
-            headers=headers,
-            content_type=incoming.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=incoming.message_id,
-            correlation_id=incoming.correlation_id,
-            type=incoming.type,
-            app_id=incoming.app_id,
-            timestamp=incoming.timestamp,
-        )
+        copy = copy_of(incoming, headers)
         try:
             await self._publisher.publish(copy, routing_key=routing_key, exchange=exchange)
         except PublishFailed as exc:

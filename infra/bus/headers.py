@@ -9,6 +9,10 @@ ERROR_KIND = "x-tradebus-error-kind"
 EXCEPTION = "x-tradebus-exception"
 ORIGINAL_QUEUE = "x-tradebus-original-queue"
 DEAD_LETTERED_AT = "x-tradebus-dead-lettered-at"
+# Written when an operator moves a dead letter back (`tradebus dead-letters requeue`).
+REQUEUED_AT = "x-tradebus-requeued-at"
+REQUEUES = "x-tradebus-requeues"
+PREVIOUS_ERROR = "x-tradebus-previous-error"
 
 # Error kinds in the ERROR_KIND header of a dead-lettered message.
 KIND_VALIDATION = "validation"
