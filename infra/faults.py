@@ -112,16 +112,21 @@ def _transient_problem(exc: BaseException) -> str | None:
 
 def _own_problem(exc: BaseException) -> str | None:
     """Errors this project raises that mean "a service is unavailable"."""
-    from infra.bus.errors import PublishFailed  # late: infra.bus imports this module
+    # Late imports: infra.bus imports this module, and only a failing handler pays for the rest.
+    from infra.bus.errors import PublishFailed
 
     if isinstance(exc, PublishFailed):
         return "did not confirm a publish"
-    try:
-        from infra.influx.errors import PriceStoreUnavailable
-    except ImportError:  # pragma: no cover - the influx adapter is part of the project
-        return None
+    from infra.exchanges.adapter import OrderOutcomeUnknown, RateLimited
+    from infra.influx.errors import PriceStoreUnavailable
+
     if isinstance(exc, PriceStoreUnavailable):
         return "unavailable"
+    if isinstance(exc, RateLimited):
+        return "rate-limited"  # nothing was placed: waiting is the cure
+    if isinstance(exc, OrderOutcomeUnknown):
+        # A retry first asks the exchange by client order id (never places blindly).
+        return "outcome unknown"
     return None
 
 

@@ -78,6 +78,14 @@ class CrashJournal:
                 self._disable(exc)
         return self._db
 
+    def _failed(self, exc: sqlite3.Error) -> None:
+        """A busy file (another process of the agent writing) skips one record; anything else
+        disables the journal."""
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+            log.warning("crash journal busy; one handling not recorded", path=str(self.path), error=str(exc))
+            return
+        self._disable(exc)
+
     def _disable(self, exc: BaseException) -> None:
         self.problem = f"crash journal {self.path} unavailable ({type(exc).__name__}: {exc})"
         log.error("crash journal disabled; only the broker's delivery limit bounds crash loops", error=self.problem)
@@ -96,7 +104,7 @@ class CrashJournal:
                 (queue, message, self.process),
             ).fetchone()
         except sqlite3.Error as exc:
-            self._disable(exc)
+            self._failed(exc)
             return 0
         return int(row[0])
 
@@ -125,7 +133,7 @@ class CrashJournal:
         try:
             db.execute(statement, parameters)
         except sqlite3.Error as exc:
-            self._disable(exc)
+            self._failed(exc)
 
     def close(self) -> None:
         if self._db is not None:
