@@ -51,6 +51,9 @@ _SERVICES = (
     ("httpcore", "HTTP service"),
 )
 
+# Modules that call handlers: a traceback's frames from here outwards are not the failure's.
+_CALLERS = frozenset({"infra.bus.consumer"})
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -249,8 +252,12 @@ def _service(link: BaseException, outer: BaseException) -> str:
         if found is not None:
             return found
     for exc in (link, outer):
+        # Innermost first: where the error arose, not who called the handler.
         for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
-            found = _service_of_module(str(frame.f_globals.get("__name__", "")))
+            module = str(frame.f_globals.get("__name__", ""))
+            if module in _CALLERS:
+                break  # above the handler: the bus consumer says nothing about the failing service
+            found = _service_of_module(module)
             if found is not None:
                 return found
     return "network"

@@ -34,6 +34,12 @@ def resolve_queue(topology: Topology, name: str) -> str:
     raise typer.BadParameter(f"{name!r} is not a queue of exchange {topology.exchange!r} (known: {known})")
 
 
+def _fail(exc: DeadLetterError, url: str, topology: Topology) -> typer.Exit:
+    hint = f"; has an agent declared the queues of exchange {topology.exchange!r}?" if "does not exist" in str(exc) else ""
+    typer.echo(f"dead-letters: {exc} ({redact_url(url)}){hint}", err=True)
+    return typer.Exit(1)
+
+
 def _context(exchange: str | None) -> tuple[str, Topology]:
     settings = Settings()
     return settings.rabbitmq_url.get_secret_value(), system_topology(exchange or settings.bus_exchange)
@@ -52,8 +58,7 @@ def list_command(
     try:
         found = asyncio.run(inspect_dead_letters(url, names, show=show, timeout=timeout))
     except DeadLetterError as exc:
-        typer.echo(f"dead-letters: {exc} ({redact_url(url)})", err=True)
-        raise typer.Exit(1) from None
+        raise _fail(exc, url, topology) from None
     for entry in found:
         if entry.count == 0 and not queue:
             continue
@@ -84,6 +89,7 @@ def requeue_command(
     try:
         moved = asyncio.run(requeue_dead_letters(url, name, limit=limit, timeout=timeout))
     except DeadLetterError as exc:
-        typer.echo(f"dead-letters: {exc} ({redact_url(url)})", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"moved {moved} message(s) from {name}.dlq back to {name}, each confirmed before its dead letter was acked")
+        raise _fail(exc, url, topology) from None
+    typer.echo(
+        f"moved {moved} message(s) from {name}.dlq back to {name}, each confirmed before its dead letter was acked"
+    )

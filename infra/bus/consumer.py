@@ -154,7 +154,10 @@ class QueueConsumer:
         self.last_message_at = datetime.now(UTC)
         self._stats.consumed += 1
         key = message_key(incoming)
-        crashes = self._journal.crashes(self.queue, key) if self._journal is not None else 0
+        # A first delivery cannot have killed anyone yet: only a redelivery is looked up.
+        crashes = 0
+        if self._journal is not None and incoming.redelivered:
+            crashes = self._journal.crashes(self.queue, key)
         if crashes >= self._policy.max_crashes:
             error = f"killed the consumer {crashes} times (its handling started and never finished)"
             log.error("message keeps killing its consumer, dead-lettering", queue=self.queue, crashes=crashes)
@@ -162,7 +165,9 @@ class QueueConsumer:
             self._end_journal(key, settled)
             return
         if crashes:
-            log.warning("message was in handling when a consumer died; handling it alone", queue=self.queue, crashes=crashes)
+            log.warning(
+                "message was in handling when a consumer died; handling it alone", queue=self.queue, crashes=crashes
+            )
         async with self._gate.enter(exclusive=crashes > 0) as admitted:
             if self._journal is not None:
                 self._journal.begin(self.queue, key)
@@ -181,7 +186,8 @@ class QueueConsumer:
         try:
             message = decode_any(incoming.body)
         except MessageDecodeError as exc:
-            return await self._settle_dead(incoming, h.KIND_VALIDATION, f"validation: {exc.reason}", "MessageDecodeError")
+            reason = f"validation: {exc.reason}"
+            return await self._settle_dead(incoming, h.KIND_VALIDATION, reason, "MessageDecodeError")
         if not isinstance(message, self._accepts):
             expected = ", ".join(model.__name__ for model in self._accepts)
             reason = f"queue {self.queue} accepts {expected}, got {type(message).__name__}"
@@ -228,7 +234,9 @@ class QueueConsumer:
                 delivery = replace(
                     delivery,
                     attempt=delivery.attempt + 1,
-                    headers={**delivery.headers, h.ATTEMPT: delivery.attempt + 1, h.ERROR: str(fault)[: h.MAX_ERROR_LENGTH]},
+                    headers={
+                        **delivery.headers, h.ATTEMPT: delivery.attempt + 1, h.ERROR: str(fault)[: h.MAX_ERROR_LENGTH]
+                    },
                 )
             else:
                 return await self._settle(incoming, "ack")
@@ -284,7 +292,9 @@ class QueueConsumer:
         self, incoming: AbstractIncomingMessage, delivery: Delivery, exc: Exception, failures: int, delay: float
     ) -> bool:
         error = f"{type(exc).__name__}: {exc}"
-        log.warning("handler failed, will retry", queue=self.queue, attempt=delivery.attempt, error=error, failures=failures)
+        log.warning(
+            "handler failed, will retry", queue=self.queue, attempt=delivery.attempt, error=error, failures=failures
+        )
         await asyncio.sleep(delay)
         retry_headers = {
             **delivery.headers,

@@ -119,7 +119,14 @@ async def _passive(channel: AbstractChannel, name: str, timeout: float) -> Abstr
         raise DeadLetterError(f"queue {name} does not exist") from None
 
 
-async def inspect_dead_letters(url: str, queues: list[str], *, show: int = 5, timeout: float = 10.0) -> list[DeadLetterQueue]:
+async def _take(queue: AbstractQueue, timeout: float) -> AbstractIncomingMessage | None:
+    """The next message of ``queue`` unacked, or None when it is empty."""
+    return await bounded(queue.get(no_ack=False, fail=False, timeout=timeout), timeout, f"reading {queue.name}")
+
+
+async def inspect_dead_letters(
+    url: str, queues: list[str], *, show: int = 5, timeout: float = 10.0
+) -> list[DeadLetterQueue]:
     """Count each queue's dead letters and describe the first ``show``; nothing is consumed (each
     sampled message is returned to its queue)."""
     connection = await connect(url, timeout)
@@ -132,7 +139,7 @@ async def inspect_dead_letters(url: str, queues: list[str], *, show: int = 5, ti
             held: list[AbstractIncomingMessage] = []
             try:
                 for _ in range(min(show, count)):
-                    message = await bounded(dlq.get(no_ack=False, fail=False, timeout=timeout), timeout, f"reading {dlq.name}")
+                    message = await _take(dlq, timeout)
                     if message is None:
                         break
                     held.append(message)
@@ -165,7 +172,9 @@ async def requeue_dead_letters(url: str, queue: str, *, limit: int | None = None
     connection = await connect(url, timeout)
     moved = 0
     async with connection:
-        channel = await bounded(connection.channel(publisher_confirms=True, on_return_raises=True), timeout, "opening a channel")
+        channel = await bounded(
+            connection.channel(publisher_confirms=True, on_return_raises=True), timeout, "opening a channel"
+        )
         await _passive(channel, queue, timeout)  # refuse to move messages to a queue that is gone
         dlq = await _passive(channel, dead_letter_queue_name(queue), timeout)
         # Only what is there now: a consumer dead-lettering again meanwhile cannot make this endless.
@@ -173,7 +182,7 @@ async def requeue_dead_letters(url: str, queue: str, *, limit: int | None = None
         if limit is not None:
             budget = min(budget, limit)
         while moved < budget:
-            message = await bounded(dlq.get(no_ack=False, fail=False, timeout=timeout), timeout, f"reading {dlq.name}")
+            message = await _take(dlq, timeout)
             if message is None:
                 break
             copy = copy_of(message, requeued_headers(message))

@@ -37,14 +37,19 @@ async def tradebus(rabbitmq_url: str, *args: str) -> str:
     result = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "agents.cli", "dead-letters", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, env={"RABBITMQ_URL": rabbitmq_url, "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"RABBITMQ_URL": rabbitmq_url, "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 async def test_requeued_dead_letters_get_their_attempts_again(rabbitmq_url: str, topology: Topology) -> None:
-    queue = f"{topology.exchange}.technical_analysis.candles"
+    ex = topology.exchange
+    queue = f"{ex}.technical_analysis.candles"
     fixed = False
     tries: dict[int, list[Delivery]] = {}
 
@@ -63,7 +68,7 @@ async def test_requeued_dead_letters_get_their_attempts_again(rabbitmq_url: str,
             await bus.publish(make_candle(index))
         assert await wait_until(lambda: bus.stats.dead_lettered == 3, timeout=20)
 
-        listing = await tradebus(rabbitmq_url, "list", "--exchange", topology.exchange, "--queue", "technical_analysis.candles")
+        listing = await tradebus(rabbitmq_url, "list", "--exchange", ex, "--queue", "technical_analysis.candles")
         assert f"{queue}.dlq: 3 message(s)" in listing
         assert "[handler] attempts=2" in listing and "ValueError: indicator window misconfigured" in listing
         assert await queue_depth(rabbitmq_url, f"{queue}.dlq") == 3  # listing consumed nothing
@@ -73,7 +78,7 @@ async def test_requeued_dead_letters_get_their_attempts_again(rabbitmq_url: str,
         assert "moved 2 message(s)" in moved
         assert await wait_until(lambda: sum(len(t) for t in tries.values()) == 6 + 4, timeout=20), tries
         assert await queue_depth(rabbitmq_url, f"{queue}.dlq") == 1
-        moved = await tradebus(rabbitmq_url, "requeue", "technical_analysis.candles.dlq", "-y", "--exchange", topology.exchange)
+        moved = await tradebus(rabbitmq_url, "requeue", "technical_analysis.candles.dlq", "-y", "--exchange", ex)
         assert "moved 1 message(s)" in moved
         assert await wait_until(lambda: sum(len(t) for t in tries.values()) == 12, timeout=20), tries
         await bus.stop_consuming()
@@ -106,7 +111,8 @@ async def test_a_message_the_broker_dead_lettered_goes_back_with_its_original_ro
         listing = await tradebus(rabbitmq_url, "list", "--exchange", topology.exchange, "-q", queue)
         assert "[broker:rejected]" in listing and f"key={TOPIC}" in listing
 
-        assert "moved 1 message(s)" in await tradebus(rabbitmq_url, "requeue", queue, "-y", "--exchange", topology.exchange)
+        moved = await tradebus(rabbitmq_url, "requeue", queue, "-y", "--exchange", topology.exchange)
+        assert "moved 1 message(s)" in moved
         back = await work.get(timeout=5)
         await back.ack()
     headers = back.headers or {}

@@ -179,7 +179,8 @@ def test_the_bus_publish_failures_are_transient() -> None:
 
 def test_the_exchange_adapters_rate_limit_and_unknown_outcome_are_transient() -> None:
     # Execution raises these to the bus after its own back-off; a retry asks the exchange first.
-    assert classify(RateLimited("order x not placed: still rate limited")).reason == "exchange rate-limited (RateLimited)"
+    limited = RateLimited("order x not placed: still rate limited")
+    assert classify(limited).reason == "exchange rate-limited (RateLimited)"
     assert classify(OrderOutcomeUnknown("timeout")).reason == "exchange outcome unknown (OrderOutcomeUnknown)"
     assert not is_transient(OrderRejected("insufficient balance"))
 
