@@ -212,6 +212,8 @@ class QueueConsumer:
                 self._stats.errors += 1
                 failed_tries += 1
                 fault = classify(exc)
+                if not fault.transient:
+                    self._retrying.pop(id(incoming), None)  # a bug now, no longer an outage to report
                 if fault.transient:
                     self._note_transient(incoming, delivery, fault)
                     await admitted.release_exclusive()  # an outage, not a killer: let the others run

@@ -66,6 +66,7 @@ class CrashJournal:
 
     def _connection(self) -> sqlite3.Connection | None:
         if self._db is None and self.problem is None:
+            db: sqlite3.Connection | None = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
@@ -75,7 +76,12 @@ class CrashJournal:
                 db.execute("DELETE FROM handling WHERE started_at < ?", (time.time() - RETENTION_SECONDS,))
                 self._db = db
             except (sqlite3.Error, OSError) as exc:
-                self._disable(exc)
+                if db is not None:
+                    db.close()
+                if isinstance(exc, sqlite3.Error):
+                    self._failed(exc)  # busy: opened again on the next call
+                else:
+                    self._disable(exc)
         return self._db
 
     def _failed(self, exc: sqlite3.Error) -> None:
