@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -81,6 +82,8 @@ async def ledger_checks(engine: AsyncEngine, *, order_grace: timedelta) -> list[
             await _positions_match_fills(engine),
             *await _rejection_checks(engine),
         ]
+    except asyncpg.InvalidCatalogNameError as exc:  # raised by connect, not wrapped by SQLAlchemy
+        return [fail("ledger", "database", "missing", f"{str(exc).splitlines()[0]}: is the system running? {RUN_HINT}")]
     except (ProgrammingError, DBAPIError) as exc:
         # Missing tables mean the database was never migrated: that is the finding.
         first_line = str(exc.orig or exc).splitlines()[0][:200]

@@ -135,6 +135,7 @@ async def test_run_and_latest_target_the_stores_a_run_recorded(rabbitmq_url: str
     assert code == 1, out + err
     assert f"run {latest} (" in out and f"bus exchange tbtest_base_{latest}" in out
     assert f"no bus exchange `tbtest_base_{latest}`" in out
+    assert f"_{latest}\" does not exist: is the system running?" in out  # the run's ledger database is gone
     code, out, err = await _tradebus("reality-check", "--run", "run_20000101_000000_abcd", env=env, cwd=tmp_path)
     assert code == 2 and "no run 'run_20000101_000000_abcd'" in err and latest in err
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -21,9 +22,10 @@ from agents.monitor.report import Check, Status
 from agents.monitor.store_checks import ledger_checks, price_checks
 from infra.bus import headers as h
 from infra.bus import system_topology
+from infra.db.ledger import Ledger
 from infra.influx import InfluxPriceStore
-from protocol import Candle, HealthState, Heartbeat, encode, topics
-from tests.support.bus import cleanup, declare
+from protocol import HealthState, Heartbeat, encode, topics
+from tests.support.bus import cleanup, declare, make_candle
 from tests.support.ledger import migrated_ledger, new_reservation, reserve
 
 pytestmark = pytest.mark.integration
@@ -38,11 +40,18 @@ def _one(checks: list[Check], name: str) -> Check:
     return found[0]
 
 
+@dataclass
+class Books:
+    """A migrated ledger database of this test: the Ledger to act through, the engine to break it."""
+
+    ledger: Ledger
+    engine: AsyncEngine
+
+
 @pytest.fixture
-async def ledger_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+async def books(postgres_url: str) -> AsyncIterator[Books]:
     async with migrated_ledger(postgres_url, balances={"USDT": D("1000"), "BTC": D("0")}) as (ledger, engine):
-        engine.ledger = ledger  # type: ignore[attr-defined]
-        yield engine
+        yield Books(ledger, engine)
 
 
 async def _execute(engine: AsyncEngine, *statements: str) -> None:
@@ -51,94 +60,93 @@ async def _execute(engine: AsyncEngine, *statements: str) -> None:
             await connection.execute(text(statement))
 
 
-async def _held(engine: AsyncEngine) -> str:
+async def _held(books: Books) -> str:
     reservation = new_reservation()
-    await reserve(engine.ledger, reservation)  # type: ignore[attr-defined]
+    await reserve(books.ledger, reservation)
     return reservation.client_order_id
 
 
-async def test_a_clean_ledger_passes(ledger_engine: AsyncEngine) -> None:
-    checks = await ledger_checks(ledger_engine, order_grace=GRACE)
+async def test_a_clean_ledger_passes(books: Books) -> None:
+    checks = await ledger_checks(books.engine, order_grace=GRACE)
     assert [c for c in checks if c.status is Status.FAIL] == [], checks
 
 
-async def test_a_reservation_held_past_its_deadline_fails(ledger_engine: AsyncEngine) -> None:
-    client_order_id = await _held(ledger_engine)
-    check = _one(await ledger_checks(ledger_engine, order_grace=GRACE), "reservations past their deadline")
+async def test_a_reservation_held_past_its_deadline_fails(books: Books) -> None:
+    client_order_id = await _held(books)
+    check = _one(await ledger_checks(books.engine, order_grace=GRACE), "reservations past their deadline")
     assert check.status is Status.PASS  # held, but not yet due
-    await _execute(ledger_engine, "UPDATE reservations SET expires_at = now() - interval '1 minute'")
-    check = _one(await ledger_checks(ledger_engine, order_grace=GRACE), "reservations past their deadline")
+    await _execute(books.engine, "UPDATE reservations SET expires_at = now() - interval '1 minute'")
+    check = _one(await ledger_checks(books.engine, order_grace=GRACE), "reservations past their deadline")
     assert check.status is Status.FAIL and check.figure == "1" and client_order_id in check.detail
 
 
-async def test_an_approval_that_never_reached_execution_fails(ledger_engine: AsyncEngine) -> None:
-    client_order_id = await _held(ledger_engine)
+async def test_an_approval_that_never_reached_execution_fails(books: Books) -> None:
+    client_order_id = await _held(books)
     name = "approved but never reached execution"
-    assert _one(await ledger_checks(ledger_engine, order_grace=GRACE), name).status is Status.PASS  # within grace
-    await _execute(ledger_engine, "UPDATE reservations SET created_at = now() - interval '5 minutes'")
-    check = _one(await ledger_checks(ledger_engine, order_grace=GRACE), name)
+    assert _one(await ledger_checks(books.engine, order_grace=GRACE), name).status is Status.PASS  # within grace
+    await _execute(books.engine, "UPDATE reservations SET created_at = now() - interval '5 minutes'")
+    check = _one(await ledger_checks(books.engine, order_grace=GRACE), name)
     assert check.status is Status.FAIL and check.figure == "1" and client_order_id in check.detail
 
 
-async def test_an_order_with_an_unknown_outcome_fails(ledger_engine: AsyncEngine) -> None:
+async def test_an_order_with_an_unknown_outcome_fails(books: Books) -> None:
     await _execute(
-        ledger_engine,
+        books.engine,
         "INSERT INTO orders (client_order_id, request_message_id, request, strategy_id, exchange, symbol, side, "
-        f"order_type, quantity, status) VALUES ('tb-x', '{uuid.uuid4()}', '{{}}', 's', 'paper', 'BTC/USDT', 'BUY', "
-        "'MARKET', 1, 'UNKNOWN')",
+        f"order_type, quantity, status, expires_at) VALUES ('tb-x', '{uuid.uuid4()}', '{{}}', 's', 'paper', "
+        "'BTC/USDT', 'BUY', 'MARKET', 1, 'UNKNOWN', now() + interval '1 hour')",
     )
-    check = _one(await ledger_checks(ledger_engine, order_grace=GRACE), "outcome UNKNOWN")
+    check = _one(await ledger_checks(books.engine, order_grace=GRACE), "outcome UNKNOWN")
     assert check.status is Status.FAIL and check.figure == "1" and "reconcile" in check.detail
 
 
-async def test_a_broken_balance_invariant_fails(ledger_engine: AsyncEngine) -> None:
+async def test_a_broken_balance_invariant_fails(books: Books) -> None:
     # The schema refuses this state; an older schema or a manual fix would not: drop the guard in
     # this private database to build it, and the check must still see it.
     await _execute(
-        ledger_engine,
+        books.engine,
         "ALTER TABLE balances DROP CONSTRAINT ck_balances_total_is_available_plus_reserved",
         "UPDATE balances SET total = total + 7 WHERE asset = 'USDT'",
     )
-    check = _one(await ledger_checks(ledger_engine, order_grace=GRACE), "available + reserved = total")
+    check = _one(await ledger_checks(books.engine, order_grace=GRACE), "available + reserved = total")
     assert check.status is Status.FAIL and check.figure == "1 assets" and "USDT" in check.detail
 
 
-async def test_reserved_money_without_a_reservation_fails(ledger_engine: AsyncEngine) -> None:
-    await _execute(ledger_engine, "UPDATE balances SET reserved = 5, available = available - 5 WHERE asset = 'USDT'")
-    checks = await ledger_checks(ledger_engine, order_grace=GRACE)
+async def test_reserved_money_without_a_reservation_fails(books: Books) -> None:
+    await _execute(books.engine, "UPDATE balances SET reserved = 5, available = available - 5 WHERE asset = 'USDT'")
+    checks = await ledger_checks(books.engine, order_grace=GRACE)
     assert _one(checks, "available + reserved = total").status is Status.PASS
     check = _one(checks, "reserved = open reservations")
     assert check.status is Status.FAIL and check.figure == "1 assets" and "USDT" in check.detail
 
 
-async def test_a_position_that_disagrees_with_its_fills_fails(ledger_engine: AsyncEngine) -> None:
+async def test_a_position_that_disagrees_with_its_fills_fails(books: Books) -> None:
     await _execute(
-        ledger_engine,
+        books.engine,
         "INSERT INTO positions (strategy_id, exchange, symbol, quantity, average_entry_price, realised_pnl, fees_paid) "
         "VALUES ('s', 'paper', 'BTC/USDT', 0.5, 40000, 0, 0)",
     )
-    check = _one(await ledger_checks(ledger_engine, order_grace=GRACE), "positions = sum of fills")
+    check = _one(await ledger_checks(books.engine, order_grace=GRACE), "positions = sum of fills")
     assert check.status is Status.FAIL and check.figure == "1 differ" and "BTC/USDT" in check.detail
 
 
 async def test_a_stale_price_under_the_wall_clock_fails(influxdb_database: tuple[str, str]) -> None:
     url, database = influxdb_database
-    from tests.unit.test_protocol_samples import candle_fields
-
     store = InfluxPriceStore(url, database, max_attempts=1)
     try:
         name = "binance BTC/USDT 15m"
         missing = await price_checks(store, "binance", ["BTC/USDT"], "15m", max_age=timedelta(minutes=45))
         assert _one(missing, name).status is Status.FAIL and _one(missing, name).figure == "no candle"
-        candle = Candle(**candle_fields())  # a candle of 2021
+        candle = make_candle(0)  # a 15-minute candle of 2021
         await store.write_candles([candle])
         replay = await price_checks(store, "binance", ["BTC/USDT"], "15m", max_age=None)
         assert _one(replay, name).status is Status.PASS  # a replay is not judged by the wall clock
         check = _one(await price_checks(store, "binance", ["BTC/USDT"], "15m", max_age=timedelta(minutes=45)), name)
         assert check.status is Status.FAIL and f"latest {candle.open_time:%Y-%m-%d %H:%M}Z" in check.figure
         assert "age" in check.figure and "older than 0:45:00" in check.detail
-        fresh = candle.model_copy(update={"open_time": datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=15),
-                                          "close_time": datetime.now(UTC).replace(second=0, microsecond=0)})
+        now = datetime.now(UTC).timestamp()
+        close = datetime.fromtimestamp(now - now % 900, UTC)  # the latest closed 15-minute candle
+        fresh = candle.model_copy(update={"open_time": close - timedelta(minutes=15), "close_time": close})
         await store.write_candles([fresh])
         check = _one(await price_checks(store, "binance", ["BTC/USDT"], "15m", max_age=timedelta(minutes=45)), name)
         assert check.status is Status.PASS, check
