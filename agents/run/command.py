@@ -164,7 +164,9 @@ class RunSession:
         """One line in the panel's event list (and printed at once in plain output)."""
         self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
         if not self.live_mode:
-            self.console.print(f"[run] {text}")
+            # Plain text, one line each: "[run]" and "[Errno 104]" are not rich markup, and a CI log
+            # is read (and grepped) line by line.
+            self.console.print(f"[run] {text}", markup=False, soft_wrap=True)
 
     def _on_event(self, event: SupervisorEvent) -> None:
         if event.kind not in ("started", "stopped"):
@@ -334,7 +336,7 @@ class RunSession:
             live.update(live_view(self.progress, supervisor.status, self.events, self.waiting_for, header, outages),
                         refresh=True)
         else:
-            self.console.print(summary_line(self.progress, supervisor.status, self.waiting_for))
+            self.console.print(summary_line(self.progress, supervisor.status, self.waiting_for), markup=False, soft_wrap=True)
 
     async def _final_report(self, plan: RunPlan, settings: Settings, code: int) -> None:
         title = "final portfolio" if code == EXIT_OK else "portfolio when interrupted"
