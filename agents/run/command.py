@@ -288,7 +288,7 @@ class RunSession:
                     if collector_done and self.record is not None and not self.record.replay_finished:
                         self._update_record(replay_finished=True)
                     running = [agent_key(n) for n, s in statuses.items() if n != COLLECTOR and s.state is ProcessState.RUNNING]
-                    depths = await self._depths(watch, work_queues) if collector_done else {}
+                    depths = await self.queue_depths(watch, work_queues) if collector_done else {}
                     verdict = check_completion(
                         collector_done=collector_done,
                         depths=depths,
@@ -319,7 +319,7 @@ class RunSession:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.stop_requested.wait(), 0.5)
 
-    async def _depths(self, watch: BusWatch, queues: list[str]) -> dict[str, int]:
+    async def queue_depths(self, watch: BusWatch, queues: list[str]) -> dict[str, int]:
         """Work queue depths, bounded; while the broker cannot be asked, the outage is recorded and
         a placeholder depth keeps the verdict at "not finished"."""
         try:

@@ -20,94 +20,11 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.support.runs import GUARD, RUN_ID, RunOutput, child_pid, drop_stores, run_env, with_db
+
 pytestmark = pytest.mark.integration
 
 TRADEBUS = str(Path(sys.executable).with_name("tradebus"))
-GUARD = 120.0  # seconds: hang guards, not speed assertions
-RUN_ID = r"run (run_\d{8}_\d{6}_[0-9a-f]{4})"
-
-
-def _with_db(url: str, name: str) -> str:
-    return re.sub(r"/[^/]*$", f"/{name}", url)
-
-
-def _env(rabbitmq_url: str, postgres_server_url: str, influxdb_server_url: str, base: str) -> dict[str, str]:
-    env = {**os.environ, "RABBITMQ_URL": rabbitmq_url, "DATABASE_URL": _with_db(postgres_server_url, base),
-           "INFLUXDB_URL": influxdb_server_url, "INFLUXDB_DATABASE": base, "BUS_EXCHANGE": base}
-    env.pop("INFLUXDB_TOKEN", None)
-    return env
-
-
-def _child_pid(parent: int, module: str) -> int | None:
-    """The pid of the run's child process running ``python -m <module>``."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == parent and b"-m" in argv and module.encode() in argv:
-            return int(entry.name)
-    return None
-
-
-class RunOutput:
-    """The run's output lines as they come, and waits for a line matching a pattern."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        while line := await self.process.stdout.readline():
-            self.lines.append(line.decode().rstrip())
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    async def wait_for(self, pattern: str, timeout: float = GUARD) -> re.Match[str]:
-        regex = re.compile(pattern)
-
-        async def find() -> re.Match[str]:
-            while True:
-                for line in self.lines:
-                    if match := regex.search(line):
-                        return match
-                if self._reader.done():
-                    raise AssertionError(f"run ended before {pattern!r}:\n{self.text}")
-                await asyncio.sleep(0.1)
-
-        try:
-            return await asyncio.wait_for(find(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"no {pattern!r} within {timeout:.0f}s:\n{self.text}") from None
-
-    async def finish(self, timeout: float) -> int:
-        try:
-            code = await asyncio.wait_for(self.process.wait(), timeout)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-            raise AssertionError(f"run still going after {timeout:.0f}s:\n{self.text}") from None
-        await self._reader
-        return code
-
-
-async def _drop_stores(postgres_server_url: str, influxdb_server_url: str, names: list[str]) -> None:
-    admin = await asyncpg.connect(_with_db(postgres_server_url, "postgres").replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        for name in names:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-    async with httpx.AsyncClient(base_url=influxdb_server_url, timeout=10) as client:
-        for name in names:
-            await client.post("/query", data={"q": f'DROP DATABASE "{name}"'})
 
 
 async def test_five_agents_supervised_a_killed_agent_restarts_with_the_default_backoff(
@@ -117,7 +34,7 @@ async def test_five_agents_supervised_a_killed_agent_restarts_with_the_default_b
     # 120 candles at 3600x real time: a replay of about half a minute, long enough to kill into
     process = await asyncio.create_subprocess_exec(
         TRADEBUS, "run", "--limit", "120", "--speed", "3600", "--plain", "--timeout", "400",
-        cwd=tmp_path, env=_env(rabbitmq_url, postgres_server_url, influxdb_server_url, base),
+        cwd=tmp_path, env=run_env(rabbitmq_url, postgres_server_url, influxdb_server_url, base),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     run = RunOutput(process)
@@ -125,7 +42,7 @@ async def test_five_agents_supervised_a_killed_agent_restarts_with_the_default_b
     try:
         store = f"{base}_{(await run.wait_for(RUN_ID)).group(1)}"
         await run.wait_for(r"candles [1-9]\d* published")  # the replay is under way
-        victim = _child_pid(process.pid, "agents.strategy")
+        victim = child_pid(process.pid, "agents.strategy")
         assert victim is not None, run.text
         os.kill(victim, signal.SIGKILL)
         await run.wait_for(r"^\[run\] strategy crashed \(killed by SIGKILL\)$")
@@ -141,7 +58,7 @@ async def test_five_agents_supervised_a_killed_agent_restarts_with_the_default_b
             process.kill()
             await process.wait()
         if store is not None:
-            await _drop_stores(postgres_server_url, influxdb_server_url, [store])
+            await drop_stores(postgres_server_url, influxdb_server_url, [store])
 
 
 async def test_old_runs_are_pruned_to_the_newest_three_nothing_else_is_dropped_and_a_failed_check_fails_the_run(
@@ -156,7 +73,7 @@ async def test_old_runs_are_pruned_to_the_newest_three_nothing_else_is_dropped_a
         f"{base}_run_20200101_000000_0001_copy",  # a run id with more after it
         f"{base}x_run_20200101_000000_0001",  # another base name's run
     ]
-    admin_dsn = _with_db(postgres_server_url, "postgres").replace("postgresql+asyncpg://", "postgresql://")
+    admin_dsn = with_db(postgres_server_url, "postgres").replace("postgresql+asyncpg://", "postgresql://")
     admin = await asyncpg.connect(admin_dsn)
     connection = await aio_pika.connect(rabbitmq_url)
     store = None
@@ -174,7 +91,7 @@ async def test_old_runs_are_pruned_to_the_newest_three_nothing_else_is_dropped_a
             # Only data collection runs, so the final reality check must FAIL (nobody consumes the
             # other agents' queues, no heartbeat from them): the run's exit code is that verdict.
             TRADEBUS, "run", "--agents", "data-collection", "--limit", "5", "--plain", "--timeout", "120",
-            cwd=tmp_path, env=_env(rabbitmq_url, postgres_server_url, influxdb_server_url, base),
+            cwd=tmp_path, env=run_env(rabbitmq_url, postgres_server_url, influxdb_server_url, base),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         ), GUARD)
         out, _ = await asyncio.wait_for(result.communicate(), GUARD)
@@ -205,4 +122,4 @@ async def test_old_runs_are_pruned_to_the_newest_three_nothing_else_is_dropped_a
             await channel.exchange_delete(name)
         await connection.close()
         await admin.close()
-        await _drop_stores(postgres_server_url, influxdb_server_url, [*old_runs, *decoys, *([store] if store else [])])
+        await drop_stores(postgres_server_url, influxdb_server_url, [*old_runs, *decoys, *([store] if store else [])])
