@@ -178,15 +178,15 @@ def emergency_stop(
     import getpass
 
     from agents.monitor.control import ControlNotSent, send_emergency_stop
+    from agents.monitor.probes import log_to_stderr
     from agents.risk_manager.control import emergency_stop_message
-    from infra.logging import configure_logging
     from infra.settings import redact_url
 
     if state.strip().lower() not in {"on", "off"}:
         raise typer.BadParameter("must be 'on' or 'off'", param_hint="STATE")
     active = state.strip().lower() == "on"
     settings, _ = _target(run_id, latest, runs_dir)
-    configure_logging("emergency-stop", settings.log_level)  # JSON lines on stderr, the verdict on stdout
+    log_to_stderr("emergency-stop", settings.log_level)  # JSON lines on stderr, the verdict on stdout
     message = emergency_stop_message(active, reason, by.strip() or getpass.getuser())
     action = "ENGAGE" if active else "RELEASE"
     if not yes:

@@ -10,12 +10,16 @@ slow, missing — becomes a FAIL row that says what is missing and what to do.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from collections.abc import Awaitable
 
-from agents.monitor.report import Check, fail
-from infra.logging import get_logger
+import structlog
 
-__all__ = ["PROBE_TIMEOUT", "RUN_HINT", "bounded", "error_text"]
+from agents.monitor.report import Check, fail
+from infra.logging import configure_logging, get_logger
+
+__all__ = ["PROBE_TIMEOUT", "RUN_HINT", "bounded", "error_text", "log_to_stderr"]
 
 log = get_logger(component="monitor.probe")
 
@@ -24,6 +28,28 @@ log = get_logger(component="monitor.probe")
 PROBE_TIMEOUT = 5.0
 
 RUN_HINT = "`tradebus run` uses per-run stores: `--run RUN_ID` or `--latest`"
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing (a test runner swaps it and
+    closes its own afterwards; a stream captured at configuration time would then be closed)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def log_to_stderr(tool: str, level: str) -> None:
+    """JSON logs on stderr for an operator command, so stdout carries only its answer (a
+    `--json` report is parsed by machines)."""
+    configure_logging(tool, level)
+    stream = _CurrentStderr()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=stream))  # type: ignore[arg-type]
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)  # type: ignore[arg-type]
 
 
 def error_text(exc: BaseException, limit: int = 200) -> str:

@@ -14,13 +14,12 @@ from datetime import timedelta
 from rich.console import Console
 
 from agents.monitor.bus_checks import EXPECTED_AGENTS, bus_checks
-from agents.monitor.probes import PROBE_TIMEOUT, bounded
+from agents.monitor.probes import PROBE_TIMEOUT, bounded, log_to_stderr
 from agents.monitor.report import Report, render_table
 from agents.monitor.store_checks import ledger_checks, price_checks
 from infra.bus import system_topology
 from infra.db import create_engine
 from infra.influx import InfluxPriceStore
-from infra.logging import configure_logging
 from infra.settings import DataSource, Settings, redact_url
 from protocol import timeframe_seconds
 
@@ -135,7 +134,7 @@ def main(
     """Entry point of `tradebus reality-check` and scripts/reality_check.py; returns the exit code."""
     console = Console(stderr=as_json)
     # Logs are JSON lines on stderr: stdout carries only the report (--json is parsed by machines).
-    configure_logging("reality-check", (settings or Settings()).log_level)
+    log_to_stderr("reality-check", (settings or Settings()).log_level)
     try:
         return asyncio.run(_watch(settings or Settings(), as_json, watch, console, options))
     except KeyboardInterrupt:
