@@ -65,7 +65,6 @@ class ServiceWatch:
         self.timeout = timeout
         self.rounds = 0
         self._task: asyncio.Task[None] | None = None
-        self._round_done = asyncio.Event()
 
     async def probe_once(self) -> None:
         """One bounded probe of every service, concurrently; the outages updated."""
@@ -77,7 +76,6 @@ class ServiceWatch:
             else:
                 self.outages.failed(name, error)
         self.rounds += 1
-        self._round_done.set()
 
     async def _probe(self, name: str) -> str | None:
         try:
@@ -87,14 +85,6 @@ class ServiceWatch:
             return f"no answer within {self.timeout:.0f}s"
         except Exception as exc:  # the failure is what is reported
             return error_text(exc)
-
-    async def next_round(self, timeout: float) -> bool:
-        """Wait for the next completed round (tests and the final checks use this)."""
-        self._round_done.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._round_done.wait(), timeout)
-            return True
-        return False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="service-watch")
