@@ -201,4 +201,3 @@ def test_live_panel_and_portfolio_render(tmp_path: Path) -> None:
     text = out.getvalue()
     assert "backoff (2s)" in text and "7 snapshots" in text and "BUY 1" in text and "restart 1 in 2.0s" in text
     assert "realised PnL (ledger): 0.50" in text and "orders 2" in text and "balances" in text
-
