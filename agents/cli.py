@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from agents.run.record import RunRecord
+    from infra.settings import Settings
 
 from agents.runtime.launch import launch
 from agents.runtime.registry import AGENTS
@@ -112,15 +117,50 @@ def healthcheck(
     raise typer.Exit(0 if healthy else 1)
 
 
+RUN_OPTION_HELP = "target the stores of this `tradebus run` (see .tradebus/runs/)"
+LATEST_OPTION_HELP = "target the stores of the newest `tradebus run` (also one still running)"
+RUNS_DIR_OPTION_HELP = "where `tradebus run` records its runs"
+
+
+def _target(run_id: str | None, latest: bool, runs_dir: Path) -> tuple[Settings, RunRecord | None]:
+    """(settings, run record or None) for --run/--latest; exits 2 with the reason when unknown."""
+    from agents.run.record import RunNotFound, target_settings
+    from infra.settings import Settings
+
+    if run_id is not None and latest:
+        raise typer.BadParameter("give --run RUN_ID or --latest, not both")
+    try:
+        return target_settings(Settings(), run_id=run_id, latest=latest, runs_dir=runs_dir)
+    except RunNotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command("reality-check")
 def reality_check(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON for machines"),
-    watch: float | None = typer.Option(None, "--watch", help="repeat every N seconds until Ctrl-C"),
+    watch: float | None = typer.Option(None, "--watch", help="repeat every N seconds until Ctrl-C (survives restarts)"),
+    run_id: str = typer.Option(None, "--run", help=RUN_OPTION_HELP),
+    latest: bool = typer.Option(False, "--latest", help=LATEST_OPTION_HELP),
+    runs_dir: Path = typer.Option(Path(".tradebus/runs"), help=RUNS_DIR_OPTION_HELP),
+    probe_timeout: float = typer.Option(None, min=0.1, help="seconds each service gets to answer (default 5)"),
 ) -> None:
-    """Check heartbeats, queues, dead letters, prices and the ledger; exit 1 on any FAIL."""
+    """Check heartbeats, queues, dead letters, prices and the ledger; exit 1 on any FAIL.
+    Every probe is bounded: an unreachable, silent or missing store is a FAIL row within seconds."""
+    from dataclasses import replace
+
+    from agents.monitor.reality_check import CheckOptions
     from agents.monitor.reality_check import main as reality_check_main
 
-    raise typer.Exit(reality_check_main(as_json=as_json, watch=watch))
+    settings, record = _target(run_id, latest, runs_dir)
+    if record is not None and not as_json:
+        state = "running" if record.running else f"finished (exit {record.exit_code})"
+        typer.echo(f"run {record.run_id} ({state}): database {record.database}, "
+                   f"influxdb {record.influx_database}, bus exchange {record.bus_exchange}")
+    options = CheckOptions.from_settings(settings, replay_finished=record is not None and record.replay_finished)
+    if probe_timeout is not None:
+        options = replace(options, probe_timeout=probe_timeout)
+    raise typer.Exit(reality_check_main(as_json=as_json, watch=watch, settings=settings, options=options))
 
 
 @app.command("emergency-stop")
@@ -129,22 +169,33 @@ def emergency_stop(
     reason: str = typer.Option(..., "--reason", help="why, for the audit trail"),
     by: str = typer.Option("", "--by", help="who asks (default: the login name)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    run_id: str = typer.Option(None, "--run", help=RUN_OPTION_HELP),
+    latest: bool = typer.Option(False, "--latest", help=LATEST_OPTION_HELP),
+    runs_dir: Path = typer.Option(Path(".tradebus/runs"), help=RUNS_DIR_OPTION_HELP),
 ) -> None:
-    """Engage or release the emergency stop (persisted by the risk manager; survives restarts)."""
+    """Engage or release the emergency stop (persisted by the risk manager; survives restarts).
+    Bounded: exit 1 within seconds, saying why, when the broker or the bus exchange is not there."""
     import getpass
 
-    from agents.risk_manager.control import emergency_stop_message, publish_control
-    from infra.settings import Settings, redact_url
+    from agents.monitor.control import ControlNotSent, send_emergency_stop
+    from agents.monitor.probes import log_to_stderr
+    from agents.risk_manager.control import emergency_stop_message
+    from infra.settings import redact_url
 
     if state.strip().lower() not in {"on", "off"}:
         raise typer.BadParameter("must be 'on' or 'off'", param_hint="STATE")
     active = state.strip().lower() == "on"
-    settings = Settings()
+    settings, _ = _target(run_id, latest, runs_dir)
+    log_to_stderr("emergency-stop", settings.log_level)  # JSON lines on stderr, the verdict on stdout
     message = emergency_stop_message(active, reason, by.strip() or getpass.getuser())
     action = "ENGAGE" if active else "RELEASE"
     if not yes:
         typer.confirm(f"{action} the emergency stop on bus exchange {settings.bus_exchange!r} ({reason})?", abort=True)
-    asyncio.run(publish_control(settings, message))
+    try:
+        asyncio.run(send_emergency_stop(settings, message))
+    except ControlNotSent as exc:
+        typer.echo(f"emergency stop NOT {action}D: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(
         f"emergency stop {action}D: published control.emergency_stop {message.message_id} "
         f"(reason: {message.reason}; by: {message.requested_by}) to exchange {settings.bus_exchange!r} "

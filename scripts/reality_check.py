@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reality check of a running tradebus: same as `tradebus reality-check` (see --help).
 
-Usage: .venv/bin/python scripts/reality_check.py [--json] [--watch SECONDS]
+Usage: .venv/bin/python scripts/reality_check.py [--json] [--watch SECONDS] [--latest | --run RUN_ID]
+       [--probe-timeout SECONDS]
 """
 
 from __future__ import annotations

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Collection
 from datetime import UTC, datetime
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import ChannelClosed
 
+from agents.monitor.probes import PROBE_TIMEOUT, RUN_HINT, error_text
 from agents.monitor.report import Check, fail, ok, warn
 from infra.bus import Topology, queue_counts
 from infra.bus import headers as h
+from infra.settings import redact_url
 from protocol import Heartbeat, HealthState, topics
 from protocol.codec import MessageDecodeError, decode
 
-__all__ = ["EXPECTED_AGENTS", "bus_checks", "collect_heartbeats", "declared"]
+__all__ = ["EXPECTED_AGENTS", "bus_checks", "collect_heartbeats", "declared", "exchange_exists"]
 
 EXPECTED_AGENTS = ("data_collection", "technical_analysis", "strategy", "risk_manager", "execution")
 # Queues whose consumer is an operator tool (the run command's monitor), not one of the agents:
@@ -27,7 +30,7 @@ _DEAD_LETTER_SAMPLE = 3
 
 
 async def collect_heartbeats(
-    connection: AbstractRobustConnection, exchange: str, wait: float, expected: Collection[str]
+    connection: AbstractConnection, exchange: str, wait: float, expected: Collection[str]
 ) -> dict[str, Heartbeat]:
     """The newest heartbeat per agent heard within ``wait`` seconds (earlier if all have spoken).
 
@@ -86,7 +89,7 @@ async def declared(channel: AbstractChannel, name: str) -> tuple[int, int] | Non
         return None
 
 
-async def _dead_letter_reasons(connection: AbstractRobustConnection, name: str) -> list[str]:
+async def _dead_letter_reasons(connection: AbstractConnection, name: str) -> list[str]:
     """Reasons of the first few dead letters, read without consuming them (got, then requeued)."""
     channel = await connection.channel()
     reasons: list[str] = []
@@ -110,7 +113,7 @@ async def _dead_letter_reasons(connection: AbstractRobustConnection, name: str) 
 
 
 async def queue_checks(
-    connection: AbstractRobustConnection, topology: Topology, max_depth: int
+    connection: AbstractConnection, topology: Topology, max_depth: int
 ) -> list[Check]:
     checks: list[Check] = []
     for spec in topology.queues:
@@ -138,7 +141,7 @@ async def queue_checks(
     return checks
 
 
-async def _dead_letter_check(connection: AbstractRobustConnection, name: str) -> Check:
+async def _dead_letter_check(connection: AbstractConnection, name: str) -> Check:
     channel = await connection.channel()
     try:
         found = await declared(channel, name)
@@ -154,6 +157,19 @@ async def _dead_letter_check(connection: AbstractRobustConnection, name: str) ->
     return fail("dead letters", name, count, " | ".join(reasons))
 
 
+async def exchange_exists(connection: AbstractConnection, exchange: str) -> bool:
+    """Passive declare on a channel of its own (a refusal closes the channel)."""
+    channel = await connection.channel()
+    try:
+        await channel.declare_exchange(exchange, passive=True)
+        return True
+    except ChannelClosed:
+        return False
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+
+
 async def bus_checks(
     url: str,
     topology: Topology,
@@ -162,17 +178,33 @@ async def bus_checks(
     heartbeat_max_age: float,
     max_depth: int,
     expected_agents: Collection[str] = EXPECTED_AGENTS,
+    connect_timeout: float = PROBE_TIMEOUT,
 ) -> list[Check]:
-    """Every bus-side check; a broker that cannot be reached is itself a FAIL, not an exception."""
+    """Every bus-side check; a broker that cannot be reached is itself a FAIL, not an exception.
+
+    One plain (not robust) connection with a bounded connect: a robust one retries forever on a
+    broker that accepts TCP but never completes the AMQP handshake. The caller bounds the rest."""
+    hint = f"is RabbitMQ running at {redact_url(url)}? (RABBITMQ_URL)"
     try:
-        connection = await aio_pika.connect_robust(url, client_properties={"connection_name": "reality-check"})
+        connection = await asyncio.wait_for(
+            aio_pika.connect(url, timeout=connect_timeout, client_properties={"connection_name": "reality-check"}),
+            connect_timeout,
+        )
+    except TimeoutError:
+        return [fail("broker", "connect", f"no answer within {connect_timeout:.0f}s",
+                     f"the port accepts connections but AMQP never answers; {hint}")]
     except Exception as exc:  # any connection failure is the finding
-        return [fail("broker", "connect", "unreachable", type(exc).__name__)]
+        return [fail("broker", "connect", "unreachable", f"{error_text(exc)}; {hint}")]
     try:
+        if not await exchange_exists(connection, topology.exchange):
+            return [fail("bus", f"exchange {topology.exchange}", "missing",
+                         f"no bus exchange `{topology.exchange}`: is the system running? {RUN_HINT}")]
         beats = await collect_heartbeats(connection, topology.exchange, heartbeat_wait, expected_agents)
         return [
+            ok("bus", f"exchange {topology.exchange}", "declared"),
             *heartbeat_checks(beats, expected_agents, heartbeat_max_age),
             *await queue_checks(connection, topology, max_depth),
         ]
     finally:
-        await connection.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(connection.close(), connect_timeout)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agents.monitor.probes import RUN_HINT
 from agents.monitor.report import Check, fail, ok, warn
-from infra.influx import InfluxPriceStore, PriceStoreError
+from infra.influx import InfluxPriceStore, PriceStoreError, PriceStoreUnavailable
 from protocol import OrderStatus
 
 __all__ = ["ledger_checks", "price_checks"]
@@ -38,7 +40,7 @@ async def price_checks(
         try:
             candle = await store.latest_candle(exchange, symbol, timeframe)
         except PriceStoreError as exc:
-            checks.append(fail("prices", name, "unreachable", str(exc)[:200]))
+            checks.append(_price_store_failure(name, store.database, exc))
             continue
         if candle is None:
             checks.append(fail("prices", name, "no candle", "nothing stored for this market"))
@@ -53,6 +55,15 @@ async def price_checks(
         else:
             checks.append(ok("prices", name, f"{latest}, age {age}"))
     return checks
+
+
+def _price_store_failure(name: str, database: str, exc: PriceStoreError) -> Check:
+    text = str(exc)
+    if "database not found" in text:
+        return fail("prices", name, "no database",
+                    f"no InfluxDB database `{database}`: is the system running? {RUN_HINT}")
+    figure = "unreachable" if isinstance(exc, PriceStoreUnavailable) else "refused"
+    return fail("prices", name, figure, f"{text[:200]}; is InfluxDB running? (INFLUXDB_URL)")
 
 
 async def _rows(engine: AsyncEngine, sql: str, **params: object) -> list[tuple[object, ...]]:
@@ -71,11 +82,15 @@ async def ledger_checks(engine: AsyncEngine, *, order_grace: timedelta) -> list[
             await _positions_match_fills(engine),
             *await _rejection_checks(engine),
         ]
+    except asyncpg.InvalidCatalogNameError as exc:  # raised by connect, not wrapped by SQLAlchemy
+        return [fail("ledger", "database", "missing", f"{str(exc).splitlines()[0]}: is the system running? {RUN_HINT}")]
     except (ProgrammingError, DBAPIError) as exc:
         # Missing tables mean the database was never migrated: that is the finding.
         first_line = str(exc.orig or exc).splitlines()[0][:200]
         if "relation" in first_line and "does not exist" in first_line:
             first_line += " — run `tradebus migrate`"
+        elif "database" in first_line and "does not exist" in first_line:
+            return [fail("ledger", "database", "missing", f"{first_line}: is the system running? {RUN_HINT}")]
         return [fail("ledger", "database", "unusable", first_line)]
 
 

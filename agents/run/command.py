@@ -17,19 +17,24 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import aio_pika
+import httpx
 import structlog
 from rich.console import Console
 from rich.live import Live
 
 from agents.run.completion import check_completion
 from agents.run.display import agent_key, event_text, live_view, portfolio_view, summary_line
+from agents.run.outages import Outages
 from agents.run.plan import RunPlan, make_plan, new_run_id, prepare_stores
 from agents.run.portfolio import read_portfolio
 from agents.run.progress import Progress
+from agents.run.record import RunRecord
+from agents.run.services import INFLUXDB, POSTGRES, RABBITMQ, ServiceWatch, influx_probe, postgres_probe
 from agents.run.watch import BusWatch
 from agents.runtime.registry import AGENTS, resolve
 from agents.runtime.supervisor import (
@@ -78,6 +83,8 @@ class RunOptions:
     stop_timeout: float = 20.0
     reality_check: bool = True  # --no-check: for partial runs (--agents) during development
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    probe_interval: float = 2.0  # seconds between probes of the run's services (services.py)
+    probe_timeout: float = 3.0  # seconds one probe may take before the service counts as down
 
 
 def agent_env(options: RunOptions, settings: Settings, environ: dict[str, str]) -> dict[str, str]:
@@ -128,13 +135,13 @@ async def reality_check(settings: Settings, console: Console, *, replay_finished
 
 async def _delete_run_topology(settings: Settings, watch: BusWatch, console: Console) -> None:
     """Remove a fresh run's exchange and queues, unless a dead-letter queue holds something."""
-    dead = {spec.dead_letter_queue: await watch.bus.queue_depth(spec.dead_letter_queue) for spec in watch.bus.topology.queues}
+    dead = await watch.depths([spec.dead_letter_queue for spec in watch.bus.topology.queues])
     kept = {name: n for name, n in dead.items() if n}
     await watch.close()
     if kept:
         console.print(f"bus exchange {settings.bus_exchange} kept for inspection: dead letters in {kept}")
         return
-    connection = await aio_pika.connect(settings.rabbitmq_url.get_secret_value())
+    connection = await aio_pika.connect(settings.rabbitmq_url.get_secret_value(), timeout=10)
     async with connection:
         await delete_topology(await connection.channel(), watch.bus.topology)
 
@@ -150,13 +157,27 @@ class RunSession:
         self.waiting_for = "starting"
         self.stop_requested = asyncio.Event()
         self.live_mode = options.live if options.live is not None else console.is_terminal
+        self.outages = Outages(on_change=self._note)
+        self.record: RunRecord | None = None
+
+    def _note(self, text: str) -> None:
+        """One line in the panel's event list (and printed at once in plain output)."""
+        self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
+        if not self.live_mode:
+            # Plain text, one line each: "[run]" and "[Errno 104]" are not rich markup, and a CI log
+            # is read (and grepped) line by line.
+            self.console.print(f"[run] {text}", markup=False, soft_wrap=True)
 
     def _on_event(self, event: SupervisorEvent) -> None:
-        text = event_text(event)
         if event.kind not in ("started", "stopped"):
-            self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
-            if not self.live_mode:
-                self.console.print(f"[run] {text}")
+            self._note(event_text(event))
+
+    def _update_record(self, **changes: object) -> None:
+        if self.record is not None:
+            try:
+                self.record = self.record.updated(self.options.log_dir, **changes)
+            except OSError as exc:  # a full disk must not stop the run; the record is a convenience
+                log.warning("run record not updated", error=str(exc))
 
     async def execute(self) -> int:
         options = self.options
@@ -168,9 +189,14 @@ class RunSession:
         settings = plan.settings()
         log_dir = options.log_dir / run_id
         log_stream = _redirect_logs(log_dir / "run.log")
+        self.record = RunRecord.of(plan, source.value)
+        self.record.write(options.log_dir)
+        code = EXIT_FAILED
         try:
-            return await self._execute(plan, settings, log_dir)
+            code = await self._execute(plan, settings, log_dir)
+            return code
         finally:
+            self._update_record(finished_at=datetime.now(UTC).isoformat(), exit_code=code)
             configure_logging("run", base.log_level)  # back to stderr before the file closes
             log_stream.close()
 
@@ -187,6 +213,15 @@ class RunSession:
 
         watch = BusWatch(settings, self.progress)
         await watch.start()
+        influx = httpx.AsyncClient(base_url=settings.influxdb_url, timeout=options.probe_timeout)
+        services = ServiceWatch(
+            {RABBITMQ: watch.probe, POSTGRES: postgres_probe(plan.database_url, options.probe_timeout),
+             INFLUXDB: influx_probe(influx)},
+            self.outages,
+            interval=options.probe_interval,
+            timeout=options.probe_timeout,
+        )
+        services.start()
         entries = [resolve(name) for name in options.agents]
         specs = [
             ProcessSpec(e.cli_name, agent_command(e.package), env=plan.env, log_path=log_dir / f"{e.cli_name}.log")
@@ -202,6 +237,7 @@ class RunSession:
         try:
             await supervisor.start()
             code = await self._watch_until_done(supervisor, watch, work_queues, settings)
+            await services.close()
             if code in (EXIT_OK, EXIT_INTERRUPTED):
                 await self._final_report(plan, settings, code)
                 if options.reality_check and (code == EXIT_OK or options.follow):
@@ -210,12 +246,17 @@ class RunSession:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             console.print(f"stopping {len(specs)} agents ...")
+            await services.close()
             await supervisor.stop()
             if plan.fresh:
-                with contextlib.suppress(Exception):
-                    await _delete_run_topology(settings, watch, console)
+                try:
+                    await asyncio.wait_for(_delete_run_topology(settings, watch, console), 30)
+                except Exception as exc:  # a broker that is gone keeps the topology: say so, exit anyway
+                    console.print(f"bus exchange {settings.bus_exchange} not removed: {exc!r}")
             await watch.close()
-        console.print(f"agent restarts: {supervisor.total_restarts}; exit code {code}")
+            await influx.aclose()
+        outages = f"; service outages ridden out: {self.outages.total}" if self.outages.total else ""
+        console.print(f"agent restarts: {supervisor.total_restarts}{outages}; exit code {code}")
         return code
 
     async def _watch_until_done(
@@ -244,8 +285,10 @@ class RunSession:
                 if not follow:
                     collector = statuses.get(COLLECTOR)
                     collector_done = collector is None or collector.state is ProcessState.DONE
+                    if collector_done and self.record is not None and not self.record.replay_finished:
+                        self._update_record(replay_finished=True)
                     running = [agent_key(n) for n, s in statuses.items() if n != COLLECTOR and s.state is ProcessState.RUNNING]
-                    depths = await watch.depths(work_queues) if collector_done else {}
+                    depths = await self.queue_depths(watch, work_queues) if collector_done else {}
                     verdict = check_completion(
                         collector_done=collector_done,
                         depths=depths,
@@ -254,6 +297,8 @@ class RunSession:
                         quiet_needed=quiet_needed,
                         now=now,
                         open_orders_grace_over=grace_started is not None and now - grace_started >= options.drain_timeout,
+                        outages=self.outages.describe(now),
+                        recovered_for=self.outages.recovered_for(now),
                     )
                     if verdict.waiting_for.endswith("without a terminal report") and grace_started is None:
                         grace_started = now
@@ -264,7 +309,7 @@ class RunSession:
                         self._show(live, supervisor, header, force_line=True)
                         return EXIT_OK
                 else:
-                    self.waiting_for = "following"
+                    self.waiting_for = "; ".join(self.outages.describe(now)) or "following"
                 if options.timeout is not None and now - started > options.timeout:
                     self.console.print(f"[red]timed out after {options.timeout:.0f}s; still waiting for: {self.waiting_for}[/]")
                     return EXIT_FAILED
@@ -274,17 +319,30 @@ class RunSession:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.stop_requested.wait(), 0.5)
 
+    async def queue_depths(self, watch: BusWatch, queues: list[str]) -> dict[str, int]:
+        """Work queue depths, bounded; while the broker cannot be asked, the outage is recorded and
+        a placeholder depth keeps the verdict at "not finished"."""
+        try:
+            depths = await asyncio.wait_for(watch.depths(queues), self.options.probe_timeout)
+        except Exception as exc:
+            self.outages.failed(RABBITMQ, f"no queue depth: {exc!r}"[:200])
+            return {"(broker unreachable)": 1}
+        self.outages.answered(RABBITMQ)
+        return depths
+
     def _show(self, live: Live | None, supervisor: Supervisor, header: str, force_line: bool = False) -> None:
+        outages = self.outages.describe()
         if live is not None:
-            live.update(live_view(self.progress, supervisor.status, self.events, self.waiting_for, header), refresh=True)
+            live.update(live_view(self.progress, supervisor.status, self.events, self.waiting_for, header, outages),
+                        refresh=True)
         else:
-            self.console.print(summary_line(self.progress, supervisor.status, self.waiting_for))
+            self.console.print(summary_line(self.progress, supervisor.status, self.waiting_for), markup=False, soft_wrap=True)
 
     async def _final_report(self, plan: RunPlan, settings: Settings, code: int) -> None:
         title = "final portfolio" if code == EXIT_OK else "portfolio when interrupted"
         self.console.rule(title)
         try:
-            portfolio = await read_portfolio(plan.database_url)
+            portfolio = await asyncio.wait_for(read_portfolio(plan.database_url), 30)
         except Exception as exc:  # the report must not hide the reality check
             self.console.print(f"[red]could not read the ledger: {exc}[/]")
             return

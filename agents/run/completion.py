@@ -5,12 +5,13 @@ the pipeline behind it is done. The run is finished when, in addition, every wor
 running agents is empty, nothing moved for a quiet period (no agent's consumed count changed,
 no new event), every running agent has reported recently (so "quiet" is not "hung"), and every
 order has a terminal execution report — or the grace period for open orders ran out (a resting
-limit order may legitimately never fill; the reality check reports it).
+limit order may legitimately never fill; the reality check reports it). And never while one of
+the run's services is unreachable, nor right after it came back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from agents.run.progress import Progress
@@ -31,8 +32,18 @@ def check_completion(
     quiet_needed: float,
     now: float,
     open_orders_grace_over: bool,
+    outages: Sequence[str] = (),
+    recovered_for: float | None = None,
 ) -> Completion:
-    """Pure verdict: finished, or the first thing still being waited for."""
+    """Pure verdict: finished, or the first thing still being waited for.
+
+    ``outages`` are the services the run cannot reach now (outages.py): nothing is finished while
+    a store is down — its messages may be waiting in an agent's retry. ``recovered_for`` is the
+    time since the latest outage ended: the agents get a quiet period after it to reconnect."""
+    if outages:
+        return Completion(False, "waiting for " + "; ".join(outages))
+    if recovered_for is not None and recovered_for < quiet_needed:
+        return Completion(False, f"service back {recovered_for:.1f}s ago; letting the agents catch up")
     if not collector_done:
         return Completion(False, "replay in progress")
     busy = {queue: depth for queue, depth in depths.items() if depth > 0}

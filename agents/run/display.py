@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from decimal import Decimal
 
 from rich.console import Group, RenderableType
@@ -59,8 +60,14 @@ def summary_line(progress: Progress, statuses: dict[str, ProcessStatus], waiting
 
 
 def live_view(
-    progress: Progress, statuses: dict[str, ProcessStatus], events: deque[str], waiting_for: str, header: str
+    progress: Progress,
+    statuses: dict[str, ProcessStatus],
+    events: deque[str],
+    waiting_for: str,
+    header: str,
+    outages: Sequence[str] = (),
 ) -> RenderableType:
+    """The panel: agents, pipeline counts, the run's status, services that are down, recent events."""
     agents = Table(title="agents", expand=True, title_justify="left")
     for column in ("agent", "process", "pid", "restarts", "health", "consumed", "published", "dead-lettered", "errors"):
         agents.add_column(column, justify="left" if column in ("agent", "process", "health") else "right")
@@ -104,6 +111,8 @@ def live_view(
         pipeline.add_row("data gaps", str(progress.gaps))
     pipeline.add_row("status", waiting_for)
     parts: list[RenderableType] = [Text(header, style="bold"), agents, pipeline]
+    if outages:
+        parts.append(Text("\n".join(f"OUTAGE {line}" for line in outages), style="bold red"))
     if events:
         parts.append(Text("\n".join(events), style="yellow"))
     return Group(*parts)

@@ -1,19 +1,26 @@
 """The run command's view of the bus: it consumes the monitor queues into a :class:`Progress`.
 
 It declares the run's whole topology before any agent starts, so it sees every heartbeat and
-event of the run from the first message on.
+event of the run from the first message on. Its connection is robust (aio-pika reconnects and
+restores the consumers after a broker restart); the queues are durable, so what was published
+meanwhile is consumed afterwards. Depth reads raise while disconnected: callers bound them and
+show the outage (command.py, services.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from agents.run.progress import EVENT_TYPES, Progress
 from infra.bus import Bus, Delivery, QueueSpec, system_topology
+from infra.logging import get_logger
 from infra.settings import Settings
 from protocol import Heartbeat, Message
 
 MONITOR_CONSUMER = "monitor"
+
+log = get_logger(component="run.watch")
 
 
 class BusWatch:
@@ -53,7 +60,20 @@ class BusWatch:
         self.progress.record(message)
 
     async def depths(self, queues: list[str]) -> dict[str, int]:
+        """Ready messages per queue; raises when the broker cannot be asked (callers bound it)."""
+        if not self.bus.is_connected:
+            raise ConnectionError("connection to the broker lost; reconnecting")
         return {name: await self.bus.queue_depth(name) for name in queues}
 
-    async def close(self) -> None:
-        await self.bus.close()
+    async def probe(self) -> None:
+        """The broker answers this run (services.ServiceWatch's probe): one passive declare."""
+        from protocol import topics
+
+        await self.depths([self._monitor_queue(topics.ALL_HEARTBEATS)])
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Close within ``timeout``: a broker that is down must not hold the run's exit."""
+        try:
+            await asyncio.wait_for(self.bus.close(), timeout)
+        except Exception as exc:  # closing is best effort; the broker drops the connection anyway
+            log.warning("bus watch not closed cleanly", error=repr(exc))

@@ -13,6 +13,7 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
+import structlog.testing
 from sqlalchemy import text
 
 from agents.execution import ExecutionAgent
@@ -215,10 +216,18 @@ async def test_refuses_an_unmigrated_database_and_unconfirmed_live_trading(
     unmigrated = ExecutionAgent(settings_for(rabbitmq_url, postgres_url, influxdb_database, exchange))
     await unmigrated.run(install_signal_handlers=False)
     assert unmigrated.exit_code == 2 and not unmigrated.bus.is_connected
+    # Migrated now: the live refusal below can only come from the missing confirmation, and the
+    # test proves it by the logged reason, not by any start-up failure's exit code.
+    await upgrade_head(postgres_url)
     live = ExecutionAgent(settings_for(rabbitmq_url, postgres_url, influxdb_database, exchange, TRADING_MODE="live",
                                        EXCHANGE_API_KEY="key-123", EXCHANGE_API_SECRET="secret-456"))
-    await live.run(install_signal_handlers=False)
-    assert live.exit_code == 2
+    with structlog.testing.capture_logs() as logs:
+        await live.run(install_signal_handlers=False)
+    assert live.exit_code == 2 and not live.bus.is_connected
+    refusals = [entry for entry in logs if entry["event"] == "refusing to start"]
+    assert len(refusals) == 1, logs
+    assert "TRADING_MODE=live needs LIVE_TRADING_CONFIRM" in refusals[0]["reason"]
+    assert "secret-456" not in str(logs) and "key-123" not in str(logs)
 
 
 class FlakyPaper(PaperExchange):

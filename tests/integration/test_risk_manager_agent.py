@@ -351,8 +351,11 @@ async def test_hold_is_audited_as_ignored_without_messages(harness: Harness) -> 
     assert await wait_until(audited, 10)
     audit = await harness.ledger.decision(hold.message_id)
     assert audit is not None and audit.decision is DecisionKind.IGNORED and audit.reason is None
-    await asyncio.sleep(0.3)  # give a wrong publish the chance to show up
-    assert not harness.received(OrderRequest) and not harness.received(RiskRejection)
+    # Sentinel instead of a sleep: signals are decided in order, so once the next signal's answer
+    # has arrived, anything the HOLD would have published has arrived before it.
+    sentinel = signal(11)
+    assert isinstance(await harness.decide(sentinel), OrderRequest)
+    assert [m for m in harness.inbox if isinstance(m, OrderRequest | RiskRejection) and m.signal_id != sentinel.message_id] == []
 
 
 async def test_expired_reservation_asks_execution_and_is_released_by_the_terminal_report(harness: Harness) -> None:

@@ -80,11 +80,17 @@ async def test_killed_agent_restarts_as_new_instance_and_stops_gracefully(rabbit
 
 async def test_unknown_agent_exits_3_and_is_not_restarted(tmp_path: Path) -> None:
     spec = ProcessSpec("ghost", [sys.executable, "-m", "agents.cli", "agent", "no-such-agent"], log_path=tmp_path / "g.log", cwd=ROOT)
-    sup = Supervisor([spec], policy=BackoffPolicy(initial=0.1, cap=0.1))
+    # A sentinel under the same supervisor crashes once and then finishes: its restart shows the
+    # supervisor restarting within this test, so the ghost's single start is a refusal, not luck.
+    marker = tmp_path / "sentinel-started"
+    sentinel = ProcessSpec("sentinel", [sys.executable, "-c", (
+        f"import pathlib, sys; p = pathlib.Path({str(marker)!r}); first = not p.exists(); p.touch(); sys.exit(1 if first else 0)"
+    )])
+    sup = Supervisor([spec, sentinel], policy=BackoffPolicy(initial=0.1, cap=0.1))
     await sup.start()
-    await sup.wait_state("ghost", ProcessState.NOT_AVAILABLE, timeout=30)
-    await asyncio.sleep(0.5)
-    assert sup.status["ghost"].starts == 1
+    await asyncio.wait_for(sup.wait(), 60)  # both supervising tasks ended on their own
+    assert sup.status["ghost"].state is ProcessState.NOT_AVAILABLE and sup.status["ghost"].starts == 1
+    assert sup.status["sentinel"].state is ProcessState.DONE and sup.status["sentinel"].starts == 2
     assert "unknown agent" in (tmp_path / "g.log").read_text()
     await sup.stop()
 

@@ -81,22 +81,28 @@ async def test_backoff_resets_after_a_healthy_period(tmp_path: Path) -> None:
 
 
 async def test_exit_zero_is_done_and_exit_three_is_not_restarted(tmp_path: Path) -> None:
-    starts_done, starts_missing = tmp_path / "done", tmp_path / "missing"
+    starts_done, starts_missing, starts_sentinel = tmp_path / "done", tmp_path / "missing", tmp_path / "sentinel"
     sup = Supervisor(
         [
             ProcessSpec("finisher", starts_recorder(starts_done, "sys.exit(0)")),
             ProcessSpec("unbuilt", starts_recorder(starts_missing, "sys.exit(3)")),
+            # The sentinel crashes on its first start and finishes on its second: its restart
+            # proves this supervisor did restart within the test, so the others' single start
+            # is a refusal to restart, not a lack of time.
+            ProcessSpec("sentinel", starts_recorder(
+                starts_sentinel, f"sys.exit(1 if len(open({str(starts_sentinel)!r}).read().split()) == 1 else 0)"
+            )),
         ],
         policy=FAST,
     )
     await sup.start()
-    await sup.wait_state("finisher", ProcessState.DONE, timeout=10)
-    await sup.wait_state("unbuilt", ProcessState.NOT_AVAILABLE, timeout=10)
-    await asyncio.sleep(0.5)  # longer than any backoff: a restart would have happened by now
-    await sup.wait()  # both tasks ended on their own
+    await asyncio.wait_for(sup.wait(), 10)  # every supervising task ended on its own: nothing more can start
+    assert len(starts_sentinel.read_text().split()) == 2 and sup.status["sentinel"].state is ProcessState.DONE
+    assert sup.status["finisher"].state is ProcessState.DONE
+    assert sup.status["unbuilt"].state is ProcessState.NOT_AVAILABLE
     assert len(starts_done.read_text().split()) == 1
     assert len(starts_missing.read_text().split()) == 1
-    assert sup.total_restarts == 0
+    assert sup.total_restarts == 1  # the sentinel's
     kinds = {(e.name, e.kind) for e in sup.events}
     assert ("finisher", EventKind.DONE) in kinds and ("unbuilt", EventKind.NOT_AVAILABLE) in kinds
     await sup.stop()
