@@ -28,7 +28,7 @@ import pytest
 from infra.bus import Bus, Delivery, system_topology
 from infra.bus import headers as h
 from infra.bus.permissions import AGENT_ROLES, ROLES
-from protocol import Heartbeat, HealthState, Message, OrderRequest, decode
+from protocol import ExecutionReport, Heartbeat, HealthState, Message, OrderRequest, OrderStatus, decode
 from tests.support.bus import wait_until
 from tests.support.orders import make_order
 from tests.support.services import unavailable
@@ -172,3 +172,29 @@ async def test_every_agent_role_can_do_its_real_work(broker: Broker) -> None:
         message = await dead.get(timeout=5)
         assert decode(message.body, OrderRequest).client_order_id == order.client_order_id
         assert "refused for the test" in str((message.headers or {}).get(h.ERROR, ""))
+
+
+async def test_the_real_execution_agent_runs_as_its_own_user(
+    broker: Broker, postgres_url: str, influxdb_database: tuple[str, str]
+) -> None:
+    from agents.execution import ExecutionAgent
+    from infra.db import upgrade_head
+    from infra.influx import InfluxPriceStore
+    from tests.integration.test_execution_agent import Running, World, settings_for
+    from tests.support.bus import drain, make_candle
+    from tests.support.orders import hold
+
+    await upgrade_head(postgres_url)
+    async with InfluxPriceStore(*influxdb_database) as prices:
+        await prices.write_candles([make_candle(i) for i in range(3)])
+    topology = system_topology(EXCHANGE)
+    settings = settings_for(broker.url("execution"), postgres_url, influxdb_database, EXCHANGE)
+    order = make_order(quantity="0.01", reference_time=make_candle(1).open_time)
+    await hold(postgres_url, order)
+    async with Bus(broker.url("risk_manager"), topology, connection_name="perm-rm2") as rm:
+        world = World(broker.url("monitor"), postgres_url, topology, settings, rm)
+        async with Running(world) as agent:
+            assert isinstance(agent, ExecutionAgent)
+            await rm.publish(order)
+            reports = await drain(broker.url("monitor"), f"{EXCHANGE}.risk_manager.execution_reports", 1, 20)
+    assert [decode(m.body, ExecutionReport).status for m in reports] == [OrderStatus.FILLED]

@@ -25,9 +25,9 @@ from infra.bus import Bus, Topology, system_topology
 from infra.db import create_engine, session_factory, upgrade_head
 from infra.db.ledger import Ledger, ReservationStatus
 from infra.influx import InfluxPriceStore
-from protocol import HealthState, OrderRefusal, TradingState
+from protocol import HealthState, OrderRefusal, OrderStatus, TradingState
 from tests.integration.test_execution_agent import settings_for
-from tests.integration.test_risk_manager_agent import CANDLES, Harness, signal
+from tests.integration.test_risk_manager_agent import CANDLES, Harness, fill_report, signal
 from tests.support.bus import cleanup, drain, make_candle, queue_depth, wait_until
 from tests.support.ledger import decision_for, new_reservation
 from tests.support.orders import make_order
@@ -168,3 +168,23 @@ async def test_a_lost_order_does_not_make_later_decisions_wait_the_full_settle_t
     answered = await drain(pipeline.rabbitmq_url, f"{pipeline.topology.exchange}.execution.orders", 1, 15)
     elapsed = time.monotonic() - started
     assert len(answered) == 1 and elapsed < 5, f"decided after {elapsed:.1f}s"
+
+
+async def test_a_report_the_ledger_cannot_book_halts_buys_visibly_instead_of_dead_lettering(pipeline: Pipeline) -> None:
+    risk = await pipeline.start_risk_manager()
+    # A fill of an order the ledger never reserved (what the forged order used to cause).
+    stray = make_order(quantity="0.05", reference_time=make_candle(10).open_time)
+    await pipeline.bus.publish(fill_report(stray, OrderStatus.FILLED, stray.quantity, D("47000"), D("2.35")))
+    assert await wait_until(lambda: bool(risk.health_problems()), 15)
+    assert "BUYs halted" in "; ".join(risk.health_problems()) and risk.health is HealthState.DEGRADED
+    state = await pipeline.ledger.risk_state()
+    assert state.trading_state is TradingState.REDUCING and stray.client_order_id in (state.trading_state_reason or "")
+    assert await queue_depth(pipeline.rabbitmq_url, f"{pipeline.topology.exchange}.risk_manager.execution_reports.dlq") == 0
+    # New BUYs are refused with the reason until an operator sets the state ACTIVE again.
+    await pipeline.bus.publish(signal(12))
+
+    async def rejected() -> bool:
+        rows = await pipeline.sql("SELECT reason FROM risk_decisions WHERE decision = 'REJECTED'")
+        return rows == [("REDUCING_ONLY",)]
+
+    assert await wait_until(rejected, 15)
