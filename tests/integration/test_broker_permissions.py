@@ -16,7 +16,7 @@ import shlex
 import subprocess
 import uuid
 from datetime import UTC, datetime
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit

@@ -13,7 +13,6 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from agents.execution import ExecutionAgent
 from agents.execution.settings import ExecutionSettings
@@ -24,6 +23,7 @@ from infra.exchanges.paper import PaperConfig, PaperExchange
 from infra.influx import InfluxPriceStore
 from protocol import CancelOrder, Candle, EmergencyStop, ExecutionReport, Message, OrderRequest, OrderStatus, decode
 from tests.support.bus import cleanup, drain, make_candle, wait_until
+from tests.support.ledger import query
 from tests.support.orders import hold, make_order
 
 pytestmark = pytest.mark.integration
@@ -51,12 +51,7 @@ class World:
         return [decode(m.body, ExecutionReport) for m in await drain(self.rabbitmq_url, queue, expect, timeout)]
 
     async def sql(self, statement: str, **params: Any) -> list[Any]:
-        engine = create_engine(self.postgres_url)
-        try:
-            async with engine.connect() as conn:
-                return list((await conn.execute(text(statement), params)).all())
-        finally:
-            await engine.dispose()
+        return await query(self.postgres_url, statement, **params)
 
 
 def settings_for(rabbitmq_url: str, postgres_url: str, influx: tuple[str, str], exchange: str, **extra: str) -> ExecutionSettings:

@@ -16,7 +16,6 @@ from typing import Any
 
 import aio_pika
 import pytest
-from sqlalchemy import text
 
 from agents.execution import ExecutionAgent
 from agents.risk_manager import RiskManagerAgent
@@ -29,7 +28,7 @@ from protocol import HealthState, OrderRefusal, OrderStatus, TradingState
 from tests.integration.test_execution_agent import settings_for
 from tests.integration.test_risk_manager_agent import CANDLES, Harness, fill_report, signal
 from tests.support.bus import cleanup, drain, make_candle, queue_depth, wait_until
-from tests.support.ledger import decision_for, new_reservation
+from tests.support.ledger import decision_for, new_reservation, query
 from tests.support.orders import make_order
 
 pytestmark = pytest.mark.integration
@@ -63,12 +62,7 @@ class Pipeline:
         return agent
 
     async def sql(self, statement: str, **params: Any) -> list[Any]:
-        engine = create_engine(self.postgres_url)
-        try:
-            async with engine.connect() as conn:
-                return list((await conn.execute(text(statement), params)).all())
-        finally:
-            await engine.dispose()
+        return await query(self.postgres_url, statement, **params)
 
     async def reservation_status(self, client_order_id: str) -> ReservationStatus | None:
         view = await self.ledger.reservation(client_order_id)
