@@ -49,6 +49,8 @@ class Role:
     summary: str
     own_signal_prefix: str | None = None
     default_exchange: bool = False
+    # Server-named exclusive queues (amq.gen-*): the reality check and the API listen on those.
+    private_queues: bool = False
 
     @property
     def env_suffix(self) -> str:
@@ -81,12 +83,12 @@ ROLES: Final[dict[str, Role]] = {
     role.name: role
     for role in (
         *AGENT_ROLES,
-        Role("monitor", (), "nothing: reality check and run panel only read"),
+        Role("monitor", (), "nothing: reality check and run panel only read", private_queues=True),
         Role("operator", (topics.ALL_CONTROL,), "control commands (emergency stop, cancel)"),
         Role("api", (topics.ALL_CONTROL, heartbeat_key("api")), "control commands and api-* signals",
-             own_signal_prefix="api-"),
+             own_signal_prefix="api-", private_queues=True),
         Role("mcp", (topics.ALL_CONTROL, heartbeat_key("mcp")), "control commands and mcp-* signals",
-             own_signal_prefix="mcp-"),
+             own_signal_prefix="mcp-", private_queues=True),
     )
 }
 
@@ -150,9 +152,11 @@ def provisioning_script() -> str:
     """``infra/rabbitmq/provision-users.sh``: idempotent users and permissions for every role."""
     lines = [_SCRIPT_HEAD]
     for role in ROLES.values():
-        write = "^($EXCHANGE_RE(\\..+)?|amq\\.default)\\$" if role.default_exchange else "$RESOURCES"
+        resources = "$PRIVATE" if role.private_queues else "$RESOURCES"
+        write = "^($EXCHANGE_RE(\\..+)?|amq\\.default)\\$" if role.default_exchange else resources
         lines.append(
-            f"provision {role.name} {password_variable(role)} '{publish_regex(role)}' \"{write}\"  # {role.summary}"
+            f"provision {role.name} {password_variable(role)} '{publish_regex(role)}' \"{resources}\" \"{write}\""
+            f"  # {role.summary}"
         )
     lines.append(_SCRIPT_TAIL)
     return "\n".join(lines)
@@ -183,6 +187,8 @@ REQUIRED="${TRADEBUS_REQUIRED_ROLES:-data_collection technical_analysis strategy
 # The exchange name as a regex (its dots literal); every resource of the bus starts with it.
 EXCHANGE_RE=$(printf '%s' "$EXCHANGE" | sed 's/[].[^$*+?(){}|\\]/\\&/g')
 RESOURCES="^$EXCHANGE_RE(\..+)?\$"
+# The same plus server-named exclusive queues, for roles that listen on a private queue.
+PRIVATE="^($EXCHANGE_RE(\..+)?|amq\.gen-.*)\$"
 
 case "$EXCHANGE" in *[!A-Za-z0-9._-]*|'') echo "BUS_EXCHANGE must be letters, digits, '.', '_' or '-'" >&2; exit 2;; esac
 
@@ -192,9 +198,9 @@ fi
 EXISTING_USERS=$($CTL -s list_users | cut -f1)
 provisioned=0
 
-# provision ROLE PASSWORD_VARIABLE TOPIC_WRITE_REGEX RESOURCE_WRITE_REGEX
+# provision ROLE PASSWORD_VARIABLE TOPIC_WRITE_REGEX RESOURCES_REGEX RESOURCE_WRITE_REGEX
 provision() {
-    role=$1; variable=$2; topic_write=$3; write=$4; user="$PREFIX$role"
+    role=$1; variable=$2; topic_write=$3; resources=$4; write=$5; user="$PREFIX$role"
     eval "password=\${$variable:-}"
     if [ -z "$password" ]; then
         case " $REQUIRED " in
@@ -208,7 +214,7 @@ provision() {
     else
         $CTL -q add_user "$user" "$password" >/dev/null
     fi
-    $CTL -q set_permissions -p "$VHOST" "$user" "$RESOURCES" "$write" "$RESOURCES"
+    $CTL -q set_permissions -p "$VHOST" "$user" "$resources" "$write" "$resources"
     $CTL -q set_topic_permissions -p "$VHOST" "$user" "$EXCHANGE" "$topic_write" '.*'
     echo "provision-users: $user may publish $topic_write on $EXCHANGE in vhost $VHOST"
     provisioned=$((provisioned + 1))

@@ -23,6 +23,8 @@ REQUIRED="${TRADEBUS_REQUIRED_ROLES:-data_collection technical_analysis strategy
 # The exchange name as a regex (its dots literal); every resource of the bus starts with it.
 EXCHANGE_RE=$(printf '%s' "$EXCHANGE" | sed 's/[].[^$*+?(){}|\\]/\\&/g')
 RESOURCES="^$EXCHANGE_RE(\..+)?\$"
+# The same plus server-named exclusive queues, for roles that listen on a private queue.
+PRIVATE="^($EXCHANGE_RE(\..+)?|amq\.gen-.*)\$"
 
 case "$EXCHANGE" in *[!A-Za-z0-9._-]*|'') echo "BUS_EXCHANGE must be letters, digits, '.', '_' or '-'" >&2; exit 2;; esac
 
@@ -32,9 +34,9 @@ fi
 EXISTING_USERS=$($CTL -s list_users | cut -f1)
 provisioned=0
 
-# provision ROLE PASSWORD_VARIABLE TOPIC_WRITE_REGEX RESOURCE_WRITE_REGEX
+# provision ROLE PASSWORD_VARIABLE TOPIC_WRITE_REGEX RESOURCES_REGEX RESOURCE_WRITE_REGEX
 provision() {
-    role=$1; variable=$2; topic_write=$3; write=$4; user="$PREFIX$role"
+    role=$1; variable=$2; topic_write=$3; resources=$4; write=$5; user="$PREFIX$role"
     eval "password=\${$variable:-}"
     if [ -z "$password" ]; then
         case " $REQUIRED " in
@@ -48,20 +50,20 @@ provision() {
     else
         $CTL -q add_user "$user" "$password" >/dev/null
     fi
-    $CTL -q set_permissions -p "$VHOST" "$user" "$RESOURCES" "$write" "$RESOURCES"
+    $CTL -q set_permissions -p "$VHOST" "$user" "$resources" "$write" "$resources"
     $CTL -q set_topic_permissions -p "$VHOST" "$user" "$EXCHANGE" "$topic_write" '.*'
     echo "provision-users: $user may publish $topic_write on $EXCHANGE in vhost $VHOST"
     provisioned=$((provisioned + 1))
 }
 
-provision data_collection RABBITMQ_PASSWORD_DATA_COLLECTION '(^market\.candle(\.[^.]+)*$)|(^market\.gap(\.[^.]+)*$)|(^agent\.heartbeat\.data_collection$)' "$RESOURCES"  # candles and data gaps
-provision technical_analysis RABBITMQ_PASSWORD_TECHNICAL_ANALYSIS '(^analysis\.indicators(\.[^.]+)*$)|(^agent\.heartbeat\.technical_analysis$)' "$RESOURCES"  # indicator snapshots
-provision strategy RABBITMQ_PASSWORD_STRATEGY '(^strategy\.signal(\.[^.]+)*$)|(^agent\.heartbeat\.strategy$)' "$RESOURCES"  # strategy signals
-provision risk_manager RABBITMQ_PASSWORD_RISK_MANAGER '(^trade\.order(\.[^.]+)*$)|(^risk\.rejection(\.[^.]+)*$)|(^portfolio\.position(\.[^.]+)*$)|(^risk\.metrics$)|(^control\.order\.cancel$)|(^agent\.heartbeat\.risk_manager$)' "$RESOURCES"  # orders, rejections, positions, risk metrics, and cancels of expired reservations
-provision execution RABBITMQ_PASSWORD_EXECUTION '(^execution\.report(\.[^.]+)*$)|(^agent\.heartbeat\.execution$)' "$RESOURCES"  # execution reports
-provision monitor RABBITMQ_PASSWORD_MONITOR '^$' "$RESOURCES"  # nothing: reality check and run panel only read
-provision operator RABBITMQ_PASSWORD_OPERATOR '^control(\.[^.]+)*$' "$RESOURCES"  # control commands (emergency stop, cancel)
-provision api RABBITMQ_PASSWORD_API '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.api$)|(^strategy\.signal\.api\-[^.]*\.[^.]+$)' "$RESOURCES"  # control commands and api-* signals
-provision mcp RABBITMQ_PASSWORD_MCP '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.mcp$)|(^strategy\.signal\.mcp\-[^.]*\.[^.]+$)' "$RESOURCES"  # control commands and mcp-* signals
+provision data_collection RABBITMQ_PASSWORD_DATA_COLLECTION '(^market\.candle(\.[^.]+)*$)|(^market\.gap(\.[^.]+)*$)|(^agent\.heartbeat\.data_collection$)' "$RESOURCES" "$RESOURCES"  # candles and data gaps
+provision technical_analysis RABBITMQ_PASSWORD_TECHNICAL_ANALYSIS '(^analysis\.indicators(\.[^.]+)*$)|(^agent\.heartbeat\.technical_analysis$)' "$RESOURCES" "$RESOURCES"  # indicator snapshots
+provision strategy RABBITMQ_PASSWORD_STRATEGY '(^strategy\.signal(\.[^.]+)*$)|(^agent\.heartbeat\.strategy$)' "$RESOURCES" "$RESOURCES"  # strategy signals
+provision risk_manager RABBITMQ_PASSWORD_RISK_MANAGER '(^trade\.order(\.[^.]+)*$)|(^risk\.rejection(\.[^.]+)*$)|(^portfolio\.position(\.[^.]+)*$)|(^risk\.metrics$)|(^control\.order\.cancel$)|(^agent\.heartbeat\.risk_manager$)' "$RESOURCES" "$RESOURCES"  # orders, rejections, positions, risk metrics, and cancels of expired reservations
+provision execution RABBITMQ_PASSWORD_EXECUTION '(^execution\.report(\.[^.]+)*$)|(^agent\.heartbeat\.execution$)' "$RESOURCES" "$RESOURCES"  # execution reports
+provision monitor RABBITMQ_PASSWORD_MONITOR '^$' "$PRIVATE" "$PRIVATE"  # nothing: reality check and run panel only read
+provision operator RABBITMQ_PASSWORD_OPERATOR '^control(\.[^.]+)*$' "$RESOURCES" "$RESOURCES"  # control commands (emergency stop, cancel)
+provision api RABBITMQ_PASSWORD_API '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.api$)|(^strategy\.signal\.api\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # control commands and api-* signals
+provision mcp RABBITMQ_PASSWORD_MCP '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.mcp$)|(^strategy\.signal\.mcp\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # control commands and mcp-* signals
 
 [ "$provisioned" -gt 0 ] || { echo "provision-users: no role provisioned" >&2; exit 2; }

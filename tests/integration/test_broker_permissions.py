@@ -28,6 +28,7 @@ import pytest
 from infra.bus import Bus, Delivery, system_topology
 from infra.bus import headers as h
 from infra.bus.permissions import AGENT_ROLES, ROLES
+from protocol import topics
 from protocol import ExecutionReport, Heartbeat, HealthState, Message, OrderRequest, OrderStatus, decode
 from tests.support.bus import wait_until
 from tests.support.orders import make_order
@@ -147,6 +148,13 @@ async def test_every_agent_role_can_do_its_real_work(broker: Broker) -> None:
                 uptime_seconds=1, health=HealthState.HEALTHY, consumed=0, published=0, dead_lettered=0, errors=0,
             ))
     assert await _ready(broker.url("monitor"), f"{EXCHANGE}.monitor.heartbeats") == len(AGENT_ROLES)
+    # The reality check listens on a private server-named queue bound to the heartbeats.
+    connection = await aio_pika.connect(broker.url("monitor"), timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        private = await channel.declare_queue("", exclusive=True, auto_delete=True)
+        await private.bind(await channel.get_exchange(EXCHANGE, ensure=False), routing_key=topics.ALL_HEARTBEATS)
+        assert private.name.startswith("amq.gen-")
 
     # Execution consumes its order queue and dead-letters what it cannot read, through the DLX.
     order = make_order(quantity="0.01")
