@@ -203,6 +203,24 @@ def emergency_stop(
     )
 
 
+@app.command("broker-users")
+def broker_users(
+    apply: bool = typer.Option(False, "--apply", help="run it here (rabbitmqctl must reach the broker)"),
+) -> None:
+    """Print the RabbitMQ users-and-permissions script (infra/rabbitmq/provision-users.sh), or apply it.
+
+    Passwords come from RABBITMQ_PASSWORD_<ROLE>; see infra/rabbitmq/README.md."""
+    import subprocess
+
+    from infra.bus.permissions import provisioning_script
+
+    script = provisioning_script()
+    if not apply:
+        typer.echo(script, nl=False)
+        return
+    raise typer.Exit(subprocess.run(["sh", "-c", script], check=False).returncode)
+
+
 from agents.ops.dead_letters import app as dead_letters_app  # noqa: E402
 
 app.add_typer(dead_letters_app, name="dead-letters")

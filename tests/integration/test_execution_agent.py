@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import structlog.testing
-from sqlalchemy import text
 
 from agents.execution import ExecutionAgent
 from agents.execution.settings import ExecutionSettings
@@ -23,9 +22,10 @@ from infra.db import create_engine, session_factory, upgrade_head
 from infra.exchanges.adapter import OrderOutcomeUnknown, RateLimited
 from infra.exchanges.paper import PaperConfig, PaperExchange
 from infra.influx import InfluxPriceStore
-from protocol import CancelOrder, Candle, EmergencyStop, ExecutionReport, Message, OrderStatus, decode
+from protocol import CancelOrder, Candle, EmergencyStop, ExecutionReport, Message, OrderRequest, OrderStatus, decode
 from tests.support.bus import cleanup, drain, make_candle, wait_until
-from tests.support.orders import make_order
+from tests.support.ledger import query
+from tests.support.orders import hold, make_order
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,10 @@ class World:
     bus: Bus
 
     async def publish(self, *messages: Message) -> None:
+        """Publish as the risk manager would: every order's reservation is committed first."""
         for message in messages:
+            if isinstance(message, OrderRequest):
+                await hold(self.postgres_url, message)
             await self.bus.publish(message)
 
     async def reports(self, expect: int, timeout: float = 10.0) -> list[ExecutionReport]:
@@ -49,12 +52,7 @@ class World:
         return [decode(m.body, ExecutionReport) for m in await drain(self.rabbitmq_url, queue, expect, timeout)]
 
     async def sql(self, statement: str, **params: Any) -> list[Any]:
-        engine = create_engine(self.postgres_url)
-        try:
-            async with engine.connect() as conn:
-                return list((await conn.execute(text(statement), params)).all())
-        finally:
-            await engine.dispose()
+        return await query(self.postgres_url, statement, **params)
 
 
 def settings_for(rabbitmq_url: str, postgres_url: str, influx: tuple[str, str], exchange: str, **extra: str) -> ExecutionSettings:

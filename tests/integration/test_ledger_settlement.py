@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from infra.db.ledger import Ledger, LedgerError, ReservationStatus, position_update
-from protocol.enums import OrderStatus, Side
+from infra.db.ledger import Ledger, ReservationStatus, position_update
+from protocol.enums import OrderStatus, Side, TradingState
 from tests.support.ledger import (
     CONSUMER,
     EXCHANGE,
@@ -29,7 +29,7 @@ from tests.support.ledger import (
 
 pytestmark = pytest.mark.integration
 
-FILLED, PARTIAL = OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
+FILLED, PARTIAL, REJECTED = OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.REJECTED
 
 
 async def balance(ledger: Ledger, asset: str) -> tuple[Decimal, Decimal, Decimal]:
@@ -174,20 +174,40 @@ async def test_slippage_beyond_the_buffer_comes_from_available_or_is_refused(pos
         await invariants_hold(engine)
 
 
-async def test_a_charge_nothing_can_cover_is_refused_and_changes_nothing(postgres_url: str) -> None:
+async def test_a_charge_nothing_can_cover_is_booked_as_far_as_it_goes_and_halts_buys(postgres_url: str) -> None:
     async with migrated_ledger(postgres_url, {"USDT": D("101")}) as (ledger, engine):
         order = new_reservation()
         await reserve(ledger, order)
         too_dear = report(order, FILLED, "1", "1", "102", "102", "0", None, "T1")
-        with pytest.raises(LedgerError, match="USDT"):
-            await ledger.apply_report(CONSUMER, too_dear)
-        assert await balance(ledger, "USDT") == (D("101"), D("0"), D("101"))
+        outcome = await ledger.apply_report(CONSUMER, too_dear)
+        # The fill happened at the exchange: booked, the balance stops at zero, 1 USDT is short.
+        assert outcome.applied and outcome.shortfalls == (("USDT", D("1")),)
+        assert await balance(ledger, "USDT") == (D("0"), D("0"), D("0"))
+        assert await balance(ledger, "BTC") == (D("1"), D("1"), D("0"))
         view = await ledger.reservation(order.client_order_id)
-        assert view is not None and view.status is ReservationStatus.HELD and view.filled_quantity == 0
-        assert await count(engine, "fills") == 0
-        assert await count(engine, "processed_messages") == 1  # only the approval: the report may be retried
-        with pytest.raises(LedgerError, match="unknown client_order_id"):
-            await ledger.apply_report(CONSUMER, report(new_reservation(), FILLED, "1", "1", "1", "1"))
+        assert view is not None and view.status is ReservationStatus.SETTLED and view.filled_quantity == 1
+        state = await ledger.risk_state()
+        assert state.trading_state is TradingState.REDUCING and "1 USDT" in (state.trading_state_reason or "")
+        # A redelivery is a plain duplicate: nothing booked twice, no loop.
+        again = await ledger.apply_report(CONSUMER, too_dear)
+        assert not again.applied and await count(engine, "fills") == 1
+        await invariants_hold(engine)
+
+
+async def test_reports_of_unreserved_orders(postgres_url: str) -> None:
+    async with migrated_ledger(postgres_url, {"USDT": D("1000")}) as (ledger, engine):
+        # Execution refused a forged request (nothing filled): a no-op, trading goes on.
+        refused = await ledger.apply_report(CONSUMER, report(new_reservation(), REJECTED))
+        assert refused.applied and refused.reservation is None and refused.problem is None
+        assert (await ledger.risk_state()).trading_state is TradingState.ACTIVE
+        # One that did fill cannot be booked: recorded, BUYs halted, never a dead-letter loop.
+        filled = report(new_reservation(), FILLED, "1", "1", "1", "1")
+        outcome = await ledger.apply_report(CONSUMER, filled)
+        assert outcome.applied and "unknown client_order_id" in (outcome.unbooked or "")
+        assert (await ledger.risk_state()).trading_state is TradingState.REDUCING
+        assert not (await ledger.apply_report(CONSUMER, filled)).applied
+        assert await balance(ledger, "USDT") == (D("1000"), D("1000"), D("0"))
+        assert await count(engine, "processed_messages") == 2
         await invariants_hold(engine)
 
 
@@ -209,11 +229,13 @@ async def test_fees_in_base_and_in_a_third_asset(postgres_url: str) -> None:
         assert await balance(ledger, "USDT") == (D("9798"), D("9798"), D("0"))
         # Average entry (99.9 + 102) / 1.999.
         assert await position(ledger) == (D("1.999"), (D("99.9") + D("102")) / D("1.999"), D("0"), D("0.1"))
-        # A fee in an asset the account does not hold is refused.
+        # A fee in an asset the account does not hold: the fill is booked, the fee is short.
         third = new_reservation()
         await reserve(ledger, third)
-        with pytest.raises(LedgerError, match="ETH"):
-            await ledger.apply_report(CONSUMER, report(third, FILLED, "1", "1", "100", "100", "0.01", "ETH", "T3"))
+        outcome = await ledger.apply_report(CONSUMER, report(third, FILLED, "1", "1", "100", "100", "0.01", "ETH", "T3"))
+        assert outcome.shortfalls == (("ETH", D("0.01")),) and "ETH" not in await ledger.balances()
+        assert await balance(ledger, "BTC") == (D("2.999"), D("2.999"), D("0"))
+        assert (await ledger.risk_state()).trading_state is TradingState.REDUCING
         await invariants_hold(engine)
 
 
@@ -221,9 +243,10 @@ async def test_sell_beyond_the_position_is_refused(postgres_url: str) -> None:
     async with migrated_ledger(postgres_url, {"USDT": D("0"), "BTC": D("1")}) as (ledger, engine):
         sale = new_reservation(Side.SELL, amount=D("1"), quantity=D("1"))
         await reserve(ledger, sale)  # the coins exist, but this strategy never bought them
-        with pytest.raises(LedgerError, match="position holds only 0"):
-            await ledger.apply_report(CONSUMER, report(sale, FILLED, "1", "1", "100", "100", "0.1", "USDT", "T1"))
-        assert await balance(ledger, "BTC") == (D("1"), D("0"), D("1"))
+        outcome = await ledger.apply_report(CONSUMER, report(sale, FILLED, "1", "1", "100", "100", "0.1", "USDT", "T1"))
+        assert "position holds only 0" in (outcome.unbooked or "")
+        assert await balance(ledger, "BTC") == (D("1"), D("0"), D("1"))  # nothing booked
+        assert (await ledger.risk_state()).trading_state is TradingState.REDUCING
         await invariants_hold(engine)
 
 

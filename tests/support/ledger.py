@@ -128,3 +128,13 @@ async def invariants_hold(engine: AsyncEngine) -> None:
     for asset, reserved, available, total, held in rows:
         assert reserved == held, f"{asset}: balances.reserved {reserved} != open reservations {held}"
         assert available >= 0 and reserved >= 0 and available + reserved == total, asset
+
+
+async def query(database_url: str, statement: str, **params: Any) -> list[Any]:
+    """Rows of one SQL statement on its own short-lived engine (for assertions on end state)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(text(statement), params)).all())
+    finally:
+        await engine.dispose()
