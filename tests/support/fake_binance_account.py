@@ -12,6 +12,7 @@ or a cancel. There is no order book: a LIMIT order never matches on placement.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -162,6 +163,9 @@ class FakeAccount:
         self.orders: list[FakeOrder] = []
         self.filters = _filters_by_symbol()
         self.signed_requests = 0  # requests that passed key, signature and timestamp checks
+        # "Send status unknown": the next POSTs are answered -1007 at once and placed later.
+        self._deferrals: list[float] = []
+        self.deferred: list[asyncio.Task[None]] = []
         self._order_ids = itertools.count(1000)
         self._trade_ids = itertools.count(50000)
 
@@ -173,6 +177,12 @@ class FakeAccount:
     def balance(self, asset: str) -> tuple[Decimal, Decimal]:
         """(free, locked) of ``asset``."""
         return self.free.get(asset, Decimal(0)), self.locked.get(asset, Decimal(0))
+
+    def defer_next(self, count: int, seconds: float) -> None:
+        """Answer the next ``count`` new orders with Binance -1007 (timeout waiting for the
+        backend; send status unknown) and place each ``seconds`` later, as Binance's matching
+        engine may: only while the request's recvWindow has not passed."""
+        self._deferrals.extend([seconds] * count)
 
     def orders_with(self, client_order_id: str) -> list[FakeOrder]:
         return [order for order in self.orders if order.client_order_id == client_order_id]
@@ -190,7 +200,7 @@ class FakeAccount:
 
     def routes(self) -> dict[tuple[str, str], Handler]:
         return {
-            ("POST", "/api/v3/order"): self._signed(self._new_order),
+            ("POST", "/api/v3/order"): self._signed(self._new_or_deferred_order),
             ("GET", "/api/v3/order"): self._signed(self._query_order),
             ("DELETE", "/api/v3/order"): self._signed(self._cancel_order),
             ("GET", "/api/v3/openOrders"): self._signed(self._open_orders),
@@ -243,6 +253,19 @@ class FakeAccount:
             if order_id is not None and str(order.order_id) == order_id:
                 return order
         return None
+
+    def _new_or_deferred_order(self, params: Params) -> web.Response:
+        if not self._deferrals:
+            return self._new_order(params)
+        delay = self._deferrals.pop(0)
+        self.deferred.append(asyncio.get_running_loop().create_task(self._place_later(params, delay)))
+        return _error(503, -1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.")
+
+    async def _place_later(self, params: Params, delay: float) -> None:
+        await asyncio.sleep(delay)
+        window = int(params.get("recvWindow", _DEFAULT_RECV_WINDOW))
+        if _now_ms() - int(params["timestamp"]) <= window:
+            self._new_order(params)
 
     def _new_order(self, params: Params) -> web.Response:
         symbol = params.get("symbol", "")

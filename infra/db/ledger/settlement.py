@@ -16,7 +16,7 @@ Rules (one transaction per report; any refusal raises LedgerError and changes no
    buffer, or a late fill after the reservation was closed), the excess comes from the
    asset's available balance; if that is not enough either, LedgerError — a CHECK constraint is
    never left to catch it.
-4. Fees are charged once per exchange trade: the fill row is unique per (exchange, trade_id)
+4. Fees are charged once per exchange trade: the fill row is unique per (exchange, symbol, trade_id) (trade ids are per market)
    (a report without trade_id gets ``"{client_order_id}:{cumulative}"``), and the fee is
    charged only when that row is new, so a re-ordered report still pays its own fee. A fee in
    the reservation's asset is taken from what it still holds first, then from available; a fee
@@ -235,7 +235,7 @@ async def _record_fill(session: AsyncSession, report: ExecutionReport) -> bool:
             strategy_id=report.strategy_id,
             filled_at=report.event_time,
         )
-        .on_conflict_do_nothing(index_elements=[Fill.exchange, Fill.trade_id])
+        .on_conflict_do_nothing(index_elements=[Fill.exchange, Fill.symbol, Fill.trade_id])
         .returning(Fill.id)
     )
     return inserted is not None
