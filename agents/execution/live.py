@@ -39,6 +39,7 @@ def build_ccxt(s: ExecutionSettings) -> CcxtAdapter:
         secret=s.exchange_api_secret.get_secret_value(),
         api_base=s.exchange_api_url,
         sandbox=s.trading_mode is TradingMode.SANDBOX,
+        timeout=s.execution_http_timeout,
         recv_window=s.execution_recv_window,
         unknown_margin=s.execution_unknown_margin,
     )

@@ -35,6 +35,9 @@ class ExecutionSettings(Settings):
     execution_reconcile_interval: float = Field(default=30.0, gt=0, alias="EXECUTION_RECONCILE_INTERVAL")
     execution_rate_limit_retries: int = Field(default=5, ge=0, le=50, alias="EXECUTION_RATE_LIMIT_RETRIES")
     execution_rate_limit_backoff: float = Field(default=0.5, gt=0, alias="EXECUTION_RATE_LIMIT_BACKOFF")
+    execution_http_timeout: float = Field(
+        default=10.0, gt=0, le=120, alias="EXECUTION_HTTP_TIMEOUT", description="seconds per exchange request",
+    )
     execution_recv_window: float = Field(
         default=5.0, gt=0, le=60, alias="EXECUTION_RECV_WINDOW",
         description="seconds the exchange may act on a signed request (Binance recvWindow)",

@@ -160,6 +160,8 @@ class FakeAccount:
         self.free: dict[str, Decimal] = {asset: Decimal(str(v)) for asset, v in (balances or {}).items()}
         self.locked: dict[str, Decimal] = {asset: Decimal(0) for asset in self.free}
         self.prices: dict[str, Decimal] = {}
+        # When set, MARKET orders fill at price_of(symbol) (the live market) instead of ``prices``.
+        self.price_of: Callable[[str], Decimal | None] | None = None
         self.orders: list[FakeOrder] = []
         self.filters = _filters_by_symbol()
         self.signed_requests = 0  # requests that passed key, signature and timestamp checks
@@ -267,6 +269,15 @@ class FakeAccount:
         if _now_ms() - int(params["timestamp"]) <= window:
             self._new_order(params)
 
+    def _market_price(self, symbol: str) -> Decimal | None:
+        return self.price_of(symbol) if self.price_of is not None else self.prices.get(symbol)
+
+    def totals(self) -> dict[str, Decimal]:
+        """free + locked per asset, zero totals left out (what the ledger must equal)."""
+        assets = set(self.free) | set(self.locked)
+        totals = {a: self.free.get(a, Decimal(0)) + self.locked.get(a, Decimal(0)) for a in assets}
+        return {a: t for a, t in totals.items() if t != 0}
+
     def _new_order(self, params: Params) -> web.Response:
         symbol = params.get("symbol", "")
         rules = self.filters.get(symbol)
@@ -277,7 +288,7 @@ class FakeAccount:
             return _error(400, -1116, "Invalid orderType.")
         try:
             qty = Decimal(params["quantity"])
-            price = Decimal(params["price"]) if kind == "LIMIT" else self.prices.get(symbol)
+            price = Decimal(params["price"]) if kind == "LIMIT" else self._market_price(symbol)
         except (KeyError, ArithmeticError):
             return _error(400, -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.")
         if price is None:
