@@ -90,15 +90,22 @@ def make_klines(
     return rows
 
 
-def klines_from_candles(candles: Sequence[Candle], start: datetime, interval: str = "1s") -> list[Kline]:
+def klines_from_candles(
+    candles: Sequence[Candle], start: datetime, interval: str = "1s", tick: Decimal = Decimal("0.01")
+) -> list[Kline]:
     """Real candles (any timeframe) re-timed as consecutive ``interval`` klines from ``start``:
-    the prices and volumes of real market data on a fast clock."""
+    the prices (on ``tick``) and volumes of real market data on a fast clock."""
     step = timeframe_seconds(interval) * 1000
     first = int(start.timestamp() * 1000)
+
+    def on_tick(price: Decimal) -> str:
+        # Binance prices sit on the market's tick (0.01 for BTC/USDT); so does every fill.
+        return str(price.quantize(tick))
+
     rows = []
     for index, c in enumerate(candles):
         open_ms = first + index * step
-        rows.append([open_ms, str(c.open), str(c.high), str(c.low), str(c.close), str(c.volume),
+        rows.append([open_ms, on_tick(c.open), on_tick(c.high), on_tick(c.low), on_tick(c.close), str(c.volume),
                      open_ms + step - 1, str(c.close * c.volume), 1, "0", "0", "0"])
     return rows
 

@@ -37,6 +37,7 @@ Params = dict[str, str]
 
 _OPEN = ("NEW", "PARTIALLY_FILLED")
 _DEFAULT_RECV_WINDOW = 5000
+_EIGHT = Decimal("0.00000001")
 _MAX_RECV_WINDOW = 60000
 
 
@@ -358,13 +359,14 @@ class FakeAccount:
         rules = self.filters[order.symbol]
         cost = qty * price
         rate = self.maker_fee if maker else self.taker_fee
-        # Commission is charged in the asset received.
+        # Commission is charged in the asset received, in the 8 decimals Binance reports it with
+        # (the account pays exactly what the trade says).
         if order.side == "BUY":
-            fee, fee_asset = qty * rate, rules.base
+            fee, fee_asset = (qty * rate).quantize(_EIGHT), rules.base
             self._add(rules.quote, -cost)
             self._add(rules.base, qty - fee)
         else:
-            fee, fee_asset = cost * rate, rules.quote
+            fee, fee_asset = (cost * rate).quantize(_EIGHT), rules.quote
             self._add(rules.base, -qty)
             self._add(rules.quote, cost - fee)
         now = _now_ms()

@@ -28,7 +28,7 @@ from tests.system.conftest import replay_slice
 
 pytestmark = pytest.mark.system
 
-HISTORY, LIVE = 120, 100  # candles before the start (warm-up, never traded), candles served live
+HISTORY, LIVE = 60, 70  # candles before the start (warm-up, never traded), candles served live
 CLIENT_TIMEOUT = 2.0
 
 
@@ -38,10 +38,15 @@ def live_env(url: str) -> dict[str, str]:
         "EXCHANGE_API_KEY": TEST_API_KEY, "EXCHANGE_API_SECRET": TEST_SECRET, "EXCHANGE_API_URL": url,
         "BACKFILL_DAYS": str((HISTORY + 5) / 86400),
         # The history is backfilled for the indicators; its signals are history, never traded.
-        "RISK_MAX_SIGNAL_AGE": "10",
+        "RISK_MAX_SIGNAL_AGE": "30",
         "RISK_MAX_ORDERS_PER_HOUR": "10000", "RISK_MAX_ORDERS_PER_DAY": "10000", "RISK_SETTLE_WAIT": "30",
+        # Short indicator periods: the real prices, on a 1 s clock, trade every few candles.
+        "TA_SMA_FAST": "3", "TA_SMA_SLOW": "8", "STRATEGY__SMA_CROSS__FAST": "3", "STRATEGY__SMA_CROSS__SLOW": "8",
+        "TA_MACD_FAST": "3", "TA_MACD_SLOW": "8", "TA_MACD_SIGNAL": "3", "STRATEGY__MACD_CROSS__STRENGTH_WINDOW": "8",
+        "TA_WINDOW": "100", "STRATEGY__COMBINED__ENABLED": "false", "STRATEGY__BB_REVERSION__ENABLED": "false",
+        "TA_RSI_PERIOD": "4", "STRATEGY__RSI_DEFAULT__PRESET": "aggressive", "TA_BB_PERIOD": "5", "TA_BB_STDDEV": "1",
         "EXECUTION_HTTP_TIMEOUT": str(CLIENT_TIMEOUT), "EXECUTION_RECV_WINDOW": "2", "EXECUTION_UNKNOWN_MARGIN": "1",
-        "EXECUTION_RECONCILE_INTERVAL": "3", "EXECUTION_DRIFT_INTERVAL": "5", "EXECUTION_RATE_LIMIT_BACKOFF": "0.2",
+        "EXECUTION_RECONCILE_INTERVAL": "3", "EXECUTION_DRIFT_INTERVAL": "3", "EXECUTION_RATE_LIMIT_BACKOFF": "0.2",
     }
 
 
@@ -95,14 +100,16 @@ async def inject_faults(fake: FakeBinance, run: SystemRun, stop: asyncio.Event) 
 
 async def test_live_soak_loses_and_doubles_nothing(make_system: Any, probe: QueueProbe) -> None:
     candles = replay_slice()[: HISTORY + LIVE]
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=HISTORY)
-    klines = klines_from_candles(candles, start, "1s")
-    async with FakeBinance({"BTC/USDT": klines}, interval="1s", balances={"USDT": "10000"}, live=True) as fake:
+    async with FakeBinance(interval="1s", balances={"USDT": "10000"}, live=True) as fake:
         run: SystemRun = await make_system(**live_env(fake.url))
         run.start("execution")
         # Execution seeds the ledger from the exchange before anything is decided.
         await run.wait(lambda: _seeded(run), timeout=60, what="the ledger seeded from the exchange")
         await run.start_consumers(probe.consumers)
+        # The market starts now (whatever the agents' start-up took): HISTORY candles closed
+        # already, then one a second.
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=HISTORY)
+        fake.add_klines("BTC/USDT", klines_from_candles(candles, start, "1s"))
         run.start("data_collection")
         stop = asyncio.Event()
         faults = asyncio.create_task(inject_faults(fake, run, stop))
@@ -113,7 +120,7 @@ async def test_live_soak_loses_and_doubles_nothing(make_system: Any, probe: Queu
         run.kill("data_collection", signal.SIGTERM)
         await run.wait_settled(probe.depth, timeout=60)
         # The last balance comparison after everything settled.
-        await asyncio.sleep(6)
+        await asyncio.sleep(4)
 
         approvals = await scalar(run, "SELECT count(*) FROM risk_decisions WHERE decision = 'APPROVED'")
         statuses = dict(await rows(run, "SELECT status, count(*) FROM orders GROUP BY status"))
@@ -123,7 +130,8 @@ async def test_live_soak_loses_and_doubles_nothing(make_system: Any, probe: Queu
         dead = await probe.dead_letters(run.topology)
         detail = f"faults {armed}; orders {statuses}; approvals {approvals}; server orders {len(fake.account.orders)}"
 
-        assert approvals >= 5, detail  # the soak traded
+        print(detail)  # what the soak went through (pytest -s shows it)
+        assert approvals >= 3, detail  # the soak traded
         assert "SIGKILL execution" in armed and len(armed) >= 6, detail
         # No double order: one accepted order per approval, none lost or refused.
         assert len(fake.account.orders) == approvals, detail
