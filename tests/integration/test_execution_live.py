@@ -60,13 +60,26 @@ async def test_an_unknown_send_placed_late_by_the_exchange_is_never_sent_twice(w
 
 async def test_a_cancel_of_an_unknown_order_is_not_canceled_without_proof(world: World, fake: FakeBinance) -> None:
     live = sandbox(world, fake, EXECUTION_UNKNOWN_MARGIN="0.5")
+    # The send gets -1007 and the order appears 1.5 s later; the query right after the send
+    # fails (503), so the order is still UNKNOWN when the cancel arrives, and the exchange
+    # answers the cancel with "unknown order" because it has not placed it yet.
     fake.account.defer_next(1, 1.5)
+    post = fake.routes[("POST", ORDER)]
+
+    async def post_then_fail_the_next_read(request: web.Request) -> web.StreamResponse:
+        response = await post(request)
+        fake.fail_next(1, 503, path=ORDER, method="GET")
+        return response
+
+    fake.add_route("POST", ORDER, post_then_fail_the_next_read)
     order = make_order(quantity="0.01", reference_time=T1)
     async with Running(live):
-        await live.publish(order, CancelOrder(source="test", client_order_id=order.client_order_id, reason="test"))
-        reports = await live.reports(2, timeout=30)
+        await live.publish(order)
+        [unknown] = await live.reports(1, timeout=20)
+        await live.publish(CancelOrder(source="test", client_order_id=order.client_order_id, reason="test"))
+        [final] = await live.reports(1, timeout=20)
     # The order did reach the exchange and filled: never reported CANCELED.
-    assert [r.status for r in reports] == [OrderStatus.UNKNOWN, OrderStatus.FILLED]
+    assert (unknown.status, final.status) == (OrderStatus.UNKNOWN, OrderStatus.FILLED)
     assert len(fake.account.orders_with(order.client_order_id)) == 1
 
 
