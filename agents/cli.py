@@ -161,7 +161,7 @@ def drift(
     unacknowledged drift stops new BUYs (LEDGER_DRIFT); exit 1 while it does."""
     import getpass
 
-    from agents.risk_manager.drift import drift_command
+    from infra.exchanges.account import drift_command
 
     if action not in {"show", "ack"}:
         raise typer.BadParameter("must be 'show' or 'ack'", param_hint="ACTION")

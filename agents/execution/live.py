@@ -1,6 +1,6 @@
 """Execution's sandbox/live start and balance duty: the ccxt adapter, a credentials check that
 says clearly when the key is wrong, seeding the ledger from the exchange, and the periodic
-ledger-versus-exchange comparison (``agents.risk_manager.drift``)."""
+ledger-versus-exchange comparison (``infra.exchanges.account``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agents.execution.settings import ExecutionSettings
-from agents.risk_manager.drift import DriftState, check_drift, seed_from_exchange
+from infra.exchanges.account import DriftState, check_drift, seed_from_exchange
 from infra.db.ledger import Ledger
 from infra.exchanges.adapter import AdapterError, CredentialsRefused, ExchangeAdapter
 from infra.exchanges.ccxt_adapter import CcxtAdapter

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from agents.risk_manager import outgoing
-from agents.risk_manager.drift import deployment_salt, drift_state
+from infra.exchanges.account import deployment_salt, drift_state
 from agents.risk_manager.holdings import approved_for_candle, holdings
 from agents.risk_manager.markets import MarketBook, UnknownMarket
 from agents.risk_manager.metrics import UnpricedAsset, account_figures, drawdown, equity, risk_metrics

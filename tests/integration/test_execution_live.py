@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from agents.execution import ExecutionAgent
-from agents.risk_manager.drift import acknowledge, drift_state
+from infra.exchanges.account import acknowledge, drift_state
 from infra.db import create_engine, session_factory
 from infra.exchanges.adapter import OrderOutcomeUnknown
 from protocol import CancelOrder, OrderStatus
