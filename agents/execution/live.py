@@ -76,7 +76,7 @@ class BalanceDuty:
 
     async def compare(self) -> DriftState | None:
         """One comparison (skipped while orders are in flight); the state it recorded."""
-        state = await check_drift(self._sessions, self._ledger, await self._adapter.balances(), self._tolerance)
+        state = await check_drift(self._sessions, self._ledger, self._adapter.balances, self._tolerance)
         if state is not None:
             self.last = state
         return state

@@ -1,4 +1,5 @@
-"""The live account: seeding the ledger from the exchange, and the ledger-versus-exchange drift.
+"""The live account: seeding the ledger from the exchange, the ledger-versus-exchange drift,
+and the deployment's salt for client order ids (``protocol.client_order_id_for``).
 
 In sandbox and live mode the exchange's balances are the truth the ledger must follow. At start
 an empty ledger is seeded with them (every asset the account holds); then they are compared
@@ -13,7 +14,7 @@ at the exchange but whose report is not settled yet is a difference of timing, n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -78,19 +79,33 @@ async def seed_from_exchange(ledger: Ledger, exchange_balances: Mapping[str, Dec
     return seeded
 
 
+async def _settled_totals(ledger: Ledger) -> dict[str, Decimal] | None:
+    """The ledger's totals per asset, or None while an order is in flight."""
+    if await ledger.open_reservations():
+        return None
+    return {asset: view.total for asset, view in (await ledger.balances()).items()}
+
+
 async def check_drift(
     sessions: async_sessionmaker[AsyncSession],
     ledger: Ledger,
-    exchange_balances: Mapping[str, Decimal],
+    exchange_balances: Callable[[], Awaitable[Mapping[str, Decimal]]],
     tolerance: Decimal,
     now: datetime | None = None,
 ) -> DriftState | None:
-    """Compare and record; None when skipped because orders are in flight."""
-    if await ledger.open_reservations():
+    """Compare and record; None when skipped because orders were in flight.
+
+    The ledger is read before and after the exchange's balances: a comparison is only made when
+    nothing was in flight and the ledger did not move meanwhile (an order placed, filled and
+    settled in between would otherwise look like a drift)."""
+    before = await _settled_totals(ledger)
+    if before is None:
+        return None
+    exchange = await exchange_balances()
+    if await _settled_totals(ledger) != before:
         return None
     now = now or datetime.now(UTC)
-    totals = {asset: view.total for asset, view in (await ledger.balances()).items()}
-    differences = compare(totals, exchange_balances, tolerance)
+    differences = compare(before, exchange, tolerance)
     async with sessions.begin() as session:
         row = await session.get(BalanceDrift, 1, with_for_update=True)
         if row is None:
