@@ -225,6 +225,25 @@ from agents.ops.dead_letters import app as dead_letters_app  # noqa: E402
 
 app.add_typer(dead_letters_app, name="dead-letters")
 
+
+@app.command("drift")
+def drift(
+    action: str = typer.Argument("show", help="show (the latest ledger-vs-exchange comparison) or ack (accept it)"),
+    by: str = typer.Option("", "--by", help="who acknowledges (default: the login name)"),
+) -> None:
+    """Show or acknowledge a ledger-versus-exchange balance drift (sandbox/live): an
+    unacknowledged drift stops new BUYs (LEDGER_DRIFT); exit 1 while it does."""
+    import getpass
+
+    from infra.exchanges.account import drift_command
+
+    if action not in {"show", "ack"}:
+        raise typer.BadParameter("must be 'show' or 'ack'", param_hint="ACTION")
+    text, blocking = asyncio.run(drift_command(action, by.strip() or getpass.getuser()))
+    typer.echo(text)
+    raise typer.Exit(1 if blocking else 0)
+
+
 # Options live with the backtester; the heavy imports happen only when the command runs.
 from agents.backtest.cli import backtest_command  # noqa: E402
 

@@ -117,6 +117,8 @@ class RejectionReason(CanonicalEnum):
     BELOW_MIN_QUANTITY = "BELOW_MIN_QUANTITY"
     BELOW_MIN_NOTIONAL = "BELOW_MIN_NOTIONAL"
     UNKNOWN_MARKET = "UNKNOWN_MARKET"
+    STALE_SIGNAL = "STALE_SIGNAL"
+    LEDGER_DRIFT = "LEDGER_DRIFT"
 
 
 class OrderRefusal(CanonicalEnum):

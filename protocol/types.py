@@ -328,13 +328,13 @@ NonEmptyStr = Annotated[
 # --------------------------------------------------------------------------- timeframes
 
 TimeframeLiteral = Literal[
-    "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"
+    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"
 ]
 TIMEFRAMES: Final[tuple[str, ...]] = get_args(TimeframeLiteral)
 Timeframe = Annotated[TimeframeLiteral, TypeLabel("Timeframe", "ccxt timeframe, e.g. 1m, 1h, 1d")]
 
 # Same unit lengths as ccxt (a month counts as 30 days), so durations agree with the exchange.
-_UNIT_SECONDS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000}
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000}
 
 
 def timeframe_seconds(timeframe: str) -> int:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from agents.execution.guard import Refusal
 from agents.execution.settings import ExecutionSettings, refusal_reason
 from agents.execution.store import BadEvent, ClaimOutcome, OrderRecord, OrderStore
+from agents.execution.unknown import Lookup, LookupOutcome, look_up
 from agents.runtime import Agent
 from infra.bus import Delivery
 from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
@@ -75,6 +76,12 @@ class ExecutionAgent(Agent):
         except Exception as exc:  # unreachable or missing database: a supervisor retries later
             url = redact_url(self.settings.database_url.get_secret_value())
             raise StartRefused(f"database {url} unavailable: {type(exc).__name__}: {exc}", exit_code=1) from None
+        if self.settings.trading_mode is not TradingMode.PAPER:
+            from agents.execution.live import credentials_problem  # ccxt only when trading for real
+
+            problem = await credentials_problem(self.settings)
+            if problem is not None:
+                raise StartRefused(problem.reason, problem.exit_code)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -92,6 +99,15 @@ class ExecutionAgent(Agent):
         self._bad_events: dict[int, str] = {}
         self.log.info("execution starting", adapter=self.adapter.name, trading_mode=s.trading_mode.value)
         await self.reconcile(initial=True)
+        self._tasks: list[asyncio.Task[None]] = []
+        if s.trading_mode is not TradingMode.PAPER:
+            from agents.execution.live import BalanceDuty
+
+            self.balance_duty = BalanceDuty(self.sessions, self.adapter, s)
+            await self.balance_duty.seed()
+            await self.balance_duty.compare()
+            duty = self.balance_duty.run(s.execution_drift_interval, self.sleep_unless_stopped)
+            self._tasks.append(asyncio.create_task(duty, name="balance-drift"))
         prefix = self.bus.topology.exchange
         await self.bus.consume(f"{prefix}.execution.orders", self.on_order, (OrderRequest,))
         await self.bus.consume(f"{prefix}.execution.control", self.on_control, (CancelOrder, EmergencyStop))
@@ -99,8 +115,9 @@ class ExecutionAgent(Agent):
         self._reconcile_task = asyncio.create_task(self._reconcile_loop(), name="reconcile")
 
     async def teardown(self) -> None:
-        self._reconcile_task.cancel()
-        await asyncio.gather(self._reconcile_task, return_exceptions=True)
+        for task in (self._reconcile_task, *self._tasks):
+            task.cancel()
+        await asyncio.gather(self._reconcile_task, *self._tasks, return_exceptions=True)
         await self.adapter.close()
         await self.prices.close()
         await self.engine.dispose()
@@ -108,7 +125,10 @@ class ExecutionAgent(Agent):
     def heartbeat_detail(self) -> dict[str, str]:
         if not hasattr(self, "adapter"):
             return {}
-        return {"adapter": self.adapter.name, "reconciled": str(self.reconciled), "refused_orders": str(self.refused)}
+        drift = self.balance_duty.detail() if hasattr(self, "balance_duty") else {}
+        return {
+            "adapter": self.adapter.name, "reconciled": str(self.reconciled), "refused_orders": str(self.refused), **drift,
+        }
 
     async def _build_adapter(self) -> ExchangeAdapter:
         s = self.settings
@@ -123,18 +143,9 @@ class ExecutionAgent(Agent):
             )
             await paper.seed_balances(s.paper_seed)
             return paper
-        try:
-            from infra.exchanges.ccxt_adapter import CcxtAdapter
-        except ImportError as exc:  # pragma: no cover - shipped with the package
-            raise StartRefused(f"the ccxt adapter is not available: {exc}") from None
-        assert s.exchange_api_key is not None and s.exchange_api_secret is not None  # refusal_reason checked
-        return CcxtAdapter(
-            s.exchange,
-            api_key=s.exchange_api_key.get_secret_value(),
-            secret=s.exchange_api_secret.get_secret_value(),
-            api_base=s.exchange_api_url,
-            sandbox=s.trading_mode is TradingMode.SANDBOX,
-        )
+        from agents.execution.live import build_ccxt
+
+        return build_ccxt(s)
 
     # ------------------------------------------------------------------ handlers
 
@@ -241,12 +252,15 @@ class ExecutionAgent(Agent):
         if record.status.is_terminal:
             return
         try:
-            state = await self.adapter.fetch(record.client_order_id, record.symbol)
+            found = await self._look_up(record)
         except (OrderOutcomeUnknown, RateLimited) as exc:
             self.log.warning("order query failed; retried by reconciliation", client_order_id=record.client_order_id, error=str(exc))
             return
-        if state is not None:
-            await self._record(state)
+        if found.state is not None:
+            await self._record(found.state)
+            return
+        if found.outcome is LookupOutcome.UNDECIDED:
+            self.log.warning("unknown order not found yet; never resent inside its window", client_order_id=record.client_order_id)
             return
         if record.status is not OrderStatus.UNKNOWN:
             self.log.error("open order not found at the exchange", client_order_id=record.client_order_id)
@@ -263,6 +277,11 @@ class ExecutionAgent(Agent):
         else:
             self.log.info("order never reached the exchange, submitting", client_order_id=record.client_order_id)
             await self._submit(record)
+
+    async def _look_up(self, record: OrderRecord) -> Lookup:
+        return await look_up(self.adapter, record.client_order_id, record.symbol, status=record.status,
+                             submit_attempts=record.submit_attempts, last_send=record.updated_at,
+                             sleep=self.sleep_unless_stopped)
 
     async def _cancel(self, client_order_id: str, reason: str) -> None:
         async with self._locks[client_order_id]:
@@ -282,11 +301,17 @@ class ExecutionAgent(Agent):
             try:
                 state = await self.adapter.cancel(client_order_id, record.symbol)
             except OrderRejected as exc:
-                # The exchange does not know it: if it never got there, it is cancelled here.
-                if await self.adapter.fetch(client_order_id, record.symbol) is None and record.status is OrderStatus.UNKNOWN:
+                # The exchange does not know it: CANCELED only with proof that it never got there
+                # (an UNKNOWN send's window has passed); an order that shows up is recorded.
+                found = await self._look_up(record)
+                if found.outcome is LookupOutcome.NEVER_PLACED and record.status is OrderStatus.UNKNOWN:
                     await self.store.record_status(record.request, OrderStatus.CANCELED, reason, _now())
+                elif found.state is not None:
+                    await self._record(found.state)
                 else:
                     self.log.error("cancel refused", client_order_id=client_order_id, error=str(exc))
+            except (OrderOutcomeUnknown, RateLimited) as exc:
+                self.log.warning("cancel not confirmed; asked again later", client_order_id=client_order_id, error=str(exc))
             else:
                 await self._record(state)
             await self._flush(client_order_id)
@@ -359,4 +384,5 @@ class ExecutionAgent(Agent):
         prices: Any = getattr(self, "prices", None)
         if prices is not None and not prices.healthy and self.settings.trading_mode is TradingMode.PAPER:
             problems.append(f"price store: {prices.last_error}")
-        return problems
+        drift = self.balance_duty.problem() if hasattr(self, "balance_duty") else None
+        return [*problems, drift] if drift else problems

@@ -35,6 +35,22 @@ class ExecutionSettings(Settings):
     execution_reconcile_interval: float = Field(default=30.0, gt=0, alias="EXECUTION_RECONCILE_INTERVAL")
     execution_rate_limit_retries: int = Field(default=5, ge=0, le=50, alias="EXECUTION_RATE_LIMIT_RETRIES")
     execution_rate_limit_backoff: float = Field(default=0.5, gt=0, alias="EXECUTION_RATE_LIMIT_BACKOFF")
+    execution_http_timeout: float = Field(
+        default=10.0, gt=0, le=120, alias="EXECUTION_HTTP_TIMEOUT", description="seconds per exchange request",
+    )
+    execution_recv_window: float = Field(
+        default=5.0, gt=0, le=60, alias="EXECUTION_RECV_WINDOW",
+        description="seconds the exchange may act on a signed request (Binance recvWindow)",
+    )
+    execution_unknown_margin: float = Field(
+        default=5.0, ge=0, alias="EXECUTION_UNKNOWN_MARGIN",
+        description="seconds past the receive window before a not-found UNKNOWN order counts as never placed",
+    )
+    execution_drift_tolerance: Decimal = Field(
+        default=Decimal("0.0001"), ge=0, lt=1, alias="EXECUTION_DRIFT_TOLERANCE",
+        description="ledger vs exchange balance difference (fraction) that counts as drift",
+    )
+    execution_drift_interval: float = Field(default=60.0, gt=0, alias="EXECUTION_DRIFT_INTERVAL", description="seconds")
     execution_max_submits: int = Field(default=3, ge=1, le=20, alias="EXECUTION_MAX_SUBMITS")
     # TEST ONLY: exit the process (os._exit, no cleanup, no ack) right after the exchange
     # accepted an order, before execution recorded it; the crash test proves recovery.

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agents.execution.guard import Refusal, check_reservation
-from agents.execution.lifecycle import Recorded, Transition, next_transition, report_for
+from agents.execution.lifecycle import Recorded, Transition, fees_after, fees_of, next_transition, report_for
 from infra.db import claim_message
 from infra.db.ledger import ReservationView
 from infra.db.ledger.reservations import reservation_view
@@ -60,6 +60,7 @@ class OrderRecord:
     filled: Decimal
     submit_attempts: int
     reported: bool
+    updated_at: datetime  # last change; after a send, no earlier than the send (unknown.py)
 
     @property
     def client_order_id(self) -> str:
@@ -175,7 +176,11 @@ class OrderStore:
         """Store the transition ``state`` makes (if any) for its order; None when nothing changed."""
         async with self._sessions.begin() as session:
             row = await self._locked(session, state.client_order_id)
-            return await self._apply(session, row, state)
+            # One answer can be several transitions (fills paying fees in two currencies).
+            last = None
+            while (transition := await self._apply(session, row, state)) is not None:
+                last = transition
+            return last
 
     async def record_status(self, request: OrderRequest, status: OrderStatus, reason: str, now: datetime) -> Transition | None:
         """Store a transition the agent decides itself (UNKNOWN after a timeout, EXPIRED, REJECTED)."""
@@ -288,11 +293,12 @@ class OrderStore:
             filled=row.filled,
             submit_attempts=row.submit_attempts,
             reported=bool(reported),
+            updated_at=row.updated_at,
         )
 
     async def _apply(self, session: AsyncSession, row: Order, state: OrderState) -> Transition | None:
         last_seq = await session.scalar(select(func.max(OrderEvent.seq)).where(OrderEvent.order_id == row.id))
-        recorded = Recorded(OrderStatus(row.status), row.filled, row.average_price, row.fees, reported=last_seq is not None)
+        recorded = Recorded(OrderStatus(row.status), row.filled, row.average_price, fees_of(row.fees), reported=last_seq is not None)
         transition = next_transition(recorded, state)
         if transition is None:
             return None
@@ -319,8 +325,7 @@ class OrderStore:
         row.status = transition.status.value
         row.filled = transition.cumulative_filled
         row.average_price = transition.average_price
-        row.fees = row.fees + transition.fee
-        row.fee_currency = transition.fee_currency or row.fee_currency
+        row.fees = fees_after(row.fees, transition)
         row.exchange_order_id = transition.exchange_order_id or row.exchange_order_id
         row.reason = transition.reason
         row.updated_at = datetime.now(UTC)

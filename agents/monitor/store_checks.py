@@ -81,6 +81,7 @@ async def ledger_checks(engine: AsyncEngine, *, order_grace: timedelta) -> list[
             *await _balance_checks(engine),
             await _positions_match_fills(engine),
             *await _rejection_checks(engine),
+            await _balance_drift(engine),
         ]
     except asyncpg.InvalidCatalogNameError as exc:  # raised by connect, not wrapped by SQLAlchemy
         return [fail("ledger", "database", "missing", f"{str(exc).splitlines()[0]}: is the system running? {RUN_HINT}")]
@@ -92,6 +93,19 @@ async def ledger_checks(engine: AsyncEngine, *, order_grace: timedelta) -> list[
         elif "database" in first_line and "does not exist" in first_line:
             return [fail("ledger", "database", "missing", f"{first_line}: is the system running? {RUN_HINT}")]
         return [fail("ledger", "database", "unusable", first_line)]
+
+
+async def _balance_drift(engine: AsyncEngine) -> Check:
+    """Sandbox/live: the last ledger-versus-exchange comparison by execution (issue 14)."""
+    rows = await _rows(engine, "SELECT drifted, detail, checked_at, acknowledged_by FROM balance_drift WHERE id = 1")
+    if not rows:
+        return ok("ledger", "balances vs exchange", "not compared", "paper mode, or execution has not compared yet")
+    drifted, detail, checked_at, acknowledged_by = rows[0]
+    if not drifted:
+        return ok("ledger", "balances vs exchange", "equal", f"compared {checked_at}")
+    if acknowledged_by is not None:
+        return warn("ledger", "balances vs exchange", "drift acknowledged", f"by {acknowledged_by}: {detail}")
+    return fail("ledger", "balances vs exchange", "drift", f"{detail}; BUYs stopped until `tradebus drift ack`")
 
 
 async def _reservation_leaks(engine: AsyncEngine) -> Check:

@@ -15,10 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 from agents.risk_manager import outgoing
+from infra.exchanges.account import deployment_salt, drift_state
 from agents.risk_manager.holdings import approved_for_candle, holdings
 from agents.risk_manager.markets import MarketBook, UnknownMarket
 from agents.risk_manager.metrics import UnpricedAsset, account_figures, drawdown, equity, risk_metrics
-from agents.risk_manager.prices import PriceReading, atr_at, latest_close, reference_price
+from agents.risk_manager.prices import PriceReading, atr_at, marks, reference_price
 from agents.risk_manager.rules import Approved, Ignored, Rejected, RiskSnapshot, evaluate
 from agents.risk_manager.settings import RiskSettings
 from agents.risk_manager.sizing import SizingMode
@@ -86,6 +87,8 @@ class RiskManagerAgent(Agent):
         if s.trading_mode is TradingMode.PAPER:
             seeded = await self.ledger.ensure_initial_balances(s.initial_balances)
             self.log.info("paper account", seeded=seeded, balances={k: str(v) for k, v in s.initial_balances.items()})
+        # Sandbox/live: client order ids carry this database's salt (no adoption across deployments).
+        self.deployment = None if s.trading_mode is TradingMode.PAPER else await deployment_salt(self.sessions)
         self.markets = MarketBook(from_exchange=s.markets_from_exchange, api_base=s.exchange_api_url)
         self.limits, self.sizing = s.limits(), s.sizing()
         state = await self.ledger.risk_state()
@@ -117,7 +120,7 @@ class RiskManagerAgent(Agent):
         (dead-lettered, purged) and waits for the sweeper instead; otherwise every later
         decision would wait the full time because of it until it expires.
         """
-        own = client_order_id_for(signal.message_id)
+        own = client_order_id_for(signal.message_id, self.deployment)
         loop = asyncio.get_running_loop()
         wait = self.settings.risk_settle_wait
         deadline = loop.time() + wait
@@ -201,7 +204,7 @@ class RiskManagerAgent(Agent):
         assert isinstance(decision.outcome, Approved) and reading.candle_open is not None
         order = outgoing.order_request(
             signal, decision.outcome.order, source=self.name, reference_time=reading.candle_open,
-            expires_at=wall + timedelta(seconds=self.settings.risk_order_ttl),
+            expires_at=wall + timedelta(seconds=self.settings.risk_order_ttl), deployment=self.deployment,
         )
         detail = f"approved {order.side.value} {order.quantity} {order.symbol} at {order.reference_price}"
         record = outgoing.audit_record(signal, DecisionKind.APPROVED, detail, inputs, decided_at=snapshot.now, output=order)
@@ -241,21 +244,26 @@ class RiskManagerAgent(Agent):
         extra: dict[str, Any] = {"wall_time": wall, "clock": "signal" if s.signal_clock else "wall",
                                  "price_error": reading.error,
                                  "balances": {a: {"available": b.available, "reserved": b.reserved} for a, b in balances.items()}}
-        marks = await self._marks(signal.exchange, quote, _held_assets(balances, positions, quote) - {base},
-                                  signal.timeframe)
+        # Signal clock: marks as of the signal's candle close, never candles stored ahead of it.
+        at = reading.now if s.signal_clock else None
+        marked = await marks(self.store, signal.exchange, quote, _held_assets(balances, positions, quote) - {base},
+                             signal.timeframe, at)
         if reading.price is not None:
-            marks[base] = reading.price
-        extra["marks"] = marks
+            marked[base] = reading.price
+        extra["marks"] = marked
         held, eq, valuation_error = None, Decimal(0), None
         try:
-            held = holdings(positions, reservations, marks, strategy_id=signal.strategy_id,
+            held = holdings(positions, reservations, marked, strategy_id=signal.strategy_id,
                             exchange=signal.exchange, symbol=signal.symbol)
-            eq = equity(balances, marks, quote)
+            eq = equity(balances, marked, quote)
         except UnpricedAsset as exc:
             # Without a price for everything held, equity and exposure are unknown; check_price
             # refuses (NO_PRICE) after the trading-state check.
             valuation_error = str(exc)
         peak = state.peak_equity if state.peak_equity is not None else eq
+        if at is not None and valuation_error is None and eq > 0:
+            # The replay's peak follows the signals' market time (metrics use the latest marks).
+            peak = await self.ledger.record_peak_equity(eq)
         order_times = await self.ledger.recent_order_times(reading.now - _DAY, strategy_id=signal.strategy_id)
         atr = signal.indicators.get("atr")
         if atr is None and self.sizing.mode is SizingMode.ATR:
@@ -281,16 +289,8 @@ class RiskManagerAgent(Agent):
             approved_same_candle=await approved_for_candle(self.sessions, signal),
             atr=atr if atr is not None and atr > 0 else None,
             valuation_error=valuation_error,
+            ledger_drift=drift.detail if (drift := await drift_state(self.sessions)).blocking else None,
         ), reading, extra
-
-    async def _marks(self, exchange: str, quote: str, assets: set[str], timeframe: str) -> dict[str, Decimal]:
-        """Latest close (any age) of each asset against ``quote``; assets without one are left out."""
-        marks: dict[str, Decimal] = {}
-        for asset in sorted(assets):
-            price = await latest_close(self.store, exchange, f"{asset}/{quote}", timeframe)
-            if price is not None:
-                marks[asset] = price
-        return marks
 
     # --- execution reports and control -----------------------------------------------------
     async def on_report(self, message: Message, delivery: Delivery) -> None:
@@ -375,12 +375,15 @@ class RiskManagerAgent(Agent):
         quote = s.quote_asset
         balances = await self.ledger.balances()
         positions = await self.ledger.positions()
-        marks = await self._marks(s.exchange, quote, _held_assets(balances, positions, quote), s.timeframe)
-        figures = account_figures(balances, positions, marks, quote)
-        peak = await self.ledger.record_peak_equity(figures.equity) if figures.equity > 0 else None
+        marked = await marks(self.store, s.exchange, quote, _held_assets(balances, positions, quote), s.timeframe)
+        figures = account_figures(balances, positions, marked, quote)
         state = await self.ledger.risk_state()
         if state.trading_state is TradingState.ACTIVE:
             self._duty_problems.pop(_UNBOOKED, None)  # an operator reconciled and released the halt
+        # Under the signal clock the latest candles are ahead of the decisions: the peak is
+        # recorded by the decisions (at signal time), never from these marks.
+        live_peak = figures.equity > 0 and not s.signal_clock
+        peak = await self.ledger.record_peak_equity(figures.equity) if live_peak else state.peak_equity
         await self._publish(risk_metrics(
             source=self.name, quote_asset=quote, figures=figures, balances=balances, peak_equity=peak,
             trading_state=state.trading_state, emergency_stop=state.emergency_stop, limits=self.limits,

@@ -18,17 +18,19 @@ __all__ = ["audit_record", "order_request", "rejection", "replay", "reservation"
 
 
 def order_request(
-    signal: Signal, sized: SizedOrder, *, source: str, reference_time: datetime, expires_at: datetime
+    signal: Signal, sized: SizedOrder, *, source: str, reference_time: datetime, expires_at: datetime,
+    deployment: str | None = None,
 ) -> OrderRequest:
     """The market order for an approved signal; its client_order_id derives from the signal id.
 
+    ``deployment``: the database's salt in sandbox/live (see ``client_order_id_for``).
     ``reference_time`` is the open time of the stored candle whose close is the reference price.
     """
     return OrderRequest.caused_by(
         signal,
         source=source,
         signal_id=signal.message_id,
-        client_order_id=client_order_id_for(signal.message_id),
+        client_order_id=client_order_id_for(signal.message_id, deployment),
         strategy_id=signal.strategy_id,
         exchange=signal.exchange,
         symbol=signal.symbol,

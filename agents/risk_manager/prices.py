@@ -22,7 +22,7 @@ from infra.influx import InfluxPriceStore, PriceStoreError
 from infra.logging import get_logger
 from protocol import Signal, timeframe_seconds
 
-__all__ = ["PriceReading", "atr_at", "latest_close", "reference_price"]
+__all__ = ["PriceReading", "atr_at", "latest_close", "marks", "reference_price"]
 
 _log = get_logger(component="risk_prices")
 _ONE_MS = timedelta(milliseconds=1)
@@ -63,14 +63,36 @@ async def reference_price(
     return PriceReading(now, latest.close, latest.close_time, latest.open_time)
 
 
-async def latest_close(store: InfluxPriceStore, exchange: str, symbol: str, timeframe: str) -> Decimal | None:
-    """The newest stored close (any age) to mark a holding for metrics; None if there is none."""
+async def latest_close(
+    store: InfluxPriceStore, exchange: str, symbol: str, timeframe: str, at: datetime | None = None
+) -> Decimal | None:
+    """The newest stored close (any age) to mark a holding; None if there is none.
+
+    ``at`` (the signal clock's "now"): only candles that closed at or before it count. In a
+    replay data collection stores candles far ahead of the signal being decided; marking with
+    them would measure equity and drawdown with prices from the signal's future."""
+    opened_before = None
+    if at is not None:
+        opened_before = at - timedelta(seconds=timeframe_seconds(timeframe)) + _ONE_MS
     try:
-        candle = await store.latest_candle(exchange, symbol, timeframe)
+        candle = await store.latest_candle(exchange, symbol, timeframe, opened_before=opened_before)
     except PriceStoreError as exc:
         _log.warning("mark_price_unavailable", symbol=symbol, error=str(exc))
         return None
     return candle.close if candle is not None else None
+
+
+async def marks(
+    store: InfluxPriceStore, exchange: str, quote: str, assets: set[str], timeframe: str, at: datetime | None = None
+) -> dict[str, Decimal]:
+    """Close of each asset against ``quote`` (as of ``at``, see ``latest_close``); assets
+    without one are left out."""
+    found: dict[str, Decimal] = {}
+    for asset in sorted(assets):
+        price = await latest_close(store, exchange, f"{asset}/{quote}", timeframe, at)
+        if price is not None:
+            found[asset] = price
+    return found
 
 
 async def atr_at(store: InfluxPriceStore, signal: Signal) -> Decimal | None:

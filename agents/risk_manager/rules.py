@@ -4,23 +4,27 @@
 
 1. trading state: emergency stop → EMERGENCY_STOP; HALTED → TRADING_HALTED; REDUCING → only
    position-reducing orders (long-only spot: a SELL), else REDUCING_ONLY;
-2. a fresh reference price: none → NO_PRICE; older than ``max_price_age`` → STALE_PRICE.
+2. a fresh signal (wall clock): its candle closed no longer ago than ``max_signal_age``
+   (default one timeframe) → STALE_SIGNAL, so a backfill after downtime never trades history;
+   the ledger agrees with the exchange (sandbox/live) → LEDGER_DRIFT for BUYs until an operator
+   acknowledges the drift;
+3. a fresh reference price: none → NO_PRICE; older than ``max_price_age`` → STALE_PRICE.
    There is no fallback price, ever;
-3. minimum confidence → LOW_CONFIDENCE;
-4. a known market (UNKNOWN_MARKET), then sizing (``sizing.size_order``): NO_POSITION, INSUFFICIENT_BALANCE, BELOW_MIN_QUANTITY,
+4. minimum confidence → LOW_CONFIDENCE;
+5. a known market (UNKNOWN_MARKET), then sizing (``sizing.size_order``): NO_POSITION, INSUFFICIENT_BALANCE, BELOW_MIN_QUANTITY,
    BELOW_MIN_NOTIONAL — the checks below need the order's notional;
-5. maximum open positions → MAX_OPEN_POSITIONS (only an order that opens a new position);
-6. exposure per symbol and in total (portfolio heat), as fractions of equity →
+6. maximum open positions → MAX_OPEN_POSITIONS (only an order that opens a new position);
+7. exposure per symbol and in total (portfolio heat), as fractions of equity →
    SYMBOL_EXPOSURE_LIMIT / TOTAL_EXPOSURE_LIMIT;
-7. order frequency per strategy: per hour, per day, minimum interval →
+8. order frequency per strategy: per hour, per day, minimum interval →
    HOURLY_ORDER_LIMIT / DAILY_ORDER_LIMIT / MIN_ORDER_INTERVAL;
-8. drawdown pause → DRAWDOWN_PAUSE;
-9. maximum order notional → MAX_ORDER_NOTIONAL;
-10. price collar: signal price vs reference price, in basis points → PRICE_COLLAR;
-11. duplicate suppression: an order was already approved for the same strategy, symbol, side
+9. drawdown pause → DRAWDOWN_PAUSE;
+10. maximum order notional → MAX_ORDER_NOTIONAL;
+11. price collar: signal price vs reference price, in basis points → PRICE_COLLAR;
+12. duplicate suppression: an order was already approved for the same strategy, symbol, side
     and candle → DUPLICATE_SIGNAL.
 
-Checks 5, 6, 8 and 9 limit new risk, so they apply to BUYs only: a SELL (closing a long
+Checks 6, 7, 9 and 10 limit new risk, so they apply to BUYs only: a SELL (closing a long
 position) is never blocked by them, or a breached limit would trap the position. Frequency,
 collar and duplicate checks apply to both sides. A HOLD signal is IGNORED: audited, no order
 and no rejection message.
@@ -36,7 +40,7 @@ from typing import Any
 
 from agents.risk_manager.sizing import SizedOrder, SizingConfig, SizingRejected, size_order
 from infra.exchanges import MarketRules
-from protocol import RejectionReason, Side, Signal, SignalSide, TradingState
+from protocol import RejectionReason, Side, Signal, SignalSide, TradingState, timeframe_seconds
 
 __all__ = [
     "Approved",
@@ -51,10 +55,12 @@ __all__ = [
     "check_duplicate",
     "check_exposure",
     "check_frequency",
+    "check_ledger_drift",
     "check_max_notional",
     "check_open_positions",
     "check_price",
     "check_price_collar",
+    "check_signal_age",
     "check_trading_state",
     "evaluate",
 ]
@@ -86,6 +92,9 @@ class RiskLimits:
     # Hard ceiling on one order's notional in quote; None = no ceiling.
     max_order_notional: Decimal | None = None
     price_collar_bps: Decimal = Decimal("100")
+    # Oldest candle close a signal may come from, against the risk clock; None = one timeframe.
+    # Only the wall clock can make a signal old: under the signal clock "now" is its close.
+    max_signal_age: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,9 @@ class RiskSnapshot:
     atr: Decimal | None = None
     # Set when a held asset has no price: equity and exposure are unknown, so nothing is approved.
     valuation_error: str | None = None
+    # Set while the ledger disagrees with the exchange's balances beyond the tolerance and no
+    # operator has acknowledged it: new BUYs would be sized on money that may not exist.
+    ledger_drift: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +166,26 @@ def check_trading_state(side: Side, snap: RiskSnapshot) -> Check:
         return RejectionReason.TRADING_HALTED, "trading state is HALTED"
     if snap.trading_state is TradingState.REDUCING and side is not Side.SELL:
         return RejectionReason.REDUCING_ONLY, f"trading state is REDUCING: a {side.value} would add exposure"
+    return None
+
+
+def check_signal_age(signal: Signal, now: datetime, max_age: timedelta | None) -> Check:
+    """STALE_SIGNAL when the signal's candle closed more than ``max_age`` before ``now``."""
+    timeframe = timedelta(seconds=timeframe_seconds(signal.timeframe))
+    limit = max_age if max_age is not None else timeframe
+    age = now - (signal.candle_time + timeframe)
+    if age > limit:
+        return (
+            RejectionReason.STALE_SIGNAL,
+            f"signal's candle closed {age.total_seconds():.0f}s ago (max {limit.total_seconds():.0f}s): history is not traded",
+        )
+    return None
+
+
+def check_ledger_drift(side: Side, snap: RiskSnapshot) -> Check:
+    """LEDGER_DRIFT for a BUY while an unacknowledged balance drift is recorded."""
+    if snap.ledger_drift is not None and side is Side.BUY:
+        return RejectionReason.LEDGER_DRIFT, f"ledger differs from the exchange: {snap.ledger_drift}"
     return None
 
 
@@ -264,6 +296,8 @@ def evaluate(
 
     early: list[Callable[[], Check]] = [
         lambda: check_trading_state(side, snap),
+        lambda: check_signal_age(signal, snap.now, limits.max_signal_age),
+        lambda: check_ledger_drift(side, snap),
         lambda: check_price(snap, limits.max_price_age),
         lambda: check_confidence(signal.confidence, limits.min_confidence),
     ]
@@ -326,6 +360,7 @@ def _inputs(
             **asdict(limits),
             "max_price_age": limits.max_price_age.total_seconds(),
             "min_order_interval": limits.min_order_interval.total_seconds(),
+            "max_signal_age": None if limits.max_signal_age is None else limits.max_signal_age.total_seconds(),
         },
         "sizing": asdict(sizing),
         "market": asdict(rules) if rules is not None else None,

@@ -49,6 +49,10 @@ class RiskSettings(Settings):
     risk_market_source: MarketSource = Field(default=MarketSource.AUTO, alias="RISK_MARKET_SOURCE")
 
     risk_max_price_age: float = Field(default=120.0, gt=0, alias="RISK_MAX_PRICE_AGE", description="seconds")
+    risk_max_signal_age: float | None = Field(
+        default=None, gt=0, alias="RISK_MAX_SIGNAL_AGE",
+        description="seconds since the signal's candle closed (wall clock); empty = one timeframe",
+    )
     risk_min_confidence: float = Field(default=0.0, ge=0, le=1, alias="RISK_MIN_CONFIDENCE")
     risk_max_open_positions: int = Field(default=5, ge=1, alias="RISK_MAX_OPEN_POSITIONS")
     risk_max_symbol_exposure: Decimal = Field(default=Decimal("0.5"), gt=0, alias="RISK_MAX_SYMBOL_EXPOSURE")
@@ -117,6 +121,7 @@ class RiskSettings(Settings):
             max_drawdown=self.risk_max_drawdown,
             max_order_notional=self.risk_max_order_notional,
             price_collar_bps=self.risk_price_collar_bps,
+            max_signal_age=None if self.risk_max_signal_age is None else timedelta(seconds=self.risk_max_signal_age),
         )
 
     def sizing(self) -> SizingConfig:

@@ -17,6 +17,7 @@ from protocol import OrderRequest, OrderStatus
 
 __all__ = [
     "AdapterError",
+    "CredentialsRefused",
     "ExchangeAdapter",
     "Fill",
     "OrderOutcomeUnknown",
@@ -58,6 +59,10 @@ class AdapterError(Exception):
     """Base of the errors an adapter raises; messages never contain credentials."""
 
 
+class CredentialsRefused(AdapterError):
+    """The exchange refused the API key, its secret or its permissions (message has no key)."""
+
+
 class OrderRejected(AdapterError):
     """The exchange refused the order (insufficient funds, invalid order, below minimums)."""
 
@@ -75,6 +80,9 @@ class ExchangeAdapter(Protocol):
     """What execution needs from an exchange. Every method is idempotent per client_order_id."""
 
     name: str
+    # Seconds after a send during which "not found" does not prove the order was never placed
+    # (the exchange may still act on a request it has not answered: its receive window).
+    unknown_window: float
 
     async def place(self, order: OrderRequest) -> OrderState:
         """Submit the order with its client_order_id; raises OrderRejected / OrderOutcomeUnknown."""

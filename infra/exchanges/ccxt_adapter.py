@@ -6,6 +6,13 @@ order, or a retry after an UNKNOWN outcome, returns the existing order instead o
 Binance keeps client order ids unique among OPEN orders only, so its duplicate check alone
 would not stop a second order after the first one filled.
 
+An order whose send ended without an answer (timeout, 5xx, Binance -1007 "send status
+unknown") may still be placed by the exchange after a query said "not found": Binance acts on a
+request until its ``recvWindow`` (sent with every signed request) has passed. So "not found" is
+proof that an order was never placed only ``unknown_window`` seconds (recvWindow + margin) after
+the send; the execution agent keeps looking the order up until then. A "duplicate order" answer
+means the id is in use: the order exists, it is never a rejection.
+
 Amounts come back from ccxt as strings (``exchange.number = str``) and become Decimals without
 passing through float. API key and secret never appear in a log line or an exception message
 (see ``ccxt_errors.scrub``); ccxt's own logger is pinned to INFO in ``infra.exchanges``.
@@ -22,7 +29,14 @@ from typing import Any, TypeVar
 import ccxt
 import ccxt.async_support as ccxt_async
 
-from infra.exchanges.adapter import Fill, OrderOutcomeUnknown, OrderRejected, OrderState, RateLimited
+from infra.exchanges.adapter import (
+    CredentialsRefused,
+    Fill,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    OrderState,
+    RateLimited,
+)
 from infra.exchanges.ccxt_errors import is_duplicate_order, scrub, translate
 from infra.exchanges.markets import make_exchange, point_urls_at
 from infra.logging import get_logger
@@ -75,6 +89,8 @@ class CcxtAdapter:
         markets: Mapping[str, Mapping[str, Any]] | None = None,
         sandbox: bool = False,
         timeout: float = 10.0,
+        recv_window: float = 5.0,
+        unknown_margin: float = 5.0,
         read_retries: int = 2,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
@@ -95,6 +111,9 @@ class CcxtAdapter:
         if api_base is not None:
             point_urls_at(exchange, api_base)
         exchange.timeout = int(timeout * 1000)
+        # Every signed request carries this recvWindow: the exchange refuses to act on it later.
+        exchange.options["recvWindow"] = int(recv_window * 1000)
+        self.unknown_window = recv_window + unknown_margin
         # Unified amounts as strings, so they reach Decimal exactly.
         exchange.number = str
         # Open orders of every symbol are one (heavier) request on purpose: reconciliation.
@@ -135,10 +154,12 @@ class CcxtAdapter:
             raise
         except Exception as error:  # noqa: BLE001 - every failure is classified below
             if is_duplicate_order(error):
-                # The id is in use: that order is ours (ids derive from the signal).
+                # The id is in use: that order is ours (ids derive from the signal and the
+                # deployment). Never a rejection: if the lookup cannot see it yet, it is UNKNOWN.
                 found = await self.fetch(coid, symbol)
                 if found is not None:
                     return found
+                raise OrderOutcomeUnknown(f"order {coid}: exchange says duplicate order, lookup found none yet") from None
             mapped = translate(error, placing=True, secrets=self._secrets)
             self._log.warning("order_not_confirmed", client_order_id=coid, symbol=symbol, error=str(mapped))
             raise mapped from None
@@ -191,6 +212,18 @@ class CcxtAdapter:
                 continue
             states.append(await self._state(answer, coid, answer["symbol"]))
         return states
+
+    async def check_credentials(self) -> None:
+        """One private request (the balances): raises CredentialsRefused when the exchange
+        refuses the key, secret or permissions; other failures as usual."""
+        try:
+            await self._exchange.fetch_balance()
+        except asyncio.CancelledError:
+            raise
+        except (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended) as error:
+            raise CredentialsRefused(translate(error, placing=False, secrets=self._secrets).args[0]) from None
+        except Exception as error:  # noqa: BLE001
+            raise translate(error, placing=False, secrets=self._secrets) from None
 
     async def balances(self) -> dict[str, Decimal]:
         """Total (free + locked) per asset; assets with a zero total are left out."""

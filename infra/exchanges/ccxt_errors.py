@@ -59,6 +59,9 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
 
 def is_duplicate_order(error: BaseException) -> bool:
     """The exchange refused a new order because its client order id is already in use."""
+    if isinstance(error, ccxt.DuplicateOrderId):
+        return True
+    # Binance answers -2010 "Duplicate order sent." (ccxt: a plain InvalidOrder).
     return isinstance(error, ccxt.InvalidOrder) and any(m in str(error).lower() for m in _DUPLICATE_MESSAGES)
 
 

@@ -174,6 +174,11 @@ def make_exchange(
     if secret is not None:
         config["secret"] = secret
     exchange: ccxt_async.Exchange = exchange_class(config)
+    fetch_markets = exchange.options.get("fetchMarkets")
+    if isinstance(fetch_markets, dict) and "types" in fetch_markets:
+        # tradebus trades spot: loading markets asks for nothing else (Binance would otherwise
+        # also fetch its futures exchanges' definitions, three requests instead of one).
+        exchange.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
     if api_base is not None:
         point_urls_at(exchange, api_base)
     if markets is None and exchange_id in SNAPSHOT_FILES:

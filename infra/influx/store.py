@@ -136,9 +136,14 @@ class InfluxPriceStore:
         """Write candles (one POST per 5000); rewriting a candle replaces its point."""
         await self.write_lines([candle_line(candle) for candle in candles])
 
-    async def latest_candle(self, exchange: str, symbol: str, timeframe: str) -> Candle | None:
-        """The newest stored candle of the series, or None."""
-        rows = await self._select(CANDLE_MEASUREMENT, _CANDLE_COLUMNS, _series(exchange, symbol, timeframe), "DESC", 1)
+    async def latest_candle(
+        self, exchange: str, symbol: str, timeframe: str, opened_before: datetime | None = None
+    ) -> Candle | None:
+        """The newest stored candle of the series (with open_time < ``opened_before``), or None."""
+        where = _series(exchange, symbol, timeframe)
+        if opened_before is not None:
+            where += f" AND time < {quote_literal(rfc3339_ms(opened_before))}"
+        rows = await self._select(CANDLE_MEASUREMENT, _CANDLE_COLUMNS, where, "DESC", 1)
         return candle_from_row(rows[0], exchange, symbol, timeframe) if rows else None
 
     async def latest_candle_age(

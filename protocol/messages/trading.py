@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from decimal import Decimal
 from typing import ClassVar
 from uuid import UUID
@@ -26,16 +28,31 @@ from protocol.types import (
 __all__ = ["OrderRequest", "RiskRejection", "client_order_id_for"]
 
 CLIENT_ORDER_ID_PREFIX = "tb-"
+# A deployment salt: 6 lowercase hex characters (stored in the database at its first migration).
+_DEPLOYMENT = re.compile(r"[0-9a-f]{6}")
+_SALTED = re.compile(r"tb([0-9a-f]{6})-[a-z2-7]{26}")
 
 
-def client_order_id_for(signal_id: UUID) -> str:
+def client_order_id_for(signal_id: UUID, deployment: str | None = None) -> str:
     """The exchange client order id for the order placed on ``signal_id``.
 
     Deterministic, so a redelivered signal maps to the same id and the exchange (and the
-    UNIQUE constraint in Postgres) refuses a second order. 35 chars: within the 36 most
-    exchanges allow.
+    UNIQUE constraint in Postgres) refuses a second order. ``deployment`` (sandbox and live)
+    mixes the database's salt in: two deployments trading the same signal on one account get
+    different ids, so a fresh database never adopts the orders of another. Without it (paper,
+    replay) ``tb-`` + the signal id's hex, 35 chars; with it ``tb{salt}-`` + the signal id in
+    base32, 35 chars. Both within the 36 most exchanges allow, and both name the signal.
     """
-    return CLIENT_ORDER_ID_PREFIX + signal_id.hex
+    if deployment is None:
+        return CLIENT_ORDER_ID_PREFIX + signal_id.hex
+    if not _DEPLOYMENT.fullmatch(deployment):
+        raise ValueError(f"deployment salt must be 6 lowercase hex characters, got {deployment!r}")
+    return f"tb{deployment}-" + base64.b32encode(signal_id.bytes).decode().rstrip("=").lower()
+
+
+def _derived(value: str, signal_id: UUID) -> bool:
+    salted = _SALTED.fullmatch(value)
+    return value == client_order_id_for(signal_id, salted.group(1) if salted else None)
 
 
 class OrderRequest(Message):
@@ -47,7 +64,10 @@ class OrderRequest(Message):
 
     signal_id: UUID = Field(description="message_id of the Signal this order executes.")
     client_order_id: ClientOrderId = Field(
-        description="Idempotency key at the exchange; equals client_order_id_for(signal_id)."
+        description=(
+            "Idempotency key at the exchange; equals client_order_id_for(signal_id) or, in sandbox "
+            "and live, client_order_id_for(signal_id, deployment salt)."
+        )
     )
     strategy_id: StrategyId = Field(description="Strategy whose signal this is.")
     exchange: ExchangeId = Field(description="Exchange to place the order on.")
@@ -83,7 +103,7 @@ class OrderRequest(Message):
     @classmethod
     def _derived_from_signal(cls, value: str, info: ValidationInfo) -> str:
         signal_id = info.data.get("signal_id")
-        if signal_id is not None and value != client_order_id_for(signal_id):
+        if signal_id is not None and not _derived(value, signal_id):
             raise ValueError(
                 f"must be client_order_id_for(signal_id) = {client_order_id_for(signal_id)!r}"
             )

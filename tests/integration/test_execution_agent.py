@@ -119,7 +119,7 @@ async def test_market_order_is_filled_and_reported_with_exact_numbers_once(world
     # Only the sentinel's report came after the duplicates: nothing was placed twice.
     assert [r.client_order_id for r in later] == [sentinel.client_order_id]
     rows = await world.sql("SELECT status, filled, average_price, fees FROM orders WHERE client_order_id = :c", c=order.client_order_id)
-    assert rows == [("FILLED", D("0.01"), D("47027.61"), D("0.4702761"))]
+    assert rows == [("FILLED", D("0.01"), D("47027.61"), {"USDT": "0.4702761"})]  # fees per currency
     assert await world.sql("SELECT count(*) FROM paper_orders WHERE client_order_id = :c", c=order.client_order_id) == [(1,)]
     assert await world.sql(
         "SELECT count(*) FROM paper_fills f JOIN paper_orders o ON o.id = f.order_id WHERE o.client_order_id = :c",

@@ -17,13 +17,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
 from infra.exchanges import snapshot_exchange_info
-from protocol import timeframe_seconds
+from protocol import Candle, timeframe_seconds
 from tests.support.fake_binance_account import TEST_API_KEY, TEST_SECRET, FakeAccount
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Fault",
     "Hold",
     "LoggedRequest",
+    "klines_from_candles",
     "make_klines",
     "minutes",
     "utc",
@@ -88,6 +90,26 @@ def make_klines(
     return rows
 
 
+def klines_from_candles(
+    candles: Sequence[Candle], start: datetime, interval: str = "1s", tick: Decimal = Decimal("0.01")
+) -> list[Kline]:
+    """Real candles (any timeframe) re-timed as consecutive ``interval`` klines from ``start``:
+    the prices (on ``tick``) and volumes of real market data on a fast clock."""
+    step = timeframe_seconds(interval) * 1000
+    first = int(start.timestamp() * 1000)
+
+    def on_tick(price: Decimal) -> str:
+        # Binance prices sit on the market's tick (0.01 for BTC/USDT); so does every fill.
+        return str(price.quantize(tick))
+
+    rows = []
+    for index, c in enumerate(candles):
+        open_ms = first + index * step
+        rows.append([open_ms, on_tick(c.open), on_tick(c.high), on_tick(c.low), on_tick(c.close), str(c.volume),
+                     open_ms + step - 1, str(c.close * c.volume), 1, "0", "0", "0"])
+    return rows
+
+
 def _market_id(symbol: str) -> str:
     # Tests may name series "BTC/USDT" or "BTCUSDT"; Binance only knows the latter.
     return symbol.replace("/", "").upper()
@@ -136,6 +158,9 @@ class FakeBinance:
     on_klines: Callable[[FakeBinance, LoggedRequest], None] | None = None
     # Starting balances of the signed account (asset -> amount), e.g. {"USDT": "1000"}.
     balances: Mapping[str, str] = field(default_factory=dict)
+    # Live market: klines are served only once they opened (the newest one still forming, as
+    # Binance does) and MARKET orders fill at the close of the newest closed candle.
+    live: bool = False
 
     def __post_init__(self) -> None:
         self._klines: dict[str, dict[int, Kline]] = {}
@@ -152,6 +177,8 @@ class FakeBinance:
         }
         self.account = FakeAccount(api_key=TEST_API_KEY, secret=TEST_SECRET, balances=self.balances)
         self.routes.update(self.account.routes())
+        if self.live:
+            self.account.price_of = self.live_close
         self.holds: list[Hold] = []
         self._released = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -181,6 +208,13 @@ class FakeBinance:
         """Act on the next ``count`` ``method`` requests to ``path``, then delay each answer by
         ``seconds``."""
         self.holds.append(Hold(path, count, seconds, method))
+
+    def live_close(self, symbol: str) -> Decimal | None:
+        """Close of the newest candle of ``symbol`` ("BTCUSDT") closed by now; None if none."""
+        step = timeframe_seconds(self.interval) * 1000
+        now = int(time.time() * 1000)
+        closed = [t for t in self._klines.get(symbol, {}) if t + step <= now]
+        return Decimal(self._klines[symbol][max(closed)][4]) if closed else None
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         """Serve ``method path`` with ``handler`` (for endpoints added by later tests)."""
@@ -286,7 +320,11 @@ class FakeBinance:
         book = self._klines.get(symbol)
         if book is None:
             return _error(400, -1121, "Invalid symbol.")
-        opens = sorted(t for t in book if (start is None or t >= start) and (end is None or t <= end))
+        now = int(time.time() * 1000)
+        opens = sorted(
+            t for t in book
+            if (start is None or t >= start) and (end is None or t <= end) and (not self.live or t <= now)
+        )
         # Binance pages forward from startTime; without one it returns the newest candles.
         chosen = opens[:limit] if start is not None else opens[-limit:]
         return web.json_response([book[t] for t in chosen])

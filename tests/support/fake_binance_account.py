@@ -12,6 +12,7 @@ or a cancel. There is no order book: a LIMIT order never matches on placement.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -36,6 +37,7 @@ Params = dict[str, str]
 
 _OPEN = ("NEW", "PARTIALLY_FILLED")
 _DEFAULT_RECV_WINDOW = 5000
+_EIGHT = Decimal("0.00000001")
 _MAX_RECV_WINDOW = 60000
 
 
@@ -159,9 +161,14 @@ class FakeAccount:
         self.free: dict[str, Decimal] = {asset: Decimal(str(v)) for asset, v in (balances or {}).items()}
         self.locked: dict[str, Decimal] = {asset: Decimal(0) for asset in self.free}
         self.prices: dict[str, Decimal] = {}
+        # When set, MARKET orders fill at price_of(symbol) (the live market) instead of ``prices``.
+        self.price_of: Callable[[str], Decimal | None] | None = None
         self.orders: list[FakeOrder] = []
         self.filters = _filters_by_symbol()
         self.signed_requests = 0  # requests that passed key, signature and timestamp checks
+        # "Send status unknown": the next POSTs are answered -1007 at once and placed later.
+        self._deferrals: list[float] = []
+        self.deferred: list[asyncio.Task[None]] = []
         self._order_ids = itertools.count(1000)
         self._trade_ids = itertools.count(50000)
 
@@ -173,6 +180,12 @@ class FakeAccount:
     def balance(self, asset: str) -> tuple[Decimal, Decimal]:
         """(free, locked) of ``asset``."""
         return self.free.get(asset, Decimal(0)), self.locked.get(asset, Decimal(0))
+
+    def defer_next(self, count: int, seconds: float) -> None:
+        """Answer the next ``count`` new orders with Binance -1007 (timeout waiting for the
+        backend; send status unknown) and place each ``seconds`` later, as Binance's matching
+        engine may: only while the request's recvWindow has not passed."""
+        self._deferrals.extend([seconds] * count)
 
     def orders_with(self, client_order_id: str) -> list[FakeOrder]:
         return [order for order in self.orders if order.client_order_id == client_order_id]
@@ -190,7 +203,7 @@ class FakeAccount:
 
     def routes(self) -> dict[tuple[str, str], Handler]:
         return {
-            ("POST", "/api/v3/order"): self._signed(self._new_order),
+            ("POST", "/api/v3/order"): self._signed(self._new_or_deferred_order),
             ("GET", "/api/v3/order"): self._signed(self._query_order),
             ("DELETE", "/api/v3/order"): self._signed(self._cancel_order),
             ("GET", "/api/v3/openOrders"): self._signed(self._open_orders),
@@ -244,6 +257,28 @@ class FakeAccount:
                 return order
         return None
 
+    def _new_or_deferred_order(self, params: Params) -> web.Response:
+        if not self._deferrals:
+            return self._new_order(params)
+        delay = self._deferrals.pop(0)
+        self.deferred.append(asyncio.get_running_loop().create_task(self._place_later(params, delay)))
+        return _error(503, -1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.")
+
+    async def _place_later(self, params: Params, delay: float) -> None:
+        await asyncio.sleep(delay)
+        window = int(params.get("recvWindow", _DEFAULT_RECV_WINDOW))
+        if _now_ms() - int(params["timestamp"]) <= window:
+            self._new_order(params)
+
+    def _market_price(self, symbol: str) -> Decimal | None:
+        return self.price_of(symbol) if self.price_of is not None else self.prices.get(symbol)
+
+    def totals(self) -> dict[str, Decimal]:
+        """free + locked per asset, zero totals left out (what the ledger must equal)."""
+        assets = set(self.free) | set(self.locked)
+        totals = {a: self.free.get(a, Decimal(0)) + self.locked.get(a, Decimal(0)) for a in assets}
+        return {a: t for a, t in totals.items() if t != 0}
+
     def _new_order(self, params: Params) -> web.Response:
         symbol = params.get("symbol", "")
         rules = self.filters.get(symbol)
@@ -254,7 +289,7 @@ class FakeAccount:
             return _error(400, -1116, "Invalid orderType.")
         try:
             qty = Decimal(params["quantity"])
-            price = Decimal(params["price"]) if kind == "LIMIT" else self.prices.get(symbol)
+            price = Decimal(params["price"]) if kind == "LIMIT" else self._market_price(symbol)
         except (KeyError, ArithmeticError):
             return _error(400, -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.")
         if price is None:
@@ -324,13 +359,14 @@ class FakeAccount:
         rules = self.filters[order.symbol]
         cost = qty * price
         rate = self.maker_fee if maker else self.taker_fee
-        # Commission is charged in the asset received.
+        # Commission is charged in the asset received, in the 8 decimals Binance reports it with
+        # (the account pays exactly what the trade says).
         if order.side == "BUY":
-            fee, fee_asset = qty * rate, rules.base
+            fee, fee_asset = (qty * rate).quantize(_EIGHT), rules.base
             self._add(rules.quote, -cost)
             self._add(rules.base, qty - fee)
         else:
-            fee, fee_asset = cost * rate, rules.quote
+            fee, fee_asset = (cost * rate).quantize(_EIGHT), rules.quote
             self._add(rules.base, -qty)
             self._add(rules.quote, cost - fee)
         now = _now_ms()

@@ -145,11 +145,12 @@ def test_split_symbol() -> None:
 
 
 def test_timeframes() -> None:
+    assert timeframe_seconds("1s") == 1  # Binance spot serves 1-second klines
     assert timeframe_seconds("1m") == 60
     assert timeframe_seconds("4h") == 14400
     assert timeframe_seconds("1w") == 604800
     assert timeframe_seconds("1M") == 30 * 86400
-    assert len(TIMEFRAMES) == 15
+    assert len(TIMEFRAMES) == 16
     with pytest.raises(ValueError, match="unknown timeframe"):
         timeframe_seconds("7m")
 

@@ -17,7 +17,8 @@ Rules (one transaction per report; any refusal raises LedgerError and changes no
    asset's available balance; what that cannot cover either is a *shortfall*: the fill is
    still booked (it happened at the exchange), the balance goes to zero instead of negative,
    and the outcome names the shortfall (the Ledger then halts new BUYs, see ``Ledger``).
-4. Fees are charged once per exchange trade: the fill row is unique per (exchange, trade_id)
+4. Fees are charged once per exchange trade: the fill row is unique per (exchange, symbol,
+   trade_id) (trade ids are per market)
    (a report without trade_id gets ``"{client_order_id}:{cumulative}"``), and the fee is
    charged only when that row is new, so a re-ordered report still pays its own fee. A fee in
    the reservation's asset is taken from what it still holds first, then from available; a fee
@@ -279,7 +280,7 @@ async def _record_fill(session: AsyncSession, report: ExecutionReport) -> bool:
             strategy_id=report.strategy_id,
             filled_at=report.event_time,
         )
-        .on_conflict_do_nothing(index_elements=[Fill.exchange, Fill.trade_id])
+        .on_conflict_do_nothing(index_elements=[Fill.exchange, Fill.symbol, Fill.trade_id])
         .returning(Fill.id)
     )
     return inserted is not None

@@ -6,13 +6,16 @@ for the model-versus-migration drift check.
 
 from infra.db.models.base import NAMING_CONVENTION, Base
 from infra.db.models.ledger import Balance, Fill, Position, Reservation, RiskDecision, RiskState
+from infra.db.models.live import BalanceDrift, Deployment
 from infra.db.models.messaging import ProcessedMessage
 from infra.db.models.orders import ExecutionHalt, Order, OrderEvent, PaperBalance, PaperFill, PaperOrder
 
 __all__ = [
     "NAMING_CONVENTION",
     "Balance",
+    "BalanceDrift",
     "Base",
+    "Deployment",
     "Fill",
     "Position",
     "ProcessedMessage",

@@ -143,7 +143,8 @@ class Fill(Base):
 
     __tablename__ = "fills"
     __table_args__ = (
-        UniqueConstraint("exchange", "trade_id"),
+        # Exchange trade ids are unique per symbol only (Binance counts them per market).
+        UniqueConstraint("exchange", "symbol", "trade_id"),
         CheckConstraint("side IN ('BUY', 'SELL')", name="side_valid"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("price > 0", name="price_positive"),

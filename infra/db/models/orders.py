@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from infra.db.models.base import Base
@@ -70,7 +71,6 @@ class Order(Base):
         CheckConstraint(_TYPE_CHECK, name="order_type_valid"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("filled >= 0 AND filled <= quantity", name="filled_within_quantity"),
-        CheckConstraint("fees >= 0", name="fees_not_negative"),
         CheckConstraint("(order_type = 'LIMIT') = (limit_price IS NOT NULL)", name="limit_price_iff_limit"),
         CheckConstraint("(filled > 0) = (average_price IS NOT NULL)", name="average_iff_filled"),
         CheckConstraint("submit_attempts >= 0", name="submit_attempts_not_negative"),
@@ -91,8 +91,9 @@ class Order(Base):
     status: Mapped[str] = mapped_column(Text, nullable=False)
     filled: Mapped[Decimal] = mapped_column(Numeric, nullable=False, server_default="0")
     average_price: Mapped[Decimal | None] = mapped_column(Numeric)
-    fees: Mapped[Decimal] = mapped_column(Numeric, nullable=False, server_default="0")
-    fee_currency: Mapped[str | None] = mapped_column(Text)
+    # Fees paid so far per currency, {"USDT": "0.42", "BNB": "0.0001"} (text decimals): a BNB or
+    # base-asset fee is never added to a quote fee.
+    fees: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, server_default="{}")
     reason: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # How often the order was sent to the exchange (UNKNOWN outcomes are resubmitted only after a

@@ -85,6 +85,8 @@ class PaperExchange:
     """Simulated exchange implementing ``ExchangeAdapter`` (every method idempotent per client_order_id)."""
 
     name = "paper"
+    # Placing is one local transaction: an order "not found" after a failed send was never placed.
+    unknown_window = 0.0
 
     def __init__(
         self,

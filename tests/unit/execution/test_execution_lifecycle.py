@@ -31,7 +31,7 @@ def state(status: OrderStatus, filled: str = "0", avg: str | None = None, fills:
 
 
 def recorded(status: OrderStatus, filled: str = "0", avg: str | None = None, fees: str = "0", reported: bool = True) -> Recorded:
-    return Recorded(status, D(filled), D(avg) if avg else None, D(fees), reported)
+    return Recorded(status, D(filled), D(avg) if avg else None, {"USDT": D(fees)} if D(fees) else {}, reported)
 
 
 def fill(i: int, qty: str, price: str, fee: str) -> Fill:
