@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.services import STARTED_CONTAINERS, testcontainers_image
+from tests.support.services import STARTED_CONTAINERS, container_image
 
 pytestmark = [
     pytest.mark.integration,
@@ -52,6 +52,6 @@ def test_store_url_is_a_mapped_port_of_a_testcontainers_container(
     finally:
         client.close()
     assert container.status == "running"
-    assert testcontainers_image(store) in image_tags, f"{variable}: container of {image_tags}, not {testcontainers_image(store)}"
+    assert container_image(store) in image_tags, f"{variable}: container of {image_tags}, not {container_image(store)}"
     host_ports = {int(binding["HostPort"]) for binding in bindings}
     assert urlsplit(url).port in host_ports, f"{url} is not one of the ports Docker mapped to {port}/tcp: {host_ports}"

@@ -73,7 +73,7 @@ TESTCONTAINERS_IMAGES = {
 STARTED_CONTAINERS: dict[str, Any] = {}
 
 
-def testcontainers_image(store: str) -> str:
+def container_image(store: str) -> str:
     """The image for a store's container: TRADEBUS_TESTCONTAINERS_<STORE>_IMAGE, else the default."""
     return os.environ.get(f"TRADEBUS_TESTCONTAINERS_{store}_IMAGE") or TESTCONTAINERS_IMAGES[store]
 
@@ -81,7 +81,7 @@ def testcontainers_image(store: str) -> str:
 def rabbitmq_container() -> Iterator[str]:
     from testcontainers.rabbitmq import RabbitMqContainer
 
-    with RabbitMqContainer(testcontainers_image("RABBITMQ")) as container:
+    with RabbitMqContainer(container_image("RABBITMQ")) as container:
         STARTED_CONTAINERS["RABBITMQ_URL"] = container
         params = container.get_connection_params()
         yield f"amqp://guest:guest@{params.host}:{params.port}/"
@@ -90,7 +90,7 @@ def rabbitmq_container() -> Iterator[str]:
 def postgres_container() -> Iterator[str]:
     from testcontainers.postgres import PostgresContainer
 
-    with PostgresContainer(testcontainers_image("POSTGRES"), driver="asyncpg") as container:
+    with PostgresContainer(container_image("POSTGRES"), driver="asyncpg") as container:
         STARTED_CONTAINERS["DATABASE_URL"] = container
         yield container.get_connection_url()
 
@@ -104,7 +104,7 @@ def influxdb_container() -> Iterator[str]:
     import httpx
     from testcontainers.core.container import DockerContainer
 
-    with DockerContainer(testcontainers_image("INFLUXDB")).with_exposed_ports(8086) as container:
+    with DockerContainer(container_image("INFLUXDB")).with_exposed_ports(8086) as container:
         STARTED_CONTAINERS["INFLUXDB_URL"] = container
         url = f"http://{container.get_container_host_ip()}:{container.get_exposed_port(8086)}"
         deadline = time.monotonic() + INFLUXDB_READY_SECONDS

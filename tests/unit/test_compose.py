@@ -193,3 +193,40 @@ def test_replay_slice_passes_through_only_when_set(services: dict) -> None:
     # (an empty REPLAY_LIMIT would not parse as a number).
     env = services["data-collection"]["environment"]
     assert env["REPLAY_LIMIT"] is None and env["REPLAY_OFFSET"] is None
+
+
+# What each stand-in (infra/standins/, used by scripts/compose-check) must honour of the
+# environment compose gives the official image; InfluxDB 2.x's organisation, user and token
+# have no 1.x counterpart (README: untested there).
+STANDIN_CONTRACT = {
+    "rabbitmq": {"RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"},
+    "postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"},
+    "influxdb": {"DOCKER_INFLUXDB_INIT_MODE", "DOCKER_INFLUXDB_INIT_BUCKET"},
+}
+
+
+@pytest.mark.parametrize("store", sorted(STANDIN_CONTRACT))
+def test_standin_images_honour_the_environment_compose_gives(store: str, services: dict) -> None:
+    folder = ROOT / "infra/standins" / store
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE$", dockerfile, re.M) and "FROM ${BASE_IMAGE}" in dockerfile
+    entrypoint = folder / "entrypoint.sh"
+    assert entrypoint.stat().st_mode & 0o111
+    text = entrypoint.read_text()
+    contract = STANDIN_CONTRACT[store]
+    assert contract <= set(services[store]["environment"])
+    for variable in contract:
+        assert variable in text, f"the {store} stand-in ignores {variable}"
+    # The healthcheck's program exists in the stand-in as in the official image: from the
+    # Debian package that ships it, or (influx ping) a script of the stand-in's own.
+    command = services[store]["healthcheck"]["test"]
+    program = command[1] if command[0] == "CMD" else command[1].split("&&")[-1].split()[0]
+    provider = HEALTHCHECK_PROVIDERS[program]
+    assert provider in dockerfile, f"{store}: {program} comes from {provider}"
+
+
+HEALTHCHECK_PROVIDERS = {
+    "rabbitmq-diagnostics": "install -y --no-install-recommends rabbitmq-server",
+    "pg_isready": "postgresql-15",
+    "influx": "COPY influx /usr/local/bin/influx",
+}
