@@ -159,8 +159,8 @@ def test_each_process_connects_to_the_broker_as_its_own_user(services: dict) -> 
     assert len(set(users.values())) == len(AGENTS)
     monitor = services["reality-check"]["environment"]["RABBITMQ_URL"]
     assert monitor.startswith("amqp://tradebus-monitor:${RABBITMQ_PASSWORD_MONITOR:?")
-    # The migration job never talks to the broker; no process uses the administrator.
-    assert "RABBITMQ_URL" not in services["migrate"]["environment"]
+    # The migration job never talks to the broker, but settings check its URL: the monitor's.
+    assert services["migrate"]["environment"]["RABBITMQ_URL"] == monitor
     assert all("RABBITMQ_USER" not in str(s.get("environment", {}).get("RABBITMQ_URL", "")) for s in services.values())
 
 

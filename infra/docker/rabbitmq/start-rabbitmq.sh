@@ -21,7 +21,13 @@ stop_failed() {
   wait "$server" || true
   exit 1
 }
-timeout 120 rabbitmqctl -q await_startup || stop_failed "the node did not finish starting within 120 s"
+# await_startup fails at once while the Erlang node is not registered yet: ask again, bounded.
+deadline=$(($(date +%s) + 180))
+until timeout 60 rabbitmqctl -q await_startup >/dev/null 2>&1; do
+  kill -0 "$server" 2>/dev/null || stop_failed "rabbitmq-server exited during start-up"
+  [ "$(date +%s)" -lt "$deadline" ] || stop_failed "the node did not finish starting within 180 s"
+  sleep 2
+done
 sh /etc/tradebus/provision-users.sh || stop_failed "provisioning the tradebus users failed (see above)"
 touch "$ready"
 echo "start-rabbitmq: tradebus users provisioned; broker ready" >&2
