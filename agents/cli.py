@@ -152,6 +152,24 @@ def emergency_stop(
     )
 
 
+@app.command("broker-users")
+def broker_users(
+    apply: bool = typer.Option(False, "--apply", help="run it here (rabbitmqctl must reach the broker)"),
+) -> None:
+    """Print the RabbitMQ users-and-permissions script (infra/rabbitmq/provision-users.sh), or apply it.
+
+    Passwords come from RABBITMQ_PASSWORD_<ROLE>; see infra/rabbitmq/README.md."""
+    import subprocess
+
+    from infra.bus.permissions import provisioning_script
+
+    script = provisioning_script()
+    if not apply:
+        typer.echo(script, nl=False)
+        return
+    raise typer.Exit(subprocess.run(["sh", "-c", script], check=False).returncode)
+
+
 # Options live with the backtester; the heavy imports happen only when the command runs.
 from agents.backtest.cli import backtest_command  # noqa: E402
 

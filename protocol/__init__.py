@@ -7,6 +7,7 @@ from protocol import topics
 from protocol.codec import MessageDecodeError, decode, decode_any, encode
 from protocol.enums import (
     HealthState,
+    OrderRefusal,
     OrderStatus,
     OrderType,
     RejectionReason,
@@ -86,6 +87,7 @@ __all__ = [
     "NonEmptyStr",
     "NonNegativeDecimal",
     "OrderRequest",
+    "OrderRefusal",
     "OrderStatus",
     "OrderType",
     "PositionUpdate",

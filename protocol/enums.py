@@ -11,6 +11,7 @@ from enum import StrEnum
 
 __all__ = [
     "HealthState",
+    "OrderRefusal",
     "OrderStatus",
     "OrderType",
     "RejectionReason",
@@ -116,6 +117,23 @@ class RejectionReason(CanonicalEnum):
     BELOW_MIN_QUANTITY = "BELOW_MIN_QUANTITY"
     BELOW_MIN_NOTIONAL = "BELOW_MIN_NOTIONAL"
     UNKNOWN_MARKET = "UNKNOWN_MARKET"
+
+
+class OrderRefusal(CanonicalEnum):
+    """Why execution refused an OrderRequest without placing it (the REJECTED report's reason
+    starts with the code, e.g. ``NO_RESERVATION: ...``).
+
+    Execution places an order only when the ledger holds its reservation: the risk manager
+    commits it before publishing the order, so only a forged or corrupted request lacks it.
+    """
+
+    NO_RESERVATION = "NO_RESERVATION"  # the ledger has no reservation for the client_order_id
+    RESERVATION_NOT_HELD = "RESERVATION_NOT_HELD"  # it exists but no longer holds balance (closed)
+    RESERVATION_MISMATCH = "RESERVATION_MISMATCH"  # side, symbol, amount ... differ from the request
+
+    def reason(self, detail: str) -> str:
+        """The report's reason text: the code first, so it can be recognised."""
+        return f"{self.value}: {detail}"
 
 
 class TradingState(CanonicalEnum):

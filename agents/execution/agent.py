@@ -13,8 +13,9 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from agents.execution.guard import Refusal
 from agents.execution.settings import ExecutionSettings, refusal_reason
-from agents.execution.store import ClaimOutcome, OrderRecord, OrderStore
+from agents.execution.store import BadEvent, ClaimOutcome, OrderRecord, OrderStore
 from agents.runtime import Agent
 from infra.bus import Delivery
 from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
@@ -86,6 +87,9 @@ class ExecutionAgent(Agent):
         self.adapter = await self._build_adapter()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.reconciled = 0
+        self.refused = 0
+        self._refusal_problem: str | None = None
+        self._bad_events: dict[int, str] = {}
         self.log.info("execution starting", adapter=self.adapter.name, trading_mode=s.trading_mode.value)
         await self.reconcile(initial=True)
         prefix = self.bus.topology.exchange
@@ -102,7 +106,9 @@ class ExecutionAgent(Agent):
         await self.engine.dispose()
 
     def heartbeat_detail(self) -> dict[str, str]:
-        return {"adapter": self.adapter.name, "reconciled": str(self.reconciled)} if hasattr(self, "adapter") else {}
+        if not hasattr(self, "adapter"):
+            return {}
+        return {"adapter": self.adapter.name, "reconciled": str(self.reconciled), "refused_orders": str(self.refused)}
 
     async def _build_adapter(self) -> ExchangeAdapter:
         s = self.settings
@@ -139,11 +145,28 @@ class ExecutionAgent(Agent):
         async with self._locks[message.client_order_id]:
             claim = await self.store.claim(message, "execution.orders", _now())
             self.log.info("order received", client_order_id=message.client_order_id, outcome=claim.outcome.value)
-            if claim.outcome is ClaimOutcome.SUBMIT:
+            if claim.outcome is ClaimOutcome.REFUSED:
+                self._alert_refused(message, claim.refusal)
+            elif claim.outcome is ClaimOutcome.SUBMIT:
                 await self._submit(claim.order)
             elif claim.outcome is ClaimOutcome.EXISTING:
                 await self._resolve(claim.order)
             await self._flush(message.client_order_id)
+
+    def _alert_refused(self, request: OrderRequest, refusal: Refusal | None) -> None:
+        """A request without its reservation was not decided by the risk manager: say so loudly
+        (error log, DEGRADED heartbeat with the reason, a count in the heartbeat detail)."""
+        assert refusal is not None
+        self.refused += 1
+        self.log.error(
+            "order refused: not backed by a reservation", client_order_id=request.client_order_id,
+            code=refusal.code.value, detail=refusal.detail, strategy_id=request.strategy_id,
+            source=request.source, message_id=str(request.message_id),
+        )
+        self._refusal_problem = (
+            f"refused {self.refused} order(s) without a matching reservation; last {request.client_order_id} "
+            f"from strategy {request.strategy_id!r}: {refusal.reason}"
+        )
 
     async def on_control(self, message: Message, delivery: Delivery) -> None:
         """CancelOrder cancels one open order; EmergencyStop(active) halts placing and cancels all."""
@@ -281,10 +304,19 @@ class ExecutionAgent(Agent):
             )
 
     async def _flush(self, client_order_id: str | None = None) -> None:
-        """Publish the reports of stored transitions not yet published (the outbox), in order."""
+        """Publish the reports of stored transitions not yet published (the outbox), in order.
+
+        An event that cannot become a valid report stays unpublished and is alerted (error log
+        once, DEGRADED heartbeat); it never stops the events behind it."""
         for event_id, report in await self.store.unpublished(client_order_id):
+            if isinstance(report, BadEvent):
+                if event_id not in self._bad_events:
+                    self.log.error("outbox event cannot be published", event_id=event_id, seq=report.seq, error=report.error)
+                self._bad_events[event_id] = report.error
+                continue
             await self.bus.publish(report)
             await self.store.mark_published([event_id])
+            self._bad_events.pop(event_id, None)
 
     # ------------------------------------------------------------------ reconciliation
 
@@ -318,6 +350,12 @@ class ExecutionAgent(Agent):
 
     def health_problems(self) -> list[str]:
         problems: list[str] = []
+        if getattr(self, "_refusal_problem", None):
+            problems.append(self._refusal_problem)  # type: ignore[arg-type]
+        bad: dict[int, str] = getattr(self, "_bad_events", {})
+        if bad:
+            first = min(bad)
+            problems.append(f"{len(bad)} outbox event(s) cannot be published; event {first}: {bad[first]}")
         prices: Any = getattr(self, "prices", None)
         if prices is not None and not prices.healthy and self.settings.trading_mode is TradingMode.PAPER:
             problems.append(f"price store: {prices.last_error}")

@@ -17,9 +17,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agents.execution.guard import Refusal, check_reservation
 from agents.execution.lifecycle import Recorded, Transition, next_transition, report_for
 from infra.db import claim_message
-from infra.db.models import ExecutionHalt, Order, OrderEvent
+from infra.db.ledger import ReservationView
+from infra.db.ledger.reservations import reservation_view
+from infra.db.models import ExecutionHalt, Order, OrderEvent, Reservation
 from infra.exchanges.adapter import OrderState
 from protocol import (
     CancelOrder,
@@ -32,7 +35,7 @@ from protocol import (
     encode,
 )
 
-__all__ = ["Claim", "ClaimOutcome", "OrderRecord", "OrderStore"]
+__all__ = ["BadEvent", "Claim", "ClaimOutcome", "OrderRecord", "OrderStore"]
 
 _ZERO = Decimal(0)
 UNRESOLVED = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value, OrderStatus.UNKNOWN.value)
@@ -44,6 +47,7 @@ class ClaimOutcome(StrEnum):
     SUBMIT = "submit"  # a new order: send it to the exchange
     EXISTING = "existing"  # the order is known already (redelivery): resolve it, never place again
     SETTLED = "settled"  # decided without the exchange (expired, halted): only report it
+    REFUSED = "refused"  # no matching HELD reservation: never placed, REJECTED with the code
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +71,19 @@ class OrderRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class BadEvent:
+    """An outbox event that does not make a valid ExecutionReport (kept unpublished, alerted)."""
+
+    event_id: int
+    seq: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     outcome: ClaimOutcome
     order: OrderRecord
+    refusal: Refusal | None = None
 
 
 class OrderStore:
@@ -84,8 +98,11 @@ class OrderStore:
     async def claim(self, request: OrderRequest, consumer: str, now: datetime) -> Claim:
         """Claim the message id and the client_order_id in one transaction.
 
-        A new order that expired already, or arrives while the emergency stop is engaged, is
-        settled here (EXPIRED / REJECTED) without ever reaching the exchange.
+        A new order is placed only if the ledger holds its reservation (HELD, same terms),
+        checked in this transaction with the reservation row locked: anything else is REFUSED
+        (REJECTED with an OrderRefusal code). A new order that expired already, or arrives while
+        the emergency stop is engaged, is settled here (EXPIRED / REJECTED) without ever
+        reaching the exchange.
         """
         async with self._sessions.begin() as session:
             await claim_message(session, consumer, request.message_id)
@@ -114,8 +131,20 @@ class OrderStore:
             row = await self._locked(session, request.client_order_id)
             if inserted is None:
                 return Claim(ClaimOutcome.EXISTING, await self._record_of(session, row))
+            refusal = check_reservation(request, await self._reservation(session, request.client_order_id))
+            if refusal is not None:
+                await self._apply(session, row, _plain_state(request, OrderStatus.REJECTED, refusal.reason, now))
+                return Claim(ClaimOutcome.REFUSED, await self._record_of(session, row), refusal)
             settled = await self._settle_without_exchange(session, row, request, now)
             return Claim(settled or ClaimOutcome.SUBMIT, await self._record_of(session, row))
+
+    async def _reservation(self, session: AsyncSession, client_order_id: str) -> ReservationView | None:
+        # FOR SHARE: the risk manager cannot release it until this claim has committed; after
+        # that the order exists, and the reservation is only closed by the order's reports.
+        row = await session.scalar(
+            select(Reservation).where(Reservation.client_order_id == client_order_id).with_for_update(read=True)
+        )
+        return None if row is None else reservation_view(row)
 
     async def _settle_without_exchange(
         self, session: AsyncSession, row: Order, request: OrderRequest, now: datetime
@@ -170,8 +199,9 @@ class OrderStore:
 
     # ------------------------------------------------------------------ outbox
 
-    async def unpublished(self, client_order_id: str | None = None) -> list[tuple[int, ExecutionReport]]:
-        """Reports of transitions not yet published, oldest first."""
+    async def unpublished(self, client_order_id: str | None = None) -> list[tuple[int, ExecutionReport | BadEvent]]:
+        """Reports of transitions not yet published, oldest first. An event that does not make a
+        valid report comes back as a :class:`BadEvent` in its place, so it cannot stop the others."""
         async with self._sessions() as session:
             query = (
                 select(OrderEvent, Order.request)
@@ -182,7 +212,13 @@ class OrderStore:
             if client_order_id is not None:
                 query = query.where(Order.client_order_id == client_order_id)
             rows = (await session.execute(query)).all()
-        return [(event.id, self._report(request, event)) for event, request in rows]
+        return [(event.id, self._report_or_bad(request, event)) for event, request in rows]
+
+    def _report_or_bad(self, request_json: str, event: OrderEvent) -> ExecutionReport | BadEvent:
+        try:
+            return self._report(request_json, event)
+        except (ValueError, AssertionError) as exc:  # pydantic's ValidationError is a ValueError
+            return BadEvent(event.id, event.seq, f"{type(exc).__name__}: {exc}")
 
     async def latest_report(self, client_order_id: str) -> ExecutionReport | None:
         """The report of the order's latest transition (re-published as is: same id)."""
@@ -196,7 +232,10 @@ class OrderStore:
                     .limit(1)
                 )
             ).first()
-        return None if found is None else self._report(found[1], found[0])
+        if found is None:
+            return None
+        report = self._report_or_bad(found[1], found[0])
+        return report if isinstance(report, ExecutionReport) else None
 
     async def mark_published(self, event_ids: Sequence[int]) -> None:
         if not event_ids:

@@ -40,6 +40,7 @@ from protocol import (
     EmergencyStop,
     ExecutionReport,
     Message,
+    OrderRequest,
     OrderStatus,
     RejectionReason,
     Signal,
@@ -55,6 +56,8 @@ _DAY = timedelta(days=1)
 CONSUMER_SIGNALS = "risk_manager.signals"
 CONSUMER_REPORTS = "risk_manager.execution_reports"
 CONSUMER_CONTROL = "risk_manager.control"
+# Health-problem key of an execution report the ledger could not book in full.
+_UNBOOKED = "unbooked_report"
 
 
 class RiskManagerAgent(Agent):
@@ -86,6 +89,8 @@ class RiskManagerAgent(Agent):
         self.markets = MarketBook(from_exchange=s.markets_from_exchange, api_base=s.exchange_api_url)
         self.limits, self.sizing = s.limits(), s.sizing()
         state = await self.ledger.risk_state()
+        if state.trading_state is not TradingState.ACTIVE and state.changed_by == "ledger":
+            self._duty_problems[_UNBOOKED] = f"BUYs halted ({state.trading_state.value}): {state.trading_state_reason}"
         self.log.info("risk state", trading_state=state.trading_state.value, emergency_stop=state.emergency_stop,
                       clock="signal" if s.signal_clock else "wall")
         prefix = self.bus.topology.exchange
@@ -106,12 +111,22 @@ class RiskManagerAgent(Agent):
         a SELL one candle after its BUY would see no position if the BUY's fill report had
         not been applied yet. Past RISK_SETTLE_WAIT (execution down, a resting order) the
         signal is decided on the ledger as it stands, and the wait is logged.
+
+        A reservation without any report that is older than RISK_SETTLE_WAIT is not waited
+        for: its order has had the whole wait to reach execution, so it is most likely lost
+        (dead-lettered, purged) and waits for the sweeper instead; otherwise every later
+        decision would wait the full time because of it until it expires.
         """
         own = client_order_id_for(signal.message_id)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.risk_settle_wait
+        wait = self.settings.risk_settle_wait
+        deadline = loop.time() + wait
         while True:
-            pending = [r.client_order_id for r in await self.ledger.open_reservations() if r.client_order_id != own]
+            stranded_before = datetime.now(UTC) - timedelta(seconds=wait)
+            pending = [
+                r.client_order_id for r in await self.ledger.open_reservations()
+                if r.client_order_id != own and (r.last_report_status is not None or r.created_at > stranded_before)
+            ]
             if not pending:
                 return
             if loop.time() > deadline:
@@ -283,6 +298,12 @@ class RiskManagerAgent(Agent):
         assert isinstance(message, ExecutionReport)
         outcome = await self.ledger.apply_report(CONSUMER_REPORTS, message)
         self.counts["reports"] += 1
+        if outcome.applied and outcome.problem is not None:
+            # Booked as far as it could be (never a dead-letter loop); new BUYs are halted
+            # (REDUCING, persisted) until an operator has reconciled the ledger.
+            self.log.error("execution report not fully booked; new BUYs halted", client_order_id=message.client_order_id,
+                           report_id=str(message.message_id), problem=outcome.problem)
+            self._duty_problems[_UNBOOKED] = f"BUYs halted (REDUCING): {message.client_order_id}: {outcome.problem}"
         self._reconcile_asked.pop(message.client_order_id, None)
         if outcome.position is not None and (outcome.position_changed or not outcome.applied):
             # A redelivered report re-publishes the same (deterministic) update: the first
@@ -336,6 +357,14 @@ class RiskManagerAgent(Agent):
         self._reconcile_asked[reservation.client_order_id] = time.monotonic()
         self.log.warning("reservation expired, asking execution to reconcile",
                          client_order_id=reservation.client_order_id, last_status=status.value if status else None)
+        if status is None:
+            # No report at all: the request may never have reached execution (dead-lettered,
+            # unroutable, purged, lost with the broker's disk). The audited request again, with
+            # its own deterministic id: execution records it EXPIRED without placing it (or
+            # knows it already and ignores the duplicate), and that report releases the balance.
+            decision = await self.ledger.decision(reservation.signal_id)
+            if decision is not None and decision.decision is DecisionKind.APPROVED and decision.output is not None:
+                await self._publish(OrderRequest.model_validate(decision.output))
         await self._publish(CancelOrder(
             source=self.name, client_order_id=reservation.client_order_id,
             reason=f"reservation expired at {reservation.expires_at.isoformat()}; cancel or report the final state",
@@ -350,6 +379,8 @@ class RiskManagerAgent(Agent):
         figures = account_figures(balances, positions, marks, quote)
         peak = await self.ledger.record_peak_equity(figures.equity) if figures.equity > 0 else None
         state = await self.ledger.risk_state()
+        if state.trading_state is TradingState.ACTIVE:
+            self._duty_problems.pop(_UNBOOKED, None)  # an operator reconciled and released the halt
         await self._publish(risk_metrics(
             source=self.name, quote_asset=quote, figures=figures, balances=balances, peak_equity=peak,
             trading_state=state.trading_state, emergency_stop=state.emergency_stop, limits=self.limits,

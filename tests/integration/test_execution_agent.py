@@ -22,9 +22,9 @@ from infra.db import create_engine, session_factory, upgrade_head
 from infra.exchanges.adapter import OrderOutcomeUnknown, RateLimited
 from infra.exchanges.paper import PaperConfig, PaperExchange
 from infra.influx import InfluxPriceStore
-from protocol import CancelOrder, Candle, EmergencyStop, ExecutionReport, Message, OrderStatus, decode
+from protocol import CancelOrder, Candle, EmergencyStop, ExecutionReport, Message, OrderRequest, OrderStatus, decode
 from tests.support.bus import cleanup, drain, make_candle, wait_until
-from tests.support.orders import make_order
+from tests.support.orders import hold, make_order
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,10 @@ class World:
     bus: Bus
 
     async def publish(self, *messages: Message) -> None:
+        """Publish as the risk manager would: every order's reservation is committed first."""
         for message in messages:
+            if isinstance(message, OrderRequest):
+                await hold(self.postgres_url, message)
             await self.bus.publish(message)
 
     async def reports(self, expect: int, timeout: float = 10.0) -> list[ExecutionReport]:

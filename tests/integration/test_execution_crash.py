@@ -18,7 +18,7 @@ from infra.db import create_engine, upgrade_head
 from infra.influx import InfluxPriceStore
 from protocol import ExecutionReport, OrderStatus, decode
 from tests.support.bus import cleanup, drain, make_candle, queue_depth, wait_until
-from tests.support.orders import make_order
+from tests.support.orders import hold, make_order
 from tests.support.processes import spawn
 
 pytestmark = pytest.mark.integration
@@ -46,6 +46,7 @@ async def test_killed_after_placing_before_ack_reconciles_and_the_order_exists_o
 
     order = make_order(quantity="0.01", reference_time=make_candle(1).open_time)
     try:
+        await hold(postgres_url, order)  # the risk manager's reservation, committed before the publish
         async with Bus(rabbitmq_url, topology, connection_name="crash-test") as bus:  # declares the topology
             await bus.publish(order)
         crashing = spawn("agents.execution", env={**env, "EXECUTION_TEST_CRASH_AFTER_PLACE": "1"})

@@ -42,3 +42,31 @@ def make_order(
         expires_at=datetime.now(UTC) + expires_in,
         **overrides,
     )
+
+
+async def hold(database_url: str, *orders: OrderRequest) -> None:
+    """Reserve in the ledger exactly what each order says, as the risk manager does before it
+    publishes one (execution places nothing without it). An order already held is skipped."""
+    from agents.risk_manager.outgoing import reservation
+    from infra.db import create_engine, session_factory
+    from infra.db.ledger import DecisionKind, DecisionRecord, Ledger
+    from infra.db.ledger import balances as balance_ops
+
+    engine = create_engine(database_url)
+    try:
+        sessions = session_factory(engine)
+        ledger = Ledger(sessions)
+        for order in orders:
+            if await ledger.reservation(order.client_order_id) is not None:
+                continue
+            async with sessions.begin() as session:
+                await balance_ops.adjust(session, order.reserved_asset, available=order.reserved_amount)
+            record = DecisionRecord(
+                signal_id=order.signal_id, strategy_id=order.strategy_id, symbol=order.symbol, side=order.side.value,
+                detail="approved in test", inputs={}, decision=DecisionKind.APPROVED,
+                output=order.model_dump(mode="json", by_alias=True),
+            )
+            outcome = await ledger.approve("risk_manager.test", order.signal_id, reservation(order), record)
+            assert outcome.status == "RESERVED", outcome
+    finally:
+        await engine.dispose()

@@ -21,6 +21,7 @@ from infra.db.ledger import risk as risk_ops
 from infra.db.ledger import settlement as settlement_ops
 from infra.db.ledger.types import (
     AccountView,
+    LedgerError,
     ApproveOutcome,
     BalanceView,
     DecisionRecord,
@@ -149,13 +150,27 @@ class Ledger:
         """Settle one execution report; idempotent by message id and by cumulative quantity.
 
         See :mod:`infra.db.ledger.settlement` for the rules (fees, slippage beyond the buffer,
-        re-ordered and duplicated reports). Raises LedgerError for an unknown client_order_id,
-        a report that does not match its reservation, a SELL larger than the position, or a
-        charge the balance cannot cover; nothing is changed then and the bus retries and
-        dead-letters the report.
+        re-ordered and duplicated reports). A report is the exchange's account of what happened,
+        so it is never refused into a dead-letter loop: a charge the balances cannot cover is
+        booked as far as they go (``shortfalls``); a report that cannot be booked at all (a fill
+        of an order the ledger never reserved, a SELL larger than the position, a report that
+        does not match its reservation) only has its message id recorded (``unbooked``). Either
+        way the trading state becomes REDUCING (no new BUYs) with the reason, in the same
+        transaction, until an operator has reconciled the ledger and set it ACTIVE again.
         """
         async with self._sessions() as session, session.begin():
-            return await settlement_ops.apply_report(session, consumer, report)
+            try:
+                async with session.begin_nested():
+                    outcome = await settlement_ops.apply_report(session, consumer, report)
+            except LedgerError as exc:
+                outcome = await settlement_ops.record_unbooked(session, consumer, report, str(exc))
+            if outcome.applied and outcome.problem is not None:
+                await risk_ops.set_trading_state(
+                    session, TradingState.REDUCING,
+                    f"execution report {report.message_id} ({report.client_order_id}): {outcome.problem}",
+                    by="ledger",
+                )
+            return outcome
 
     # --- risk state ------------------------------------------------------------------------
 

@@ -14,17 +14,23 @@ Rules (one transaction per report; any refusal raises LedgerError and changes no
    SELL: the base is taken from the reservation (base, reserved), the proceeds are credited.
    If the cost exceeds what the reservation still holds (slippage beyond the risk manager's
    buffer, or a late fill after the reservation was closed), the excess comes from the
-   asset's available balance; if that is not enough either, LedgerError — a CHECK constraint is
-   never left to catch it.
+   asset's available balance; what that cannot cover either is a *shortfall*: the fill is
+   still booked (it happened at the exchange), the balance goes to zero instead of negative,
+   and the outcome names the shortfall (the Ledger then halts new BUYs, see ``Ledger``).
 4. Fees are charged once per exchange trade: the fill row is unique per (exchange, trade_id)
    (a report without trade_id gets ``"{client_order_id}:{cumulative}"``), and the fee is
    charged only when that row is new, so a re-ordered report still pays its own fee. A fee in
    the reservation's asset is taken from what it still holds first, then from available; a fee
    in any other asset (base for a BUY, quote for a SELL, or a third asset such as BNB) from
-   that asset's available balance, which must exist and cover it. Fees count in the position's
+   that asset's available balance; what it cannot cover (an asset the ledger does not hold)
+   is a shortfall, as above. Fees count in the position's
    ``fees_paid`` in quote (base fees valued at the fill price, see ``accounting``); a third-asset
    fee cannot be valued without a price, so it is only in the balances and the fills table.
-5. Status: PARTIALLY_FILLED keeps the rest reserved (PARTIALLY_SETTLED); a terminal status
+5. A report of an order the ledger never reserved that filled nothing (execution refused a
+   forged request) is a no-op: its message id is recorded, nothing else. One that did fill,
+   or one whose order does not match its reservation, cannot be booked (LedgerError; the
+   Ledger records it as unbooked and halts new BUYs instead of letting it loop).
+6. Status: PARTIALLY_FILLED keeps the rest reserved (PARTIALLY_SETTLED); a terminal status
    (FILLED, CANCELED, REJECTED, EXPIRED) releases what is left (SETTLED if anything filled,
    else RELEASED); NEW and UNKNOWN keep the reservation as it is.
 """
@@ -48,7 +54,7 @@ from protocol.enums import OrderStatus, Side
 from protocol.messages import ExecutionReport
 from protocol.types import split_symbol
 
-__all__ = ["apply_report", "read_position", "read_positions"]
+__all__ = ["apply_report", "read_position", "read_positions", "record_unbooked"]
 
 _log = get_logger(component="ledger")
 _ZERO = Decimal(0)
@@ -93,25 +99,47 @@ async def _locked_position(session: AsyncSession, report: ExecutionReport) -> Po
     return row
 
 
+def _filled_nothing(report: ExecutionReport) -> bool:
+    return report.cumulative_filled_quantity == 0 and report.last_fill_quantity == 0
+
+
 def _check_matches(row: Reservation, report: ExecutionReport) -> None:
     expected = (row.strategy_id, row.exchange, row.symbol, row.side)
     actual = (report.strategy_id, report.exchange, report.symbol, report.side.value)
     if expected != actual:
+        if _filled_nothing(report):
+            # Execution refused a request that claimed this order id with other terms: nothing
+            # was placed, and nothing can be under this id any more, so its status still counts.
+            _log.warning("report_does_not_match_reservation", client_order_id=report.client_order_id,
+                         report=str(actual), reservation=str(expected), status=report.status.value)
+            return
         raise LedgerError(
             f"report for {report.client_order_id} says (strategy, exchange, symbol, side) = {actual}, "
             f"the reservation {expected}"
         )
 
 
-async def _debit(session: AsyncSession, row: Reservation, asset: str, amount: Decimal) -> None:
-    """Take ``amount`` of ``asset``: from the reservation while it holds it, then from available."""
+async def _debit(
+    session: AsyncSession, row: Reservation, asset: str, amount: Decimal, shortfalls: list[tuple[str, Decimal]]
+) -> None:
+    """Take ``amount`` of ``asset``: from the reservation while it holds it, then from available;
+    what neither covers is appended to ``shortfalls`` (the balance stops at zero)."""
     from_reserved = min(amount, row.remaining) if asset == row.asset else _ZERO
     excess = amount - from_reserved
-    if excess > 0 and asset == row.asset:
-        _log.warning(
-            "settlement_beyond_reservation", client_order_id=row.client_order_id, asset=asset, excess=str(excess)
-        )
-    await balance_ops.adjust(session, asset, reserved=-from_reserved, available=-excess)
+    if excess > 0:
+        if asset == row.asset:
+            _log.warning(
+                "settlement_beyond_reservation", client_order_id=row.client_order_id, asset=asset, excess=str(excess)
+            )
+        current = await balance_ops.read_one(session, asset)
+        covered = min(excess, current.available) if current is not None else _ZERO
+        if covered < excess:
+            shortfalls.append((asset, excess - covered))
+            _log.error("settlement_shortfall", client_order_id=row.client_order_id, asset=asset,
+                       shortfall=str(excess - covered))
+        excess = covered
+    if from_reserved > 0 or excess > 0:
+        await balance_ops.adjust(session, asset, reserved=-from_reserved, available=-excess)
     row.remaining -= from_reserved
 
 
@@ -137,6 +165,10 @@ async def apply_report(session: AsyncSession, consumer: str, report: ExecutionRe
         .execution_options(populate_existing=True)
     )
     if row is None:
+        if _filled_nothing(report):
+            _log.warning("report_of_unreserved_order_booked_as_noop", client_order_id=report.client_order_id,
+                         status=report.status.value, reason=report.reason, first=first)
+            return SettlementOutcome(applied=first, reservation=None, position=None)
         raise LedgerError(f"execution report for unknown client_order_id {report.client_order_id}")
     if not first:
         return SettlementOutcome(
@@ -160,16 +192,17 @@ async def apply_report(session: AsyncSession, consumer: str, report: ExecutionRe
         else accounting.FLAT
     )
 
+    shortfalls: list[tuple[str, Decimal]] = []
     quote_value = _ZERO
     if increase > 0:
         quote_value = _quote_of_increase(row, report, increase)
         if report.side is Side.BUY:
-            await _debit(session, row, quote, quote_value)
+            await _debit(session, row, quote, quote_value, shortfalls)
             await balance_ops.adjust(session, base, available=increase)
             state = accounting.buy(state, increase, quote_value)
         else:
             state = accounting.sell(state, increase, quote_value)  # refuses before touching balances
-            await _debit(session, row, base, increase)
+            await _debit(session, row, base, increase, shortfalls)
             await balance_ops.adjust(session, quote, available=quote_value)
         row.filled_quantity = report.cumulative_filled_quantity
         row.filled_quote += quote_value
@@ -184,7 +217,7 @@ async def apply_report(session: AsyncSession, consumer: str, report: ExecutionRe
             state = accounting.pay_base_fee(state, fee, report.last_fill_price)
         else:
             _log.info("fee_in_third_asset", client_order_id=report.client_order_id, asset=currency, fee=str(fee))
-        await _debit(session, row, currency, fee)
+        await _debit(session, row, currency, fee, shortfalls)
 
     released = await _apply_status(session, row, report)
     if position is not None:
@@ -214,7 +247,18 @@ async def apply_report(session: AsyncSession, consumer: str, report: ExecutionRe
         fee_currency=report.fee_currency if fee > 0 else None,
         released=released,
         position_changed=position is not None and (increase > 0 or fee > 0),
+        shortfalls=tuple(shortfalls),
     )
+
+
+async def record_unbooked(session: AsyncSession, consumer: str, report: ExecutionReport, error: str) -> SettlementOutcome:
+    """Record a report that cannot be booked: only its message id, so it is not redelivered in a
+    loop; the caller halts new BUYs. A redelivery of it is a plain duplicate (applied=False)."""
+    first = await claim_message(session, consumer, report.message_id)
+    if first:
+        _log.error("report_not_booked", client_order_id=report.client_order_id, status=report.status.value,
+                   filled=str(report.cumulative_filled_quantity), error=error)
+    return SettlementOutcome(applied=first, reservation=None, position=None, unbooked=error)
 
 
 async def _record_fill(session: AsyncSession, report: ExecutionReport) -> bool:

@@ -223,10 +223,14 @@ class SettlementOutcome:
     ``fee_currency``: fee newly charged (0 when the fill's trade was already recorded).
     ``released``: amount of the reservation's asset given back to available by this report.
     ``position_changed``: True when the position row changed (publish a PositionUpdate).
+    ``reservation`` is None for a report of an order the ledger never reserved that filled
+    nothing (execution refused it): booked as a no-op. ``shortfalls``: (asset, amount) the
+    balances could not cover (booked as far as available went). ``unbooked``: why the report
+    could not be booked at all (only its message id was recorded). Either halts new BUYs.
     """
 
     applied: bool
-    reservation: ReservationView
+    reservation: ReservationView | None
     position: PositionView | None
     filled_quantity: Decimal = Decimal(0)
     filled_quote: Decimal = Decimal(0)
@@ -234,6 +238,17 @@ class SettlementOutcome:
     fee_currency: str | None = None
     released: Decimal = Decimal(0)
     position_changed: bool = False
+    shortfalls: tuple[tuple[str, Decimal], ...] = ()
+    unbooked: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """What an operator must look at, or None when the report was booked in full."""
+        if self.unbooked is not None:
+            return f"report not booked: {self.unbooked}"
+        if self.shortfalls:
+            return "not covered by the balances: " + ", ".join(f"{amount} {asset}" for asset, amount in self.shortfalls)
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,174 @@
+"""The provisioning script on the machine's real RabbitMQ: the broker itself refuses a forged
+order from the strategy's user, confirms the risk manager's, and every agent role can still do
+its real work (declare the whole topology, publish its own keys, consume, dead-letter).
+
+Runs where ``rabbitmqctl`` reaches the broker of RABBITMQ_URL (as root on the machine, or
+RABBITMQCTL="docker exec <container> rabbitmqctl"). Everything lives in a fresh vhost with
+uniquely named users, all removed afterwards; existing users (guest) are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shlex
+import subprocess
+import uuid
+from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aio_pika
+import aiormq
+import pytest
+
+from infra.bus import Bus, Delivery, system_topology
+from infra.bus import headers as h
+from infra.bus.permissions import AGENT_ROLES, ROLES
+from protocol import Heartbeat, HealthState, Message, OrderRequest, decode
+from tests.support.bus import wait_until
+from tests.support.orders import make_order
+from tests.support.services import unavailable
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = Path(__file__).resolve().parents[2] / "infra" / "rabbitmq" / "provision-users.sh"
+EXCHANGE = "tradebus"
+
+
+def _ctl() -> list[str]:
+    return shlex.split(os.environ.get("RABBITMQCTL", "rabbitmqctl"))
+
+
+def _run_ctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*_ctl(), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@dataclass
+class Broker:
+    """A fresh vhost with one provisioned user per role."""
+
+    base_url: str
+    vhost: str
+    prefix: str
+    passwords: dict[str, str]
+
+    def url(self, role: str) -> str:
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"{quote(self.prefix + role, safe='')}:{quote(self.passwords[role], safe='')}@{host}:{parts.port or 5672}"
+        return urlunsplit(parts._replace(netloc=netloc, path="/" + quote(self.vhost, safe="")))
+
+
+@pytest.fixture(scope="module")
+def broker(rabbitmq_url: str) -> Iterator[Broker]:
+    try:
+        reachable = _run_ctl("-s", "list_vhosts", "name").returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        reachable = False
+    if not reachable:
+        unavailable("rabbitmqctl cannot reach the broker (set RABBITMQCTL)")
+    tag = uuid.uuid4().hex[:10]
+    broker = Broker(rabbitmq_url, f"tbperm_{tag}", f"tbperm_{tag}-", {r: secrets.token_urlsafe(16) for r in ROLES})
+    env = {
+        **os.environ,
+        "RABBITMQ_VHOST": broker.vhost,
+        "BUS_EXCHANGE": EXCHANGE,
+        "TRADEBUS_USER_PREFIX": broker.prefix,
+        "RABBITMQCTL": shlex.join(_ctl()),
+        **{f"RABBITMQ_PASSWORD_{role.upper()}": password for role, password in broker.passwords.items()},
+    }
+    try:
+        done = subprocess.run(["sh", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+        assert not any(p in done.stdout + done.stderr for p in broker.passwords.values()), "a password was printed"
+        # Idempotent: a second run over an existing user (its password rotated) succeeds as well.
+        broker.passwords["monitor"] = secrets.token_urlsafe(16)
+        rotate = {k: v for k, v in env.items() if not k.startswith("RABBITMQ_PASSWORD_")}
+        rotate |= {"RABBITMQ_PASSWORD_MONITOR": broker.passwords["monitor"], "TRADEBUS_REQUIRED_ROLES": "monitor"}
+        again = subprocess.run(["sh", str(SCRIPT)], env=rotate, capture_output=True, text=True, timeout=300, check=False)
+        assert again.returncode == 0, again.stderr
+        yield broker
+    finally:
+        for role in ROLES:
+            _run_ctl("-q", "delete_user", broker.prefix + role)
+        _run_ctl("-q", "delete_vhost", broker.vhost)
+
+
+async def _publish_raw(url: str, message: Message, routing_key: str) -> None:
+    """One confirmed publish on a plain (non-robust) connection, as a small forging script would."""
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(EXCHANGE, ensure=False)
+        body = message.model_dump_json(by_alias=True).encode()
+        await asyncio.wait_for(exchange.publish(aio_pika.Message(body), routing_key=routing_key, mandatory=True), 10)
+
+
+async def _ready(url: str, queue: str) -> int:
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        declared = await (await connection.channel()).declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+async def test_the_broker_refuses_a_forged_order_from_the_strategy_user(broker: Broker) -> None:
+    topology = system_topology(EXCHANGE)
+    async with Bus(broker.url("strategy"), topology, connection_name="perm-strategy"):
+        pass  # the strategy's user declares the whole topology, as every agent does at start
+    forged = make_order(quantity="0.05").model_copy(update={"strategy_id": "forged"})
+    with pytest.raises(aiormq.exceptions.ChannelAccessRefused) as refused:
+        await _publish_raw(broker.url("strategy"), forged, "trade.order.BTC-USDT")
+    assert "ACCESS_REFUSED" in str(refused.value)
+    # The same key from the API's and the MCP server's users: refused too.
+    for role in ("api", "mcp", "execution", "monitor"):
+        with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+            await _publish_raw(broker.url(role), forged, "trade.order.BTC-USDT")
+    # Through the default exchange straight into execution's queue: refused as well.
+    connection = await aio_pika.connect(broker.url("strategy"), timeout=10)
+    with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=f"{EXCHANGE}.execution.orders")
+    legit = make_order(quantity="0.01")
+    await _publish_raw(broker.url("risk_manager"), legit, "trade.order.BTC-USDT")  # confirmed
+    assert await _ready(broker.url("monitor"), f"{EXCHANGE}.execution.orders") == 1
+
+
+async def test_every_agent_role_can_do_its_real_work(broker: Broker) -> None:
+    topology = system_topology(EXCHANGE)
+    for role in AGENT_ROLES:
+        async with Bus(broker.url(role.name), topology, connection_name=f"perm-{role.name}") as bus:
+            await bus.publish(Heartbeat(
+                source=role.name, agent=role.name, instance_id="perm-test", started_at=datetime.now(UTC),
+                uptime_seconds=1, health=HealthState.HEALTHY, consumed=0, published=0, dead_lettered=0, errors=0,
+            ))
+    assert await _ready(broker.url("monitor"), f"{EXCHANGE}.monitor.heartbeats") == len(AGENT_ROLES)
+
+    # Execution consumes its order queue and dead-letters what it cannot read, through the DLX.
+    order = make_order(quantity="0.01")
+    async with Bus(broker.url("risk_manager"), topology, connection_name="perm-rm") as rm:
+        await rm.publish(order)
+        await rm.publish(order, routing_key="trade.order.BAD")  # valid, but we make the handler refuse it
+    seen: list[OrderRequest] = []
+
+    async def handler(message: Message, delivery: Delivery) -> None:
+        assert isinstance(message, OrderRequest)
+        if delivery.routing_key == "trade.order.BAD":
+            raise ValueError("refused for the test")
+        seen.append(message)
+
+    async with Bus(broker.url("execution"), topology, connection_name="perm-exec", max_attempts=1) as bus:
+        await bus.consume(f"{EXCHANGE}.execution.orders", handler, (OrderRequest,))
+        assert await wait_until(lambda: order.client_order_id in {m.client_order_id for m in seen}, timeout=10)
+        dlq = f"{EXCHANGE}.execution.orders.dlq"
+        assert await wait_until(lambda: _ready(broker.url("monitor"), dlq), timeout=15)
+    connection = await aio_pika.connect(broker.url("monitor"), timeout=10)
+    async with connection:
+        dead = await (await connection.channel()).get_queue(f"{EXCHANGE}.execution.orders.dlq", ensure=False)
+        message = await dead.get(timeout=5)
+        assert decode(message.body, OrderRequest).client_order_id == order.client_order_id
+        assert "refused for the test" in str((message.headers or {}).get(h.ERROR, ""))
