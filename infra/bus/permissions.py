@@ -137,8 +137,15 @@ def resource_regex(exchange_pattern: str) -> str:
     Every process declares the whole topology (start-up order must not matter), so every role
     configures every queue (declare), writes them (bind; write on the DLX to dead-letter) and reads
     them (consume, bind from the exchange). ``exchange_pattern`` is the regex-escaped exchange name.
+    Also a process's private, unnamed queues: server-named ``amq.gen-...`` and the ``amq_<hex>``
+    names aio-pika's robust channels give them (the reality check listens for heartbeats on
+    one); a publish still needs a topic permission, and the default exchange stays closed.
     """
-    return f"^{exchange_pattern}(\\..+)?$"
+    return f"^({exchange_pattern}(\\..+)?|{PRIVATE_QUEUES})$"
+
+
+# Private queues (`declare_queue("")`): named by the server (amq.gen-...) or by aio-pika (amq_<hex>).
+PRIVATE_QUEUES: Final = "amq\\.gen-.+|amq_[0-9a-f]+"
 
 
 def password_variable(role: Role) -> str:
@@ -182,7 +189,8 @@ CTL="${RABBITMQCTL:-rabbitmqctl}"
 REQUIRED="${TRADEBUS_REQUIRED_ROLES:-data_collection technical_analysis strategy risk_manager execution}"
 # The exchange name as a regex (its dots literal); every resource of the bus starts with it.
 EXCHANGE_RE=$(printf '%s' "$EXCHANGE" | sed 's/[].[^$*+?(){}|\\]/\\&/g')
-RESOURCES="^$EXCHANGE_RE(\..+)?\$"
+# Private queues too (declare_queue("")): server-named amq.gen-..., aio-pika's amq_<hex>.
+RESOURCES="^($EXCHANGE_RE(\..+)?|amq\.gen-.+|amq_[0-9a-f]+)\$"
 
 case "$EXCHANGE" in *[!A-Za-z0-9._-]*|'') echo "BUS_EXCHANGE must be letters, digits, '.', '_' or '-'" >&2; exit 2;; esac
 

@@ -22,7 +22,8 @@ CTL="${RABBITMQCTL:-rabbitmqctl}"
 REQUIRED="${TRADEBUS_REQUIRED_ROLES:-data_collection technical_analysis strategy risk_manager execution}"
 # The exchange name as a regex (its dots literal); every resource of the bus starts with it.
 EXCHANGE_RE=$(printf '%s' "$EXCHANGE" | sed 's/[].[^$*+?(){}|\\]/\\&/g')
-RESOURCES="^$EXCHANGE_RE(\..+)?\$"
+# Private queues too (declare_queue("")): server-named amq.gen-..., aio-pika's amq_<hex>.
+RESOURCES="^($EXCHANGE_RE(\..+)?|amq\.gen-.+|amq_[0-9a-f]+)\$"
 
 case "$EXCHANGE" in *[!A-Za-z0-9._-]*|'') echo "BUS_EXCHANGE must be letters, digits, '.', '_' or '-'" >&2; exit 2;; esac
 
