@@ -11,11 +11,11 @@ dsay() { printf '[docker] %s\n' "$*" >&2; }
 
 # wait_until SECONDS WHAT COMMAND...: poll COMMAND every 2 s; on time-out say what was waited for.
 wait_until() {
-  local deadline=$((SECONDS + $1)) what=$2
+  local limit=$1 what=$2 deadline=$((SECONDS + $1))
   shift 2
   until "$@" >/dev/null 2>&1; do
     if ((SECONDS >= deadline)); then
-      dsay "timed out after $((SECONDS - deadline + $1)) s waiting for $what"
+      dsay "timed out after $limit s waiting for $what"
       return 1
     fi
     sleep 2
