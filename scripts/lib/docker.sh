@@ -63,7 +63,7 @@ host_ca_bundle() { echo /etc/ssl/certs/ca-certificates.crt; }
 # from package scripts (policy-rc.d), as in Debian's official images.
 make_base_rootfs() {
   local dir=$1
-  debootstrap --variant=minbase "$BASE_SUITE" "$dir" "$(debian_mirror)" >"$dir.log" 2>&1 || {
+  timeout 900 debootstrap --variant=minbase "$BASE_SUITE" "$dir" "$(debian_mirror)" >"$dir.log" 2>&1 || {
     tail -n 20 "$dir.log" >&2
     return 1
   }
@@ -108,7 +108,7 @@ build_image() {
   local tag=$1 folder=$2 log
   log=$(mktemp)
   local started=$SECONDS
-  if ! docker build -q --build-arg "BASE_IMAGE=$STANDIN_BASE_IMAGE" -t "$tag" "$folder" >"$log" 2>&1; then
+  if ! timeout 1200 docker build -q --build-arg "BASE_IMAGE=$STANDIN_BASE_IMAGE" -t "$tag" "$folder" >"$log" 2>&1; then
     dsay "docker build of $tag from $folder failed:"
     tail -n 40 "$log" >&2
     rm -f "$log"
@@ -126,8 +126,12 @@ build_standin_images() {
   export STANDIN_POSTGRES_IMAGE=tradebus-standin/postgres:15
   export STANDIN_INFLUXDB_IMAGE=tradebus-standin/influxdb:1
   build_base_image "$STANDIN_BASE_IMAGE"
-  build_image "$STANDIN_PYTHON_IMAGE" "$root/infra/standins/python"
-  build_image "$STANDIN_RABBITMQ_IMAGE" "$root/infra/standins/rabbitmq"
-  build_image "$STANDIN_POSTGRES_IMAGE" "$root/infra/standins/postgres"
-  build_image "$STANDIN_INFLUXDB_IMAGE" "$root/infra/standins/influxdb"
+  # In parallel: a cold build is mostly package downloads (~1.5 min each one after another).
+  local pids=() pid failed=0
+  build_image "$STANDIN_PYTHON_IMAGE" "$root/infra/standins/python" & pids+=($!)
+  build_image "$STANDIN_RABBITMQ_IMAGE" "$root/infra/standins/rabbitmq" & pids+=($!)
+  build_image "$STANDIN_POSTGRES_IMAGE" "$root/infra/standins/postgres" & pids+=($!)
+  build_image "$STANDIN_INFLUXDB_IMAGE" "$root/infra/standins/influxdb" & pids+=($!)
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  return "$failed"
 }
