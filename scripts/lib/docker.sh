@@ -93,7 +93,7 @@ build_base_image() {
     return 0
   fi
   dsay "base image $image: debootstrap --variant=minbase $BASE_SUITE (recipe $want; ~1-4 min)"
-  dir=$(mktemp -d /tmp/tradebus-rootfs.XXXXXX)
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/tradebus-rootfs.XXXXXX")
   make_base_rootfs "$dir/rootfs" || { rm -rf "$dir"; return 1; }
   tar -C "$dir/rootfs" -c . | docker import \
     --change "LABEL tradebus.recipe=$want" \
