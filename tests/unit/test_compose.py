@@ -170,6 +170,7 @@ def test_broker_provisions_the_users_before_it_is_healthy(services: dict) -> Non
     start = ROOT / mounts["/etc/tradebus/start-rabbitmq.sh"]
     assert rabbitmq["command"] == ["sh", "/etc/tradebus/start-rabbitmq.sh"]
     assert mounts["/etc/tradebus/provision-users.sh"] == "./infra/rabbitmq/provision-users.sh"
+    assert (ROOT / "infra/rabbitmq/provision-users.sh").is_file()
     assert "sh /etc/tradebus/provision-users.sh" in start.read_text()
     marker = re.search(r"^ready=(\S+)$", start.read_text(), re.M).group(1)
     assert f"test -e {marker}" in rabbitmq["healthcheck"]["test"][1]
