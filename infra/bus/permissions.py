@@ -133,14 +133,24 @@ def publish_regex(role: Role) -> str:
     return alternatives[0] if len(alternatives) == 1 else "|".join(f"({a})" for a in alternatives)
 
 
-def resource_regex(exchange_pattern: str) -> str:
+def resource_regex(exchange_pattern: str, private_queues: bool = False) -> str:
     """configure/write/read over the bus exchange, its dead-letter exchange and every queue.
 
     Every process declares the whole topology (start-up order must not matter), so every role
     configures every queue (declare), writes them (bind; write on the DLX to dead-letter) and reads
     them (consume, bind from the exchange). ``exchange_pattern`` is the regex-escaped exchange name.
+    With ``private_queues`` (monitor, api, mcp) also a process's private, unnamed queues:
+    server-named ``amq.gen-...`` and the ``amq_<hex>`` names aio-pika's robust channels give them
+    (the reality check listens for heartbeats on one); a publish still needs a topic permission,
+    and the default exchange stays closed.
     """
+    if private_queues:
+        return f"^({exchange_pattern}(\\..+)?|{PRIVATE_QUEUES})$"
     return f"^{exchange_pattern}(\\..+)?$"
+
+
+# Private queues (`declare_queue("")`): named by the server (amq.gen-...) or by aio-pika (amq_<hex>).
+PRIVATE_QUEUES: Final = "amq\\.gen-.+|amq_[0-9a-f]+"
 
 
 def password_variable(role: Role) -> str:
@@ -187,8 +197,9 @@ REQUIRED="${TRADEBUS_REQUIRED_ROLES:-data_collection technical_analysis strategy
 # The exchange name as a regex (its dots literal); every resource of the bus starts with it.
 EXCHANGE_RE=$(printf '%s' "$EXCHANGE" | sed 's/[].[^$*+?(){}|\\]/\\&/g')
 RESOURCES="^$EXCHANGE_RE(\..+)?\$"
-# The same plus server-named exclusive queues, for roles that listen on a private queue.
-PRIVATE="^($EXCHANGE_RE(\..+)?|amq\.gen-.*)\$"
+# The same plus private unnamed queues (declare_queue("")), for roles that listen on one:
+# server-named amq.gen-..., and aio-pika's robust channels' amq_<hex>.
+PRIVATE="^($EXCHANGE_RE(\..+)?|amq\.gen-.+|amq_[0-9a-f]+)\$"
 
 case "$EXCHANGE" in *[!A-Za-z0-9._-]*|'') echo "BUS_EXCHANGE must be letters, digits, '.', '_' or '-'" >&2; exit 2;; esac
 

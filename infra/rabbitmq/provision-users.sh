@@ -23,8 +23,9 @@ REQUIRED="${TRADEBUS_REQUIRED_ROLES:-data_collection technical_analysis strategy
 # The exchange name as a regex (its dots literal); every resource of the bus starts with it.
 EXCHANGE_RE=$(printf '%s' "$EXCHANGE" | sed 's/[].[^$*+?(){}|\\]/\\&/g')
 RESOURCES="^$EXCHANGE_RE(\..+)?\$"
-# The same plus server-named exclusive queues, for roles that listen on a private queue.
-PRIVATE="^($EXCHANGE_RE(\..+)?|amq\.gen-.*)\$"
+# The same plus private unnamed queues (declare_queue("")), for roles that listen on one:
+# server-named amq.gen-..., and aio-pika's robust channels' amq_<hex>.
+PRIVATE="^($EXCHANGE_RE(\..+)?|amq\.gen-.+|amq_[0-9a-f]+)\$"
 
 case "$EXCHANGE" in *[!A-Za-z0-9._-]*|'') echo "BUS_EXCHANGE must be letters, digits, '.', '_' or '-'" >&2; exit 2;; esac
 

@@ -206,3 +206,23 @@ async def test_the_real_execution_agent_runs_as_its_own_user(
             await rm.publish(order)
             reports = await drain(broker.url("monitor"), f"{EXCHANGE}.risk_manager.execution_reports", 1, 20)
     assert [decode(m.body, ExecutionReport).status for m in reports] == [OrderStatus.FILLED]
+
+
+@pytest.mark.parametrize("connect", [aio_pika.connect_robust, aio_pika.connect], ids=["robust", "plain"])
+async def test_the_monitor_listens_for_heartbeats_on_a_private_queue(broker: Broker, connect: object) -> None:
+    # The reality check (`docker compose run reality-check`, user tradebus-monitor) declares an
+    # unnamed queue: aio-pika's robust channel names it amq_<hex>, the server amq.gen-...
+    from agents.monitor.bus_checks import collect_heartbeats
+
+    topology = system_topology(EXCHANGE)
+    async with Bus(broker.url("execution"), topology, connection_name="perm-private") as bus:
+        connection = await connect(broker.url("monitor"), timeout=10)  # type: ignore[operator]
+        async with connection:
+            listening = asyncio.create_task(collect_heartbeats(connection, EXCHANGE, 10, ["execution"]))
+            await asyncio.sleep(1)  # the private queue is bound before the beat is sent
+            await bus.publish(Heartbeat(
+                source="execution", agent="execution", instance_id="perm-private", started_at=datetime.now(UTC),
+                uptime_seconds=1, health=HealthState.HEALTHY, consumed=0, published=0, dead_lettered=0, errors=0,
+            ))
+            heard = await asyncio.wait_for(listening, 15)
+    assert heard["execution"].instance_id == "perm-private"
