@@ -162,9 +162,10 @@ class SystemRun:
         for agent in CONSUMERS:
             if agent not in self.processes:
                 self.start(agent)
-        await self.wait(lambda: self._consumers_attached(bus_depth), timeout=60, what="consumers attached")
+        await self.wait(lambda: self.consumers_attached(bus_depth), timeout=60, what="consumers attached")
 
-    async def _consumers_attached(self, consumers_of: Any) -> bool:
+    async def consumers_attached(self, consumers_of: Any) -> bool:
+        """Whether every consuming agent's queue has a consumer."""
         for spec in self.topology.queues:
             if spec.consumer in CONSUMERS and await consumers_of(spec.name) == 0:
                 return False
