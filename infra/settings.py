@@ -46,7 +46,12 @@ class Settings(BaseSettings):
     bus_exchange: str = Field(default="tradebus", alias="BUS_EXCHANGE")
     bus_prefetch: int = Field(default=16, ge=1, le=1000, alias="BUS_PREFETCH")
     bus_publish_timeout: float = Field(default=10.0, gt=0, alias="BUS_PUBLISH_TIMEOUT")
-    bus_max_attempts: int = Field(default=5, ge=1, le=100, alias="BUS_MAX_ATTEMPTS")
+    bus_max_attempts: int = Field(
+        default=5, ge=1, le=100, alias="BUS_MAX_ATTEMPTS",
+        description="permanent handler failures before a message is dead-lettered (transient ones retry without limit)",
+    )
+    bus_retry_backoff_initial: float = Field(default=0.2, gt=0, le=60, alias="BUS_RETRY_BACKOFF_INITIAL")
+    bus_retry_backoff_cap: float = Field(default=5.0, gt=0, le=300, alias="BUS_RETRY_BACKOFF_CAP")
     bus_quorum_queues: bool | None = Field(default=None, alias="BUS_QUORUM_QUEUES")
 
     database_url: SecretStr = Field(
@@ -104,6 +109,12 @@ class Settings(BaseSettings):
             if not multiple > 0:
                 raise ValueError("REPLAY_SPEED must be > 0")
         return value
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> "Settings":
+        if self.bus_retry_backoff_initial > self.bus_retry_backoff_cap:
+            raise ValueError("BUS_RETRY_BACKOFF_INITIAL must not exceed BUS_RETRY_BACKOFF_CAP")
+        return self
 
     @property
     def replay_multiple(self) -> float | None:

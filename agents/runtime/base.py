@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from agents.runtime.health_file import write_health_file
-from infra.bus import Bus, PublishFailed, Topology, system_topology
+from infra.bus import Bus, PublishFailed, RetryPolicy, Topology, system_topology
 from infra.logging import configure_logging, get_logger
 from infra.settings import Settings
 from protocol import HealthState, Heartbeat
@@ -40,6 +40,9 @@ class Agent:
             prefetch=settings.bus_prefetch,
             max_attempts=settings.bus_max_attempts,
             quorum=settings.bus_quorum_queues,
+            retry_policy=RetryPolicy(
+                backoff_initial=settings.bus_retry_backoff_initial, backoff_cap=settings.bus_retry_backoff_cap
+            ),
         )
         self.log = get_logger()
         self._state = HealthState.STARTING

@@ -1,9 +1,10 @@
 """The RabbitMQ bus (aio-pika): durable topology, confirmed publishing, safe consumption."""
 
 from infra.bus.bus import Bus, queue_counts
-from infra.bus.consumer import Delivery, Handler, QueueConsumer, retry_delay
+from infra.bus.consumer import Delivery, Handler, QueueConsumer
 from infra.bus.errors import BusError, PublishFailed, PublishRejected, PublishTimeout, UnroutableMessage
 from infra.bus.publisher import Publisher, to_amqp
+from infra.bus.retry import RetryPolicy, retry_delay
 from infra.bus.stats import BusStats
 from infra.bus.topology import (
     QueueSpec,
@@ -27,6 +28,7 @@ __all__ = [
     "Publisher",
     "QueueConsumer",
     "QueueSpec",
+    "RetryPolicy",
     "Topology",
     "UnroutableMessage",
     "dead_letter_exchange_name",

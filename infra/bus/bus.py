@@ -4,6 +4,7 @@ channel per consumed queue (QoS set explicitly on each)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import aio_pika
@@ -11,6 +12,7 @@ from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnectio
 
 from infra.bus.consumer import Handler, QueueConsumer
 from infra.bus.publisher import Publisher, to_amqp
+from infra.bus.retry import RetryPolicy
 from infra.bus.stats import BusStats
 from infra.bus.topology import Topology, declare_topology, server_supports_quorum
 from infra.logging import get_logger
@@ -44,13 +46,15 @@ class Bus:
         max_attempts: int = 5,
         quorum: bool | None = None,
         reconnect_interval: float = 1.0,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         self._url = url
         self.topology = topology
         self._connection_name = connection_name
         self._publish_timeout = publish_timeout
         self._prefetch = prefetch
-        self._max_attempts = max_attempts
+        # BUS_MAX_ATTEMPTS bounds permanent failures only; transient ones retry without a limit.
+        self._retry_policy = replace(retry_policy or RetryPolicy(), max_attempts=max_attempts)
         self._quorum = quorum
         self._reconnect_interval = reconnect_interval
         self.stats = BusStats()
@@ -76,10 +80,16 @@ class Bus:
         return [consumer for _, _, consumer, _ in self._consumers]
 
     def problems(self) -> list[str]:
-        """What is wrong with the connection or a consumer's channel (the watchdog's view)."""
-        if not self.is_connected:
-            return ["bus disconnected"]
-        return [f"channel of consumer {c.queue} is closed" for _, _, c, ch in self._consumers if ch.is_closed]
+        """What is wrong with the connection, a consumer's channel, or a message a consumer is
+        retrying through a transient failure (the agent's heartbeat reports them: DEGRADED)."""
+        found = [] if self.is_connected else ["bus disconnected"]
+        for _, _, consumer, channel in self._consumers:
+            if channel.is_closed and self.is_connected:
+                found.append(f"channel of consumer {consumer.queue} is closed")
+            problem = consumer.problem()
+            if problem is not None:
+                found.append(problem)
+        return found
 
     async def connect(self) -> None:
         """Connect (robustly), declare the topology, open the publisher channel."""
@@ -135,9 +145,10 @@ class Bus:
             accepts,
             self.publisher,
             self.topology.dead_letter_exchange,
-            self._max_attempts,
+            self._retry_policy.max_attempts,
             self.stats,
             sequential=sequential,
+            policy=self._retry_policy,
         )
         tag = await amqp_queue.consume(consumer.on_message, no_ack=False)
         self._consumers.append((amqp_queue, tag, consumer, channel))
@@ -151,7 +162,12 @@ class Bus:
         return (await queue_counts(self._depth_channel, queue))[0]
 
     async def stop_consuming(self, timeout: float = 30.0) -> None:
-        """Stop taking new deliveries and wait for in-flight handlers to finish."""
+        """Stop taking new deliveries and wait for in-flight handlers to finish.
+
+        A handler call under way finishes (and is acked); a message waiting out a transient
+        failure, or not started yet, stays unacked and is redelivered to the next consumer."""
+        for _, _, consumer, _ in self._consumers:
+            consumer.interrupt()
         for amqp_queue, tag, _, _ in self._consumers:
             try:
                 await amqp_queue.cancel(tag)

@@ -1,15 +1,20 @@
-"""Manual-ack consumption with validation, bounded retries and dead-lettering.
+"""Manual-ack consumption with validation, transient/permanent retries and dead-lettering.
 
-The rules (DESIGN.md, "Delivery rules"):
+The rules (DESIGN.md, "Delivery rules" and "Faults"; claudedocs/delivery.md):
 - ack only after the handler returned, i.e. after its effects are committed;
 - a payload that fails validation goes to the dead-letter queue at once, reason in a header;
-- a handler exception is retried a bounded number of times, then dead-lettered with the error.
-  A sequential consumer retries in place (the queue waits): re-publishing the message to the
-  back of its queue would let the messages behind it overtake it, and order is what a
-  sequential handler relies on (a BUY retried behind its own SELL turns the SELL into "no
-  position"). A concurrent consumer re-publishes, so one failing message blocks nothing;
+- a handler failure is classified by infra.faults. A **transient** one (a store or the broker
+  unreachable, a serialization failure, a timeout) is retried in place without a limit, with
+  capped backoff: the message stays unacked and keeps its place, so order holds and nothing is
+  lost however long the outage lasts, and the consumer reports the problem (the agent is
+  DEGRADED) until the message goes through. A **permanent** one counts toward
+  ``max_attempts``, then the message is dead-lettered with the error;
+- a sequential consumer retries permanent failures in place too (order is what it relies on); a
+  concurrent one re-publishes them to the back of its queue, so one bad message blocks nothing;
 - nothing is acked without being handled, retried or dead-lettered first. If the retry or
-  dead-letter publish itself fails, the message is requeued instead of acked.
+  dead-letter publish itself fails, the message is requeued instead of acked;
+- a shutdown interrupts a retry without acking, and so does the loss of the delivery's channel:
+  the broker redelivers the message (idempotent handlers make the repeat harmless).
 """
 
 from __future__ import annotations
@@ -21,21 +26,32 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
 from infra.bus import headers as h
 from infra.bus.errors import PublishFailed
 from infra.bus.publisher import Publisher
+from infra.bus.retry import RetryPolicy, retrying_problem
 from infra.bus.stats import BusStats
+from infra.faults import Fault, classify
 from infra.logging import bind_correlation, clear_correlation, get_logger
 from protocol import Message, MessageDecodeError, decode_any
 
 log = get_logger(component="bus.consumer")
 
+__all__ = ["Delivery", "Handler", "QueueConsumer"]
+
+# What acking or nacking on a channel that died under us raises (aio-pika checks the channel
+# first; aiormq raises while writing to a closed connection).
+_SETTLE_ERRORS = (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, asyncio.TimeoutError)
+
 
 @dataclass(frozen=True)
 class Delivery:
-    """What a handler may want to know about the delivery besides the message itself."""
+    """What a handler may want to know about the delivery besides the message itself.
+
+    ``attempt`` counts the handler's tries of this message (transient retries included)."""
 
     queue: str
     routing_key: str
@@ -47,9 +63,12 @@ class Delivery:
 Handler = Callable[[Message, Delivery], Awaitable[None]]
 
 
-def retry_delay(attempt: int) -> float:
-    """Backoff before re-queueing a failed message: 0.2 s, 0.4 s, 0.8 s ... capped at 5 s."""
-    return float(min(0.2 * 2 ** (attempt - 1), 5.0))
+@dataclass
+class _Retrying:
+    """One message waiting out a transient failure (for the consumer's health problem)."""
+
+    reason: str
+    since: datetime
 
 
 class QueueConsumer:
@@ -65,13 +84,15 @@ class QueueConsumer:
         max_attempts: int,
         stats: BusStats,
         sequential: bool = True,
+        *,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.queue = queue
         self._handler = handler
         self._accepts = accepts
         self._publisher = publisher
         self._dlx = dead_letter_exchange
-        self._max_attempts = max_attempts
+        self._policy = replace(policy or RetryPolicy(), max_attempts=max_attempts)
         self._stats = stats
         # Ordering matters to most trading handlers (a window of candles, a fill sequence):
         # by default one message is handled at a time, in delivery order.
@@ -79,7 +100,26 @@ class QueueConsumer:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._stopping = asyncio.Event()
+        self._retrying: dict[int, _Retrying] = {}
         self.last_message_at: datetime | None = None
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self._policy
+
+    def problem(self) -> str | None:
+        """What the consumer is waiting out, e.g. ``retrying q: Postgres unreachable
+        (ConnectionRefusedError) since 06:31:02``; None when nothing is being retried."""
+        if not self._retrying:
+            return None
+        oldest = min(self._retrying.values(), key=lambda r: r.since)
+        return retrying_problem(self.queue, oldest.reason, oldest.since, len(self._retrying) - 1)
+
+    def interrupt(self) -> None:
+        """Stop retrying and stop starting new messages (shutdown). Nothing further is acked
+        that was not handled; unhandled deliveries are redelivered once the channel closes."""
+        self._stopping.set()
 
     async def on_message(self, incoming: AbstractIncomingMessage) -> None:
         """aio-pika callback: one delivery, from decode to ack."""
@@ -101,6 +141,8 @@ class QueueConsumer:
         await self._idle.wait()
 
     async def _process(self, incoming: AbstractIncomingMessage) -> None:
+        if self._stopping.is_set():
+            return  # shutting down: leave it unacked for the next consumer, in its place
         self.last_message_at = datetime.now(UTC)
         self._stats.consumed += 1
         try:
@@ -113,34 +155,88 @@ class QueueConsumer:
             reason = f"queue {self.queue} accepts {expected}, got {type(message).__name__}"
             await self._settle_dead(incoming, h.KIND_UNEXPECTED_TYPE, reason, "UnexpectedMessageType")
             return
-        delivery = self._delivery(incoming)
         bind_correlation(str(message.correlation_id))
         try:
-            while True:
-                try:
-                    await self._handler(message, delivery)
-                except Exception as exc:  # a handler failure is data: retry it or dead-letter it, never drop
-                    self._stats.errors += 1
-                    if self._lock is not None and delivery.attempt < self._max_attempts:
-                        delivery = await self._retry_in_place(delivery, exc)
-                        continue
-                    await self._settle_failed(incoming, delivery, exc)
-                else:
-                    await incoming.ack()
-                return
+            await self._handle(incoming, message)
         finally:
+            self._retrying.pop(id(incoming), None)
             clear_correlation()
 
-    async def _retry_in_place(self, delivery: Delivery, exc: Exception) -> Delivery:
-        """Back off and hand the same delivery to the handler again, as the next attempt.
+    async def _handle(self, incoming: AbstractIncomingMessage, message: Message) -> None:
+        """Call the handler until it succeeds, fails permanently too often, or we must stop."""
+        delivery = self._delivery(incoming)
+        failures = int(delivery.headers.get(h.FAILURES, 0))  # permanent ones, carried by re-published copies
+        failed_tries = 0  # consecutive failed tries here, for the backoff
+        while True:
+            try:
+                await self._handler(message, delivery)
+            except Exception as exc:  # a handler failure is data: retry it or dead-letter it, never drop
+                self._stats.errors += 1
+                failed_tries += 1
+                fault = classify(exc)
+                if fault.transient:
+                    self._note_transient(incoming, delivery, fault)
+                elif (failures := failures + 1) >= self._policy.max_attempts:
+                    error = f"{type(exc).__name__}: {exc}"
+                    log.error("handler failed, dead-lettering", queue=self.queue, attempt=delivery.attempt, error=error)
+                    await self._settle_dead(incoming, h.KIND_HANDLER, error, type(exc).__name__, delivery.attempt, failures)
+                    return
+                elif self._lock is None:  # concurrent: to the back of the queue, blocking nothing
+                    await self._republish(incoming, delivery, exc, failures, self._policy.delay(failed_tries))
+                    return
+                else:
+                    log.warning(
+                        "handler failed, will retry", queue=self.queue, attempt=delivery.attempt,
+                        error=f"{type(exc).__name__}: {exc}", failures=failures, in_place=True,
+                    )
+                if not await self._wait_to_retry(incoming, self._policy.delay(failed_tries)):
+                    return  # stopping, or the channel is gone: the broker redelivers it
+                self._stats.retried += 1
+                delivery = replace(
+                    delivery,
+                    attempt=delivery.attempt + 1,
+                    headers={**delivery.headers, h.ATTEMPT: delivery.attempt + 1, h.ERROR: str(fault)[: h.MAX_ERROR_LENGTH]},
+                )
+            else:
+                await self._settle(incoming, "ack")
+                return
 
-        The message stays unacked meanwhile, so a crash during the back-off redelivers it."""
-        error = f"{type(exc).__name__}: {exc}"
-        log.warning("handler failed, will retry", queue=self.queue, attempt=delivery.attempt, error=error, in_place=True)
-        await asyncio.sleep(retry_delay(delivery.attempt))
-        self._stats.retried += 1
-        headers = {**delivery.headers, h.ATTEMPT: delivery.attempt + 1, h.ERROR: error[: h.MAX_ERROR_LENGTH]}
-        return replace(delivery, attempt=delivery.attempt + 1, headers=headers)
+    def _note_transient(self, incoming: AbstractIncomingMessage, delivery: Delivery, fault: Fault) -> None:
+        retrying = self._retrying.get(id(incoming))
+        if retrying is None:
+            self._retrying[id(incoming)] = _Retrying(fault.reason, datetime.now(UTC))
+        else:
+            retrying.reason = fault.reason  # the outage may change face (refused, then timed out)
+        log.warning(
+            "transient failure, retrying without limit", queue=self.queue, attempt=delivery.attempt, reason=fault.reason
+        )
+
+    async def _wait_to_retry(self, incoming: AbstractIncomingMessage, delay: float) -> bool:
+        """Back off; False when the consumer is stopping or the delivery's channel is gone."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        if self._stopping.is_set():
+            log.info("retry interrupted by shutdown; the message stays unacked", queue=self.queue)
+            return False
+        if not _channel_open(incoming):
+            log.warning("channel lost while retrying; the broker redelivers the message", queue=self.queue)
+            return False
+        return True
+
+    async def _settle(self, incoming: AbstractIncomingMessage, how: str) -> bool:
+        """Ack or nack(requeue); survive a channel that died under us (the broker requeued the
+        delivery already and redelivers it; idempotent handlers make the repeat harmless)."""
+        try:
+            if how == "ack":
+                await incoming.ack()
+            else:
+                await incoming.nack(requeue=True)
+        except _SETTLE_ERRORS as exc:
+            log.warning(f"{how} lost with the channel; the broker redelivers", queue=self.queue, error=repr(exc))
+            return False
+        return True
 
     def _delivery(self, incoming: AbstractIncomingMessage) -> Delivery:
         headers = dict(incoming.headers or {})
@@ -152,26 +248,31 @@ class QueueConsumer:
             headers=headers,
         )
 
-    async def _settle_failed(self, incoming: AbstractIncomingMessage, delivery: Delivery, exc: Exception) -> None:
+    async def _republish(
+        self, incoming: AbstractIncomingMessage, delivery: Delivery, exc: Exception, failures: int, delay: float
+    ) -> None:
         error = f"{type(exc).__name__}: {exc}"
-        if delivery.attempt >= self._max_attempts:
-            log.error("handler failed, dead-lettering", queue=self.queue, attempt=delivery.attempt, error=error)
-            await self._settle_dead(incoming, h.KIND_HANDLER, error, type(exc).__name__, delivery.attempt)
-            return
-        log.warning("handler failed, will retry", queue=self.queue, attempt=delivery.attempt, error=error)
-        await asyncio.sleep(retry_delay(delivery.attempt))
+        log.warning("handler failed, will retry", queue=self.queue, attempt=delivery.attempt, error=error, failures=failures)
+        await asyncio.sleep(delay)
         retry_headers = {
             **delivery.headers,
             h.ATTEMPT: delivery.attempt + 1,
+            h.FAILURES: failures,
             h.ROUTING_KEY: delivery.routing_key,
             h.ERROR: error[: h.MAX_ERROR_LENGTH],
         }
         # Re-queue through the default exchange straight to this queue: only this consumer retries.
-        await self._forward_then_ack(incoming, retry_headers, exchange="", routing_key=self.queue)
-        self._stats.retried += 1
+        if await self._forward_then_ack(incoming, retry_headers, exchange="", routing_key=self.queue):
+            self._stats.retried += 1
 
     async def _settle_dead(
-        self, incoming: AbstractIncomingMessage, kind: str, error: str, exception: str, attempts: int = 1
+        self,
+        incoming: AbstractIncomingMessage,
+        kind: str,
+        error: str,
+        exception: str,
+        attempts: int = 1,
+        failures: int | None = None,
     ) -> None:
         headers = dict(incoming.headers or {})
         headers.update(
@@ -180,6 +281,7 @@ class QueueConsumer:
                 h.ERROR_KIND: kind,
                 h.EXCEPTION: exception,
                 h.ATTEMPT: attempts,
+                h.FAILURES: attempts if failures is None else failures,
                 h.ORIGINAL_QUEUE: self.queue,
                 h.ROUTING_KEY: str(headers.get(h.ROUTING_KEY) or incoming.routing_key or ""),
                 h.DEAD_LETTERED_AT: datetime.now(UTC).isoformat(),
@@ -210,10 +312,15 @@ class QueueConsumer:
             await self._publisher.publish(copy, routing_key=routing_key, exchange=exchange)
         except PublishFailed as exc:
             log.error("could not forward message, requeueing it", queue=self.queue, error=str(exc))
-            try:
-                await incoming.nack(requeue=True)
-            except Exception:  # channel already gone: the broker requeues unacked messages itself
-                pass
+            await self._settle(incoming, "nack")
             return False
-        await incoming.ack()
-        return True
+        return await self._settle(incoming, "ack")
+
+
+def _channel_open(incoming: AbstractIncomingMessage) -> bool:
+    """Is the channel this delivery came on still open (its delivery tag still valid)?"""
+    try:
+        incoming.channel  # noqa: B018 - aio-pika raises ChannelInvalidStateError once it closed
+    except aiormq.exceptions.ChannelInvalidStateError:
+        return False
+    return True

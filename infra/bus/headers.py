@@ -1,6 +1,8 @@
 """Header names the bus writes, in one place so producers, consumers and the reality check agree."""
 
 ATTEMPT = "x-tradebus-attempt"
+# Permanent handler failures so far (transient ones are not counted); carried by re-published copies.
+FAILURES = "x-tradebus-failures"
 ROUTING_KEY = "x-tradebus-routing-key"
 ERROR = "x-tradebus-error"
 ERROR_KIND = "x-tradebus-error-kind"

@@ -103,6 +103,7 @@ async def test_handler_error_retried_then_dead_lettered(bus: Bus, topology: Topo
     assert dead[0].headers[h.ERROR_KIND] == h.KIND_HANDLER
     assert dead[0].headers[h.ERROR] == "RuntimeError: ledger unavailable"
     assert dead[0].headers[h.ATTEMPT] == 3
+    assert dead[0].headers[h.FAILURES] == 3
     # The original routing key survives the retries through the default exchange.
     assert dead[0].headers[h.ROUTING_KEY] == "market.candle.binance.BTC-USDT.15m"
     assert await queue_depth(rabbitmq_url, work_queue(topology)) == 0
@@ -149,7 +150,7 @@ async def test_a_retried_message_keeps_its_place_in_a_sequential_queue(
     assert await queue_depth(rabbitmq_url, work_queue(topology)) == 0
 
 
-async def test_a_concurrent_consumer_retries_by_requeueing_without_blocking_the_queue(
+async def test_a_concurrent_consumer_retries_a_permanent_error_by_requeueing_without_blocking_the_queue(
     bus: Bus, topology: Topology
 ) -> None:
     handled: list[tuple[int, int]] = []
@@ -159,7 +160,7 @@ async def test_a_concurrent_consumer_retries_by_requeueing_without_blocking_the_
         index = sent.index(message)  # type: ignore[arg-type]
         handled.append((index, delivery.attempt))
         if index == 0 and delivery.attempt == 1:
-            raise ConnectionError("transient")
+            raise RuntimeError("a bug that the next attempt does not hit")
 
     for candle in sent:
         await bus.publish(candle)
