@@ -145,7 +145,8 @@ class DataCollectionAgent(Agent):
         """
         queues = [q.name for q in self.bus.topology.queues if q.consumer != "monitor"]
         while queues and not self.stopping:
-            depth = max([await self.bus.queue_depth(name) for name in queues])
+            # A broker restart must not end the replay: the depth read waits it out like a publish.
+            depth = max([await self.ingestor.until_done(lambda: self.bus.queue_depth(name), "bus") for name in queues])
             if depth < self.settings.max_backlog:
                 return
             self.log.debug("backlog full, waiting", depth=depth, limit=self.settings.max_backlog)

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from infra.bus import Bus, PublishFailed
-from infra.influx import PriceStoreError, PriceStoreUnavailable
+from infra.bus import Bus
+from infra.faults import classify
 from infra.logging import get_logger
 from protocol import Candle, Message
 
@@ -72,16 +72,17 @@ class Ingestor:
         while True:
             try:
                 result = await action()
-            except (PriceStoreUnavailable, PublishFailed) as exc:
-                # Transient by nature: keep the batch, report degraded, try again.
-                self.degraded_reason = f"{what} unavailable: {exc}"
-                log.warning("waiting for a dependency", dependency=what, error=str(exc), retry_in=delay)
+            except Exception as exc:
+                fault = classify(exc)
+                if not fault.transient:
+                    # A refusal (bad request) will not heal by retrying; let the agent fail loudly.
+                    raise
+                # Transient by nature (infra.faults): keep the batch, report degraded, try again.
+                self.degraded_reason = f"{what} unavailable: {fault}"
+                log.warning("waiting for a dependency", dependency=what, error=str(fault), retry_in=delay)
                 if await self._sleep(delay):
                     raise IngestStopped(f"stopped while waiting for the {what}") from exc
                 delay = min(delay * 2, self._max_backoff)
                 continue
-            except PriceStoreError:
-                # A refusal (bad request) will not heal by retrying; let the agent fail loudly.
-                raise
             self.degraded_reason = None
             return result
