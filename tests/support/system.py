@@ -162,7 +162,8 @@ class SystemRun:
         for agent in CONSUMERS:
             if agent not in self.processes:
                 self.start(agent)
-        await self.wait(lambda: self.consumers_attached(bus_depth), timeout=60, what="consumers attached")
+        # Generous: four Python processes importing on a loaded 2-core machine take a while.
+        await self.wait(lambda: self.consumers_attached(bus_depth), timeout=150, what="consumers attached")
 
     async def consumers_attached(self, consumers_of: Any) -> bool:
         """Whether every consuming agent's queue has a consumer."""
