@@ -7,7 +7,6 @@ by every comparison (``undisturbed_state``), which keeps the chaos cases within 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
@@ -96,9 +95,7 @@ def outage_when(service: OwnService, sql: str, at_least: int, probe: QueueProbe,
     async def chaos(run: SystemRun) -> None:
         await run.wait(lambda: _reached(run, sql, at_least), timeout=240, what=f"{sql} >= {at_least}")
         started = time.monotonic()
-        await asyncio.to_thread(service.stop)
-        await asyncio.sleep(seconds)
-        await asyncio.to_thread(service.start)
+        await service.outage(seconds)
         print(f"{type(service).__name__} down for {time.monotonic() - started:.1f}s")
         await run.wait(lambda: _answering(lambda: run.consumers_attached(probe.consumers)), timeout=90,
                        what="every agent's consumers attached again after the outage")

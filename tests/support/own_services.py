@@ -44,6 +44,8 @@ class OwnService(Protocol):
 
     def start(self) -> None: ...
 
+    async def outage(self, seconds: float) -> None: ...
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""

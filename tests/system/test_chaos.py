@@ -122,40 +122,16 @@ def assert_replay_resumed_without_doubling_or_skipping(run: SystemRun) -> None:
     assert complete["resumed_after"] + complete["published"] == complete["total"] == COUNT, complete
 
 
-async def test_postgres_stopped_and_started_mid_run_changes_nothing_in_the_end_state(
-    make_system: Callable[..., Any], probe: QueueProbe, own: OwnServices
+@pytest.mark.parametrize("store", ["postgres", "rabbitmq", "influxdb"])
+async def test_a_store_restarted_mid_run_changes_nothing_in_the_end_state(
+    make_system: Callable[..., Any], probe: QueueProbe, own: OwnServices, store: str
 ) -> None:
+    """Postgres and InfluxDB stopped ~10 s and started; RabbitMQ ``stop_app``, ~10 s, ``start_app``."""
     undisturbed = await undisturbed_state(make_system, probe)
     run: SystemRun = await make_system()
     started = time.monotonic()
-    disturbed = await replay_to_end(run, probe, outage_when(own.postgres, DECISIONS, 8, probe))
-    print(f"postgres outage: {time.monotonic() - started:.1f}s")
-
-    assert run.restarts == {}
-    await assert_same_as_undisturbed(run, disturbed, undisturbed)
-
-
-async def test_rabbitmq_stop_app_and_start_app_mid_run_changes_nothing_in_the_end_state(
-    make_system: Callable[..., Any], probe: QueueProbe, own: OwnServices
-) -> None:
-    undisturbed = await undisturbed_state(make_system, probe)
-    run: SystemRun = await make_system()
-    started = time.monotonic()
-    disturbed = await replay_to_end(run, probe, outage_when(own.rabbitmq, DECISIONS, 8, probe))
-    print(f"rabbitmq outage: {time.monotonic() - started:.1f}s")
-
-    assert run.restarts == {}
-    await assert_same_as_undisturbed(run, disturbed, undisturbed)
-
-
-async def test_influxdb_stopped_and_started_mid_run_changes_nothing_in_the_end_state(
-    make_system: Callable[..., Any], probe: QueueProbe, own: OwnServices
-) -> None:
-    undisturbed = await undisturbed_state(make_system, probe)
-    run: SystemRun = await make_system()
-    started = time.monotonic()
-    disturbed = await replay_to_end(run, probe, outage_when(own.influxdb, DECISIONS, 8, probe))
-    print(f"influxdb outage: {time.monotonic() - started:.1f}s")
+    disturbed = await replay_to_end(run, probe, outage_when(getattr(own, store), DECISIONS, 8, probe))
+    print(f"{store} outage: {time.monotonic() - started:.1f}s")
 
     assert run.restarts == {}
     await assert_same_as_undisturbed(run, disturbed, undisturbed)
