@@ -39,9 +39,10 @@ async def replay_to_end(run: SystemRun, probe: QueueProbe, chaos: Chaos | None =
     run.start("data_collection")
     if chaos is not None:
         await chaos(run)
-    await run.wait(lambda: not run.alive("data_collection"), timeout=300, what="the replay to end")
+    # Bounds sized for a loaded 2-core machine (a 240-candle replay takes 1-4 minutes there).
+    await run.wait(lambda: not run.alive("data_collection"), timeout=480, what="the replay to end")
     assert run.processes["data_collection"].returncode == 0, run.log_tail("data_collection")
-    await run.wait_settled(probe.depth)
+    await run.wait_settled(probe.depth, timeout=240)
     async with InfluxPriceStore(run.env["INFLUXDB_URL"], run.env["INFLUXDB_DATABASE"]) as store:
         candles = await store.candle_count("binance", "BTC/USDT", "15m")
     return await run.end_state(candles, await probe.dead_letters(run.topology))

@@ -32,7 +32,9 @@ from tests.support.services import unavailable
 from tests.support.system import QueueProbe, SystemRun
 from tests.system.conftest import COUNT, SYSTEM_ENV
 
-pytestmark = [pytest.mark.system, pytest.mark.chaos]
+# A case replays the slice once or twice (the first also runs the shared undisturbed replay):
+# more than the suite's default 300 s per test on a loaded 2-core machine.
+pytestmark = [pytest.mark.system, pytest.mark.chaos, pytest.mark.timeout(900)]
 
 DECISIONS = "SELECT count(*) FROM risk_decisions"
 
