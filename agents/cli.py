@@ -152,6 +152,10 @@ def emergency_stop(
     )
 
 
+from agents.ops.dead_letters import app as dead_letters_app  # noqa: E402
+
+app.add_typer(dead_letters_app, name="dead-letters")
+
 # Options live with the backtester; the heavy imports happen only when the command runs.
 from agents.backtest.cli import backtest_command  # noqa: E402
 

@@ -51,6 +51,9 @@ _SERVICES = (
     ("httpcore", "HTTP service"),
 )
 
+# Modules that call handlers: a traceback's frames from here outwards are not the failure's.
+_CALLERS = frozenset({"infra.bus.consumer"})
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -112,16 +115,21 @@ def _transient_problem(exc: BaseException) -> str | None:
 
 def _own_problem(exc: BaseException) -> str | None:
     """Errors this project raises that mean "a service is unavailable"."""
-    from infra.bus.errors import PublishFailed  # late: infra.bus imports this module
+    # Late imports: infra.bus imports this module, and only a failing handler pays for the rest.
+    from infra.bus.errors import PublishFailed
 
     if isinstance(exc, PublishFailed):
         return "did not confirm a publish"
-    try:
-        from infra.influx.errors import PriceStoreUnavailable
-    except ImportError:  # pragma: no cover - the influx adapter is part of the project
-        return None
+    from infra.exchanges.adapter import OrderOutcomeUnknown, RateLimited
+    from infra.influx.errors import PriceStoreUnavailable
+
     if isinstance(exc, PriceStoreUnavailable):
         return "unavailable"
+    if isinstance(exc, RateLimited):
+        return "rate-limited"  # nothing was placed: waiting is the cure
+    if isinstance(exc, OrderOutcomeUnknown):
+        # A retry first asks the exchange by client order id (never places blindly).
+        return "outcome unknown"
     return None
 
 
@@ -244,8 +252,12 @@ def _service(link: BaseException, outer: BaseException) -> str:
         if found is not None:
             return found
     for exc in (link, outer):
+        # Innermost first: where the error arose, not who called the handler.
         for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
-            found = _service_of_module(str(frame.f_globals.get("__name__", "")))
+            module = str(frame.f_globals.get("__name__", ""))
+            if module in _CALLERS:
+                break  # above the handler: the bus consumer says nothing about the failing service
+            found = _service_of_module(module)
             if found is not None:
                 return found
     return "network"

@@ -6,8 +6,10 @@ class refuses placeholder credentials, so a production deployment cannot start o
 
 from __future__ import annotations
 
+import tempfile
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -52,6 +54,15 @@ class Settings(BaseSettings):
     )
     bus_retry_backoff_initial: float = Field(default=0.2, gt=0, le=60, alias="BUS_RETRY_BACKOFF_INITIAL")
     bus_retry_backoff_cap: float = Field(default=5.0, gt=0, le=300, alias="BUS_RETRY_BACKOFF_CAP")
+    bus_max_crashes: int = Field(
+        default=3, ge=1, le=100, alias="BUS_MAX_CRASHES",
+        description="consumer processes a message may kill (in handling when they died) before it is dead-lettered",
+    )
+    bus_crash_journal_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "tradebus-crash-journal",
+        alias="BUS_CRASH_JOURNAL_DIR",
+        description="where each agent records the messages it is handling (one SQLite file per agent)",
+    )
     bus_quorum_queues: bool | None = Field(default=None, alias="BUS_QUORUM_QUEUES")
 
     database_url: SecretStr = Field(

@@ -41,8 +41,12 @@ class Agent:
             max_attempts=settings.bus_max_attempts,
             quorum=settings.bus_quorum_queues,
             retry_policy=RetryPolicy(
-                backoff_initial=settings.bus_retry_backoff_initial, backoff_cap=settings.bus_retry_backoff_cap
+                backoff_initial=settings.bus_retry_backoff_initial,
+                backoff_cap=settings.bus_retry_backoff_cap,
+                max_crashes=settings.bus_max_crashes,
             ),
+            # One file per agent: it must outlive the process (a crash is what it records).
+            crash_journal=settings.bus_crash_journal_dir / f"{self.name}.sqlite3",
         )
         self.log = get_logger()
         self._state = HealthState.STARTING
@@ -109,7 +113,10 @@ class Agent:
         detail.update(self.heartbeat_detail())
         problems = self._problems()
         if problems:
-            detail["problems"] = "; ".join(problems)
+            # A detail value holds at most 1000 characters: several queues retrying through one
+            # outage must shorten the list, never make the heartbeat itself invalid.
+            joined = "; ".join(problems)
+            detail["problems"] = joined if len(joined) <= 1000 else joined[:997] + "..."
         return Heartbeat(
             source=self.name,
             agent=self.name,

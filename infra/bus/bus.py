@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 
 from infra.bus.consumer import Handler, QueueConsumer
+from infra.bus.isolation import IsolationGate
+from infra.bus.journal import CrashJournal
 from infra.bus.publisher import Publisher, to_amqp
 from infra.bus.retry import RetryPolicy
 from infra.bus.stats import BusStats
@@ -47,6 +50,7 @@ class Bus:
         quorum: bool | None = None,
         reconnect_interval: float = 1.0,
         retry_policy: RetryPolicy | None = None,
+        crash_journal: Path | None = None,
     ) -> None:
         self._url = url
         self.topology = topology
@@ -58,6 +62,10 @@ class Bus:
         self._quorum = quorum
         self._reconnect_interval = reconnect_interval
         self.stats = BusStats()
+        # Without a journal, only a quorum queue's x-delivery-limit bounds a message that kills
+        # its consumer; agents always have one (BUS_CRASH_JOURNAL_DIR).
+        self._journal = CrashJournal(crash_journal) if crash_journal is not None else None
+        self._gate = IsolationGate()
         self._connection: AbstractRobustConnection | None = None
         self._publisher: Publisher | None = None
         # Strong references: aio-pika closes channels and consumers that get garbage-collected.
@@ -83,6 +91,8 @@ class Bus:
         """What is wrong with the connection, a consumer's channel, or a message a consumer is
         retrying through a transient failure (the agent's heartbeat reports them: DEGRADED)."""
         found = [] if self.is_connected else ["bus disconnected"]
+        if self._journal is not None and self._journal.problem is not None:
+            found.append(self._journal.problem)
         for _, _, consumer, channel in self._consumers:
             if channel.is_closed and self.is_connected:
                 found.append(f"channel of consumer {consumer.queue} is closed")
@@ -149,6 +159,8 @@ class Bus:
             self.stats,
             sequential=sequential,
             policy=self._retry_policy,
+            journal=self._journal,
+            gate=self._gate,
         )
         tag = await amqp_queue.consume(consumer.on_message, no_ack=False)
         self._consumers.append((amqp_queue, tag, consumer, channel))
@@ -197,6 +209,8 @@ class Bus:
             await self._connection.close()
         self._connection = None
         self._publisher = None
+        if self._journal is not None:
+            self._journal.close()
 
     async def __aenter__(self) -> "Bus":
         await self.connect()

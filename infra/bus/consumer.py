@@ -14,7 +14,10 @@ The rules (DESIGN.md, "Delivery rules" and "Faults"; claudedocs/delivery.md):
 - nothing is acked without being handled, retried or dead-lettered first. If the retry or
   dead-letter publish itself fails, the message is requeued instead of acked;
 - a shutdown interrupts a retry without acking, and so does the loss of the delivery's channel:
-  the broker redelivers the message (idempotent handlers make the repeat harmless).
+  the broker redelivers the message (idempotent handlers make the repeat harmless);
+- a message that was in handling when ``max_crashes`` consumer processes died is dead-lettered
+  ("killed the consumer N times") instead of being redelivered forever (infra.bus.journal); a
+  message that was in handling during a crash is handled alone (infra.bus.isolation).
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
 from infra.bus import headers as h
 from infra.bus.errors import PublishFailed
-from infra.bus.publisher import Publisher
+from infra.bus.isolation import IsolationGate, Pass
+from infra.bus.journal import CrashJournal, message_key
+from infra.bus.publisher import Publisher, copy_of
 from infra.bus.retry import RetryPolicy, retrying_problem
 from infra.bus.stats import BusStats
 from infra.faults import Fault, classify
@@ -86,6 +90,8 @@ class QueueConsumer:
         sequential: bool = True,
         *,
         policy: RetryPolicy | None = None,
+        journal: CrashJournal | None = None,
+        gate: IsolationGate | None = None,
     ) -> None:
         self.queue = queue
         self._handler = handler
@@ -94,6 +100,8 @@ class QueueConsumer:
         self._dlx = dead_letter_exchange
         self._policy = replace(policy or RetryPolicy(), max_attempts=max_attempts)
         self._stats = stats
+        self._journal = journal
+        self._gate = gate or IsolationGate()
         # Ordering matters to most trading handlers (a window of candles, a fill sequence):
         # by default one message is handled at a time, in delivery order.
         self._lock = asyncio.Lock() if sequential else None
@@ -145,25 +153,55 @@ class QueueConsumer:
             return  # shutting down: leave it unacked for the next consumer, in its place
         self.last_message_at = datetime.now(UTC)
         self._stats.consumed += 1
+        key = message_key(incoming)
+        # A first delivery cannot have killed anyone yet: only a redelivery is looked up.
+        crashes = 0
+        if self._journal is not None and incoming.redelivered:
+            crashes = self._journal.crashes(self.queue, key)
+        if crashes >= self._policy.max_crashes:
+            error = f"killed the consumer {crashes} times (its handling started and never finished)"
+            log.error("message keeps killing its consumer, dead-lettering", queue=self.queue, crashes=crashes)
+            settled = await self._settle_dead(incoming, h.KIND_CRASH, error, "ConsumerKilled", crashes, 0)
+            self._end_journal(key, settled)
+            return
+        if crashes:
+            log.warning(
+                "message was in handling when a consumer died; handling it alone", queue=self.queue, crashes=crashes
+            )
+        async with self._gate.enter(exclusive=crashes > 0) as admitted:
+            if self._journal is not None:
+                self._journal.begin(self.queue, key)
+            settled = False
+            try:
+                settled = await self._decode_and_handle(incoming, admitted)
+            finally:
+                self._end_journal(key, settled)
+
+    def _end_journal(self, key: str, settled: bool) -> None:
+        if self._journal is not None:
+            self._journal.end(self.queue, key, settled=settled)
+
+    async def _decode_and_handle(self, incoming: AbstractIncomingMessage, admitted: Pass) -> bool:
+        """True when the delivery was settled (acked, or dead-lettered and acked)."""
         try:
             message = decode_any(incoming.body)
         except MessageDecodeError as exc:
-            await self._settle_dead(incoming, h.KIND_VALIDATION, f"validation: {exc.reason}", "MessageDecodeError")
-            return
+            reason = f"validation: {exc.reason}"
+            return await self._settle_dead(incoming, h.KIND_VALIDATION, reason, "MessageDecodeError")
         if not isinstance(message, self._accepts):
             expected = ", ".join(model.__name__ for model in self._accepts)
             reason = f"queue {self.queue} accepts {expected}, got {type(message).__name__}"
-            await self._settle_dead(incoming, h.KIND_UNEXPECTED_TYPE, reason, "UnexpectedMessageType")
-            return
+            return await self._settle_dead(incoming, h.KIND_UNEXPECTED_TYPE, reason, "UnexpectedMessageType")
         bind_correlation(str(message.correlation_id))
         try:
-            await self._handle(incoming, message)
+            return await self._handle(incoming, message, admitted)
         finally:
             self._retrying.pop(id(incoming), None)
             clear_correlation()
 
-    async def _handle(self, incoming: AbstractIncomingMessage, message: Message) -> None:
-        """Call the handler until it succeeds, fails permanently too often, or we must stop."""
+    async def _handle(self, incoming: AbstractIncomingMessage, message: Message, admitted: Pass) -> bool:
+        """Call the handler until it succeeds, fails permanently too often, or we must stop.
+        True when the delivery was settled (acked, or dead-lettered and acked)."""
         delivery = self._delivery(incoming)
         failures = int(delivery.headers.get(h.FAILURES, 0))  # permanent ones, carried by re-published copies
         failed_tries = 0  # consecutive failed tries here, for the backoff
@@ -174,32 +212,36 @@ class QueueConsumer:
                 self._stats.errors += 1
                 failed_tries += 1
                 fault = classify(exc)
+                if not fault.transient:
+                    self._retrying.pop(id(incoming), None)  # a bug now, no longer an outage to report
                 if fault.transient:
                     self._note_transient(incoming, delivery, fault)
+                    await admitted.release_exclusive()  # an outage, not a killer: let the others run
                 elif (failures := failures + 1) >= self._policy.max_attempts:
                     error = f"{type(exc).__name__}: {exc}"
                     log.error("handler failed, dead-lettering", queue=self.queue, attempt=delivery.attempt, error=error)
-                    await self._settle_dead(incoming, h.KIND_HANDLER, error, type(exc).__name__, delivery.attempt, failures)
-                    return
+                    return await self._settle_dead(
+                        incoming, h.KIND_HANDLER, error, type(exc).__name__, delivery.attempt, failures
+                    )
                 elif self._lock is None:  # concurrent: to the back of the queue, blocking nothing
-                    await self._republish(incoming, delivery, exc, failures, self._policy.delay(failed_tries))
-                    return
+                    return await self._republish(incoming, delivery, exc, failures, self._policy.delay(failed_tries))
                 else:
                     log.warning(
                         "handler failed, will retry", queue=self.queue, attempt=delivery.attempt,
                         error=f"{type(exc).__name__}: {exc}", failures=failures, in_place=True,
                     )
                 if not await self._wait_to_retry(incoming, self._policy.delay(failed_tries)):
-                    return  # stopping, or the channel is gone: the broker redelivers it
+                    return False  # stopping, or the channel is gone: the broker redelivers it
                 self._stats.retried += 1
                 delivery = replace(
                     delivery,
                     attempt=delivery.attempt + 1,
-                    headers={**delivery.headers, h.ATTEMPT: delivery.attempt + 1, h.ERROR: str(fault)[: h.MAX_ERROR_LENGTH]},
+                    headers={
+                        **delivery.headers, h.ATTEMPT: delivery.attempt + 1, h.ERROR: str(fault)[: h.MAX_ERROR_LENGTH]
+                    },
                 )
             else:
-                await self._settle(incoming, "ack")
-                return
+                return await self._settle(incoming, "ack")
 
     def _note_transient(self, incoming: AbstractIncomingMessage, delivery: Delivery, fault: Fault) -> None:
         retrying = self._retrying.get(id(incoming))
@@ -250,9 +292,11 @@ class QueueConsumer:
 
     async def _republish(
         self, incoming: AbstractIncomingMessage, delivery: Delivery, exc: Exception, failures: int, delay: float
-    ) -> None:
+    ) -> bool:
         error = f"{type(exc).__name__}: {exc}"
-        log.warning("handler failed, will retry", queue=self.queue, attempt=delivery.attempt, error=error, failures=failures)
+        log.warning(
+            "handler failed, will retry", queue=self.queue, attempt=delivery.attempt, error=error, failures=failures
+        )
         await asyncio.sleep(delay)
         retry_headers = {
             **delivery.headers,
@@ -262,8 +306,10 @@ class QueueConsumer:
             h.ERROR: error[: h.MAX_ERROR_LENGTH],
         }
         # Re-queue through the default exchange straight to this queue: only this consumer retries.
-        if await self._forward_then_ack(incoming, retry_headers, exchange="", routing_key=self.queue):
-            self._stats.retried += 1
+        if not await self._forward_then_ack(incoming, retry_headers, exchange="", routing_key=self.queue):
+            return False
+        self._stats.retried += 1
+        return True
 
     async def _settle_dead(
         self,
@@ -273,7 +319,7 @@ class QueueConsumer:
         exception: str,
         attempts: int = 1,
         failures: int | None = None,
-    ) -> None:
+    ) -> bool:
         headers = dict(incoming.headers or {})
         headers.update(
             {
@@ -289,25 +335,17 @@ class QueueConsumer:
         )
         if kind != h.KIND_HANDLER:
             log.warning("message refused, dead-lettering", queue=self.queue, kind=kind, error=error)
-        if await self._forward_then_ack(incoming, headers, exchange=self._dlx, routing_key=self.queue):
-            self._stats.dead_lettered += 1
+        if not await self._forward_then_ack(incoming, headers, exchange=self._dlx, routing_key=self.queue):
+            return False
+        self._stats.dead_lettered += 1
+        return True
 
     async def _forward_then_ack(
         self, incoming: AbstractIncomingMessage, headers: dict[str, Any], exchange: str, routing_key: str
     ) -> bool:
         """Publish a copy (confirmed), then ack the original. If the copy was not confirmed the
         original is requeued, so the message exists at least once at every moment."""
-        copy = aio_pika.Message(
-            body=incoming.body,
-            headers=headers,
-            content_type=incoming.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=incoming.message_id,
-            correlation_id=incoming.correlation_id,
-            type=incoming.type,
-            app_id=incoming.app_id,
-            timestamp=incoming.timestamp,
-        )
+        copy = copy_of(incoming, headers)
         try:
             await self._publisher.publish(copy, routing_key=routing_key, exchange=exchange)
         except PublishFailed as exc:

@@ -9,11 +9,17 @@ ERROR_KIND = "x-tradebus-error-kind"
 EXCEPTION = "x-tradebus-exception"
 ORIGINAL_QUEUE = "x-tradebus-original-queue"
 DEAD_LETTERED_AT = "x-tradebus-dead-lettered-at"
+# Written when an operator moves a dead letter back (`tradebus dead-letters requeue`).
+REQUEUED_AT = "x-tradebus-requeued-at"
+REQUEUES = "x-tradebus-requeues"
+PREVIOUS_ERROR = "x-tradebus-previous-error"
 
 # Error kinds in the ERROR_KIND header of a dead-lettered message.
 KIND_VALIDATION = "validation"
 KIND_UNEXPECTED_TYPE = "unexpected_type"
 KIND_HANDLER = "handler"
+# In handling when max_crashes consumer processes died (infra.bus.journal).
+KIND_CRASH = "crash"
 
 # Headers are stored in the broker with every copy; a traceback-sized error is cut short.
 MAX_ERROR_LENGTH = 2000

@@ -7,7 +7,7 @@ from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from infra.bus.errors import PublishFailed, PublishRejected, PublishTimeout, UnroutableMessage
 from protocol import Message, encode
@@ -25,6 +25,22 @@ def to_amqp(message: Message, headers: dict[str, Any] | None = None) -> aio_pika
         app_id=message.source,
         timestamp=message.produced_at,
         headers=headers or {},
+    )
+
+
+def copy_of(incoming: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """A persistent copy of a delivered message (body and properties) with other headers: how a
+    message is retried, dead-lettered or moved back without changing what it says."""
+    return aio_pika.Message(
+        body=incoming.body,
+        headers=headers,
+        content_type=incoming.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=incoming.message_id,
+        correlation_id=incoming.correlation_id,
+        type=incoming.type,
+        app_id=incoming.app_id,
+        timestamp=incoming.timestamp,
     )
 
 

@@ -52,6 +52,10 @@ async def publish(rabbitmq_url: str, topology: Topology, *messages: Message) -> 
             await bus.publish(message)
 
 
+def fast_bus(rabbitmq_url: str, topology: Topology) -> Bus:
+    return Bus(rabbitmq_url, topology, connection_name="test-transient", max_attempts=MAX_ATTEMPTS, retry_policy=FAST)
+
+
 class RecordingAgent(Agent):
     """An agent whose one handler books each candle into Postgres (through a switchable proxy)."""
 
@@ -135,7 +139,7 @@ async def test_a_permanent_error_after_transient_ones_is_dead_lettered_after_the
             raise TimeoutError("store did not answer")  # transient: does not count
         raise ValueError("no such strategy")  # permanent: counts toward BUS_MAX_ATTEMPTS
 
-    async with Bus(rabbitmq_url, topology, connection_name="test-perm", max_attempts=MAX_ATTEMPTS, retry_policy=FAST) as bus:
+    async with fast_bus(rabbitmq_url, topology) as bus:
         await bus.consume(work_queue(topology), handler, (Candle,))
         await bus.publish(make_candle(1))
         dead = await drain(rabbitmq_url, topology.queues[0].dead_letter_queue, expect=1, timeout=15)
@@ -160,7 +164,7 @@ async def test_an_emergency_stop_is_never_dead_lettered_for_a_transient_error(
         applied.append(delivery.attempt)
 
     stop = EmergencyStop(source="test", active=True, reason="chaos", requested_by="test")
-    async with Bus(rabbitmq_url, topology, connection_name="test-ctl", max_attempts=MAX_ATTEMPTS, retry_policy=FAST) as bus:
+    async with fast_bus(rabbitmq_url, topology) as bus:
         await bus.consume(topology.queues[2].name, apply_stop, (EmergencyStop,), sequential=sequential)
         await bus.publish(stop)
         assert await wait_until(lambda: applied, timeout=20)

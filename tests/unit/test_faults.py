@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from infra.bus import PublishRejected, PublishTimeout, UnroutableMessage
+from infra.exchanges.adapter import OrderOutcomeUnknown, OrderRejected, RateLimited
 from infra.faults import classify, is_transient
 from infra.influx import InfluxPriceStore, PriceStoreError, PriceStoreUnavailable
 from protocol import Candle
@@ -174,6 +175,14 @@ def test_the_bus_publish_failures_are_transient() -> None:
     for exc in (PublishTimeout("no confirmation"), PublishRejected("nack"), UnroutableMessage("ex", "key")):
         fault = classify(exc)
         assert fault.transient and fault.reason.startswith("RabbitMQ did not confirm a publish")
+
+
+def test_the_exchange_adapters_rate_limit_and_unknown_outcome_are_transient() -> None:
+    # Execution raises these to the bus after its own back-off; a retry asks the exchange first.
+    limited = RateLimited("order x not placed: still rate limited")
+    assert classify(limited).reason == "exchange rate-limited (RateLimited)"
+    assert classify(OrderOutcomeUnknown("timeout")).reason == "exchange outcome unknown (OrderOutcomeUnknown)"
+    assert not is_transient(OrderRejected("insufficient balance"))
 
 
 async def test_asyncio_timeout_is_transient() -> None:

@@ -172,7 +172,9 @@ def test_heartbeat_detail_keys_fit_with_a_long_run_exchange() -> None:
 
     exchange = "tradebus_run_20261121_152501_8e99"
     agent = Agent(Settings(), system_topology(exchange))
-    consumer = SimpleNamespace(queue=f"{exchange}.risk_manager.execution_reports", last_message_at=datetime.now(UTC))
+    consumer = SimpleNamespace(
+        queue=f"{exchange}.risk_manager.execution_reports", last_message_at=datetime.now(UTC), problem=lambda: None
+    )
     agent.bus._consumers.append((None, "tag", consumer, SimpleNamespace(is_closed=False)))  # type: ignore[arg-type]
     beat = agent.heartbeat()
     assert "last_message.risk_manager.execution_reports" in beat.detail

@@ -1,0 +1,1 @@
+"""Operator commands that act on the running system's infrastructure (not agents themselves)."""
