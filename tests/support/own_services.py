@@ -23,7 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-POSTGRES_BIN = Path(os.environ.get("TRADEBUS_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+def _postgres_bin() -> Path:
+    """TRADEBUS_POSTGRES_BIN, else the newest Debian server install (15 on this project's machines)."""
+    if os.environ.get("TRADEBUS_POSTGRES_BIN"):
+        return Path(os.environ["TRADEBUS_POSTGRES_BIN"])
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
+                       if p.parent.parent.name.isdigit() else 0)
+    return installed[-1].parent if installed else Path("/usr/lib/postgresql/15/bin")
+
+
+POSTGRES_BIN = _postgres_bin()
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 # The range free ports are taken from. Below the kernel's ephemeral range on purpose: a
 # RabbitMQ listener in the ephemeral range was refused with eaddrinuse on this machine even
