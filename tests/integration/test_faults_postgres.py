@@ -5,7 +5,7 @@ the connection are transient; a constraint violation and bad SQL are permanent."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db import create_engine
 from infra.faults import classify
+from tests.support.failures import caught
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +32,6 @@ async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
         await connection.execute(text("INSERT INTO t VALUES (1, 0), (2, 0)"))
     yield engine
     await engine.dispose()
-
-
-async def caught(call: Callable[[], Awaitable[object]]) -> BaseException:
-    try:
-        await call()
-    except BaseException as exc:  # noqa: BLE001 - the object is what is under test
-        return exc
-    raise AssertionError("the call was expected to fail")
 
 
 async def test_a_serialization_failure_is_transient(engine: AsyncEngine) -> None:

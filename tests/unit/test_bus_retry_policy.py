@@ -120,3 +120,23 @@ async def test_a_suspect_gives_up_waiting_for_a_handler_stuck_in_an_outage_and_c
     assert events == ["suspect runs", "other runs", "suspect ends"]
     stuck_release.set()
     await holder
+
+
+def test_the_agent_builds_its_bus_policy_and_journal_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from agents.runtime.base import Agent
+    from infra.settings import Settings
+
+    monkeypatch.setenv("BUS_RETRY_BACKOFF_INITIAL", "0.5")
+    monkeypatch.setenv("BUS_RETRY_BACKOFF_CAP", "7")
+    monkeypatch.setenv("BUS_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("BUS_MAX_CRASHES", "2")
+    monkeypatch.setenv("BUS_CRASH_JOURNAL_DIR", str(tmp_path))
+    agent = Agent(Settings(_env_file=None))
+    assert agent.bus._retry_policy == RetryPolicy(max_attempts=4, backoff_initial=0.5, backoff_cap=7.0, max_crashes=2)
+    assert agent.bus._journal is not None and agent.bus._journal.path == tmp_path / "agent.sqlite3"
+
+    monkeypatch.setenv("BUS_RETRY_BACKOFF_INITIAL", "10")
+    with pytest.raises(ValueError, match="BUS_RETRY_BACKOFF_INITIAL"):
+        Settings(_env_file=None)

@@ -5,7 +5,6 @@ deadlock, admin shutdown) need a server: tests/integration/test_faults_postgres.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -22,31 +21,7 @@ from infra.exchanges.adapter import OrderOutcomeUnknown, OrderRejected, RateLimi
 from infra.faults import classify, is_transient
 from infra.influx import InfluxPriceStore, PriceStoreError, PriceStoreUnavailable
 from protocol import Candle
-
-
-def closed_port() -> int:
-    """A local TCP port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def caught(call: Callable[[], Awaitable[object]]) -> BaseException:
-    """The exception a real call raises (fails the test if it raises nothing)."""
-    try:
-        await call()
-    except BaseException as exc:  # noqa: BLE001 - the object is what is under test
-        return exc
-    raise AssertionError("the call was expected to fail")
-
-
-def raised_by(call: Callable[[], object]) -> BaseException:
-    """The exception a real synchronous call raises."""
-    try:
-        call()
-    except BaseException as exc:  # noqa: BLE001 - the object is what is under test
-        return exc
-    raise AssertionError("the call was expected to fail")
+from tests.support.failures import caught, closed_port, raised_by
 
 
 @pytest.fixture
@@ -63,7 +38,7 @@ async def silent_server() -> AsyncIterator[int]:
 
 
 @pytest.fixture
-async def http_status_server() -> AsyncIterator[Callable[[int], int]]:
+async def http_status_server() -> AsyncIterator[Callable[[int], Awaitable[int]]]:
     """start(status) -> port of a server answering every request with that HTTP status."""
     servers: list[asyncio.Server] = []
 
@@ -80,7 +55,7 @@ async def http_status_server() -> AsyncIterator[Callable[[int], int]]:
         servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 
-    yield start  # type: ignore[misc]
+    yield start
     for server in servers:
         server.close()
 
