@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     replay_limit: int | None = Field(default=None, ge=1, alias="REPLAY_LIMIT", description="candles per symbol")
     replay_offset: int = Field(default=0, ge=0, alias="REPLAY_OFFSET", description="candles skipped per symbol")
     replay_exit_on_end: bool = Field(default=False, alias="REPLAY_EXIT_ON_END")
+    replay_resume: bool = Field(
+        default=True,
+        alias="REPLAY_RESUME",
+        description="a restarted replay continues one batch before the newest stored candle instead of from the start",
+    )
     ingest_batch_size: int = Field(default=500, ge=1, le=5000, alias="INGEST_BATCH_SIZE")
     max_backlog: int = Field(default=2000, ge=1, alias="MAX_BACKLOG", description="candles waiting for analysis")
     exchange_api_url: str | None = Field(default=None, alias="EXCHANGE_API_URL")

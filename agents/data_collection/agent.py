@@ -28,6 +28,7 @@ class DataCollectionAgent(Agent):
         await self.store.ensure_database()
         self.ingestor = Ingestor(self.store, self.bus, self.sleep_unless_stopped)
         self.total = 0
+        self.resumed_after = 0  # candles of the slice an earlier instance already published
         self.done = False
         self._source: Any = None
         self._exchange: Any = None
@@ -62,7 +63,7 @@ class DataCollectionAgent(Agent):
             "candles_stored": str(c.stored),
             "candles_published": str(c.published),
             "gaps_published": str(c.gaps),
-            "progress": f"{c.published}/{self.total}" if self.settings.data_source is DataSource.REPLAY else "live",
+            "progress": f"{self.resumed_after + c.published}/{self.total}" if self.settings.data_source is DataSource.REPLAY else "live",
             "done": str(self.done).lower(),
         }
 
@@ -94,7 +95,10 @@ class DataCollectionAgent(Agent):
             series[symbol] = result.candles[s.replay_offset : end]
         stream = merge_by_time(series)
         self.total = len(stream)
-        self.log.info("replay starting", candles=self.total, speed=s.replay_speed, batch_size=s.ingest_batch_size)
+        if s.replay_resume:
+            stream = await self._resumed(stream)
+        self.log.info("replay starting", candles=len(stream), total=self.total, speed=s.replay_speed,
+                      batch_size=s.ingest_batch_size)
         multiple = s.replay_multiple
         if multiple is None:
             for batch in batches(stream, s.ingest_batch_size):
@@ -102,7 +106,8 @@ class DataCollectionAgent(Agent):
                 if self.stopping:
                     return
                 await self.ingestor.ingest(batch)
-                self.log.info("replay progress", published=self.ingestor.counters.published, total=self.total)
+                self.log.info("replay progress", published=self.ingestor.counters.published,
+                              resumed_after=self.resumed_after, total=self.total)
         else:
             previous: Candle | None = None
             for candle in stream:
@@ -111,10 +116,25 @@ class DataCollectionAgent(Agent):
                 await self.ingestor.ingest([candle])
                 previous = candle
         self.done = True
-        self.log.info("replay complete", published=self.ingestor.counters.published, total=self.total)
+        self.log.info("replay complete", published=self.ingestor.counters.published,
+                      resumed_after=self.resumed_after, total=self.total)
         await self.send_heartbeat()
         if s.replay_exit_on_end:
             self.request_stop()
+
+    async def _resumed(self, stream: list[Candle]) -> list[Candle]:
+        """The part of ``stream`` a restarted replay still owes: from one batch before the newest
+        candle already stored (see ``_resume_point``). A killed replay restarted by its supervisor
+        so neither skips a candle nor publishes the slice a second time; a fresh store replays all.
+        """
+        points = {symbol: await self.ingestor.until_done(lambda: self._resume_point(symbol), "price store")
+                  for symbol in sorted({c.symbol for c in stream})}
+        resumed = [c for c in stream if points[c.symbol] is None or c.open_time >= points[c.symbol]]
+        if len(resumed) < len(stream):
+            self.log.info("replay resuming after the newest stored candle", skipped=len(stream) - len(resumed),
+                          resume_from={k: v.isoformat() for k, v in points.items() if v is not None})
+        self.resumed_after = len(stream) - len(resumed)
+        return resumed
 
     async def _wait_for_backlog(self) -> None:
         """'As fast as the pipeline accepts': hold back while any agent's queue is deep.
@@ -125,7 +145,8 @@ class DataCollectionAgent(Agent):
         """
         queues = [q.name for q in self.bus.topology.queues if q.consumer != "monitor"]
         while queues and not self.stopping:
-            depth = max([await self.bus.queue_depth(name) for name in queues])
+            # A broker restart must not end the replay: the depth read waits it out like a publish.
+            depth = max([await self.ingestor.until_done(lambda: self.bus.queue_depth(name), "bus") for name in queues])
             if depth < self.settings.max_backlog:
                 return
             self.log.debug("backlog full, waiting", depth=depth, limit=self.settings.max_backlog)

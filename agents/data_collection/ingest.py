@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from infra.bus import Bus, PublishFailed
-from infra.influx import PriceStoreError, PriceStoreUnavailable
+from infra.bus import Bus
+from infra.faults import classify
 from infra.logging import get_logger
 from protocol import Candle, Message
 
 log = get_logger(component="data_collection.ingest")
 
+T = TypeVar("T")
 Sleeper = Callable[[float], Awaitable[bool]]  # returns True when the agent is stopping
 
 
@@ -36,7 +37,7 @@ class IngestCounters:
 class Ingestor:
     """Writes candle batches to the price store and then publishes them, retrying until done."""
 
-    def __init__(self, store: Any, bus: Bus, sleep: Sleeper, max_backoff: float = 30.0) -> None:
+    def __init__(self, store: Any, bus: Bus, sleep: Sleeper, max_backoff: float = 5.0) -> None:
         self._store = store
         self._bus = bus
         self._sleep = sleep
@@ -50,7 +51,7 @@ class Ingestor:
             return
         self.busy = True
         try:
-            await self._until_done(lambda: self._store.write_candles(candles), "price store")
+            await self.until_done(lambda: self._store.write_candles(candles), "price store")
             self.counters.stored += len(candles)
             for candle in candles:
                 await self.publish(candle)
@@ -59,27 +60,29 @@ class Ingestor:
             self.busy = False
 
     async def publish(self, message: Message) -> None:
-        await self._until_done(lambda: self._bus.publish(message), "bus")
+        await self.until_done(lambda: self._bus.publish(message), "bus")
         if isinstance(message, Candle):
             self.counters.published += 1
         else:
             self.counters.gaps += 1
 
-    async def _until_done(self, action: Callable[[], Awaitable[None]], what: str) -> None:
+    async def until_done(self, action: Callable[[], Awaitable[T]], what: str) -> T:
+        """``action``'s result, retried with capped backoff while ``what`` is unavailable."""
         delay = 0.5
         while True:
             try:
-                await action()
-            except (PriceStoreUnavailable, PublishFailed) as exc:
-                # Transient by nature: keep the batch, report degraded, try again.
-                self.degraded_reason = f"{what} unavailable: {exc}"
-                log.warning("waiting for a dependency", dependency=what, error=str(exc), retry_in=delay)
+                result = await action()
+            except Exception as exc:
+                fault = classify(exc)
+                if not fault.transient:
+                    # A refusal (bad request) will not heal by retrying; let the agent fail loudly.
+                    raise
+                # Transient by nature (infra.faults): keep the batch, report degraded, try again.
+                self.degraded_reason = f"{what} unavailable: {fault}"
+                log.warning("waiting for a dependency", dependency=what, error=str(fault), retry_in=delay)
                 if await self._sleep(delay):
                     raise IngestStopped(f"stopped while waiting for the {what}") from exc
                 delay = min(delay * 2, self._max_backoff)
                 continue
-            except PriceStoreError:
-                # A refusal (bad request) will not heal by retrying; let the agent fail loudly.
-                raise
             self.degraded_reason = None
-            return
+            return result

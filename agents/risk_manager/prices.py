@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from infra.faults import is_transient
 from infra.influx import InfluxPriceStore, PriceStoreError
 from infra.logging import get_logger
 from protocol import Signal, timeframe_seconds
@@ -43,7 +44,11 @@ class PriceReading:
 async def reference_price(
     store: InfluxPriceStore, signal: Signal, *, signal_clock: bool, max_age: timedelta, wall_now: datetime
 ) -> PriceReading:
-    """Read the reference price for ``signal``; a store failure reads as "no price"."""
+    """Read the reference price for ``signal``; a store refusal reads as "no price".
+
+    A store that is unreachable raises instead (transient, infra.faults): the bus retries the
+    signal until InfluxDB is back, so an outage never turns into a NO_PRICE rejection that an
+    undisturbed run would not have made."""
     tf = timedelta(seconds=timeframe_seconds(signal.timeframe))
     now = signal.candle_time + tf if signal_clock else wall_now
     series = (signal.exchange, signal.symbol, signal.timeframe)
@@ -55,8 +60,10 @@ async def reference_price(
                 return PriceReading(now, window[-1].close, window[-1].close_time, window[-1].open_time)
         latest = await store.latest_candle(*series)
     except PriceStoreError as exc:
+        if is_transient(exc):
+            raise  # InfluxDB down or restarting: the signal is retried, not decided without a price
         _log.warning("reference_price_unavailable", symbol=signal.symbol, error=str(exc))
-        return PriceReading(now, None, None, error=f"price store unavailable: {exc}")
+        return PriceReading(now, None, None, error=f"price store refused the query: {exc}")
     if latest is None or (signal_clock and latest.close_time > now):
         # Nothing stored, or (signal clock) only candles from after the signal: no usable price.
         return PriceReading(now, None, None)
@@ -77,6 +84,8 @@ async def latest_close(
     try:
         candle = await store.latest_candle(exchange, symbol, timeframe, opened_before=opened_before)
     except PriceStoreError as exc:
+        if is_transient(exc):
+            raise  # InfluxDB down or restarting: the signal is retried, not decided without a price
         _log.warning("mark_price_unavailable", symbol=symbol, error=str(exc))
         return None
     return candle.close if candle is not None else None
@@ -102,6 +111,8 @@ async def atr_at(store: InfluxPriceStore, signal: Signal) -> Decimal | None:
             signal.exchange, signal.symbol, signal.timeframe, signal.candle_time, signal.candle_time + _ONE_MS
         )
     except PriceStoreError as exc:
+        if is_transient(exc):
+            raise  # InfluxDB down or restarting: the signal is retried, not decided without a price
         _log.warning("atr_unavailable", symbol=signal.symbol, error=str(exc))
         return None
     return snapshots[-1].indicators.atr if snapshots else None

@@ -168,10 +168,14 @@ class Bus:
         return consumer
 
     async def queue_depth(self, queue: str) -> int:
-        """Messages ready in a queue (passive declare): how a producer applies backpressure."""
-        if self._depth_channel is None or self._depth_channel.is_closed:
-            self._depth_channel = await self._open_channel(publisher_confirms=False)
-        return (await queue_counts(self._depth_channel, queue))[0]
+        """Messages ready in a queue (passive declare): how a producer applies backpressure.
+
+        Bounded like a publish: while the robust connection reconnects, opening the channel or
+        the declare would otherwise wait for as long as the broker is away (TimeoutError)."""
+        async with asyncio.timeout(self._publish_timeout):
+            if self._depth_channel is None or self._depth_channel.is_closed:
+                self._depth_channel = await self._open_channel(publisher_confirms=False)
+            return (await queue_counts(self._depth_channel, queue))[0]
 
     async def stop_consuming(self, timeout: float = 30.0) -> None:
         """Stop taking new deliveries and wait for in-flight handlers to finish.

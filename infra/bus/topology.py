@@ -29,6 +29,12 @@ class QueueSpec:
     # Telemetry queues (heartbeats) are bounded: old entries are worthless, unbounded growth is not.
     max_length: int | None = None
     message_ttl_ms: int | None = None
+    # Whether the broker dead-letters what the queue drops (overflow, expiry, delivery limit).
+    # Not for heartbeats: a beat pushed out by newer ones or expired unread is the limit doing its
+    # job, not a failure; dead-lettered, a run longer than the limit (1,000 beats: 200 s of five
+    # agents at 1 s) ended with dead letters and a FAILing reality check. A heartbeat the monitor
+    # refuses is still dead-lettered by the consumer itself (the DLQ and its binding remain).
+    dead_letter_dropped: bool = True
 
     @property
     def dead_letter_queue(self) -> str:
@@ -96,6 +102,7 @@ def system_topology(exchange: str = topics.EXCHANGE) -> Topology:
                 "monitor",
                 max_length=1_000,
                 message_ttl_ms=10 * 60 * 1000,
+                dead_letter_dropped=False,
             ),
         ),
     )
@@ -116,10 +123,10 @@ def server_supports_quorum(connection: AbstractRobustConnection) -> bool:
 
 
 def _queue_arguments(spec: QueueSpec, topology: Topology, quorum: bool) -> dict[str, object]:
-    args: dict[str, object] = {
-        "x-dead-letter-exchange": topology.dead_letter_exchange,
-        "x-dead-letter-routing-key": spec.name,
-    }
+    args: dict[str, object] = {}
+    if spec.dead_letter_dropped:
+        args["x-dead-letter-exchange"] = topology.dead_letter_exchange
+        args["x-dead-letter-routing-key"] = spec.name
     if quorum:
         args["x-queue-type"] = "quorum"
         args["x-delivery-limit"] = BROKER_DELIVERY_LIMIT

@@ -86,12 +86,35 @@ async def test_replaying_n_candles_stores_and_publishes_n_with_the_same_ids_twic
     assert any(b.detail.get("done") == "true" and b.detail.get("candles_published") == str(n) for b in beats)
 
     # Deterministic: a second replay publishes the same messages with the same ids; the store
-    # still holds one point per candle.
-    await run_agent(env)
+    # still holds one point per candle. (Without REPLAY_RESUME=false the second run would
+    # resume after the candles already stored: see the resume test below.)
+    await run_agent({**env, "REPLAY_RESUME": "false"})
     second = [decode(m.body, Candle) for m in await drain(rabbitmq_url, candle_queue(topology), expect=n)]
     assert [c.message_id for c in second] == [c.message_id for c in first]
     # Same messages: everything but the production time is identical.
     assert [c.model_dump(exclude={"produced_at"}) for c in second] == [c.model_dump(exclude={"produced_at"}) for c in first]
+    async with InfluxPriceStore(*influxdb_database) as store:
+        assert await store.candle_count("binance", "BTC/USDT", "15m") == n
+
+
+async def test_a_restarted_replay_resumes_one_batch_before_the_newest_stored_candle(
+    rabbitmq_url: str, influxdb_database: tuple[str, str], topology: Topology
+) -> None:
+    from agents.data_collection.replay import load_and_clean
+
+    n, stored, batch, offset = 60, 25, 4, 1000
+    candles = load_and_clean(None, exchange="binance", symbol="BTC/USDT", timeframe="15m").candles[offset : offset + n]
+    # What an instance killed mid-replay left behind: the first candles stored (and published).
+    async with InfluxPriceStore(*influxdb_database) as store:
+        await store.write_candles(candles[:stored])
+    env = agent_env(rabbitmq_url, influxdb_database, topology, REPLAY_LIMIT=str(n), REPLAY_OFFSET=str(offset),
+                    INGEST_BATCH_SIZE=str(batch))
+    await run_agent(env)
+
+    published = [decode(m.body, Candle) for m in await drain(rabbitmq_url, candle_queue(topology), expect=n)]
+    # From one batch before the newest stored candle (that batch may have been stored and not
+    # yet published when the first instance died) to the end: nothing skipped, no second slice.
+    assert [c.message_id for c in published] == [c.message_id for c in candles[stored - 1 - batch :]]
     async with InfluxPriceStore(*influxdb_database) as store:
         assert await store.candle_count("binance", "BTC/USDT", "15m") == n
 

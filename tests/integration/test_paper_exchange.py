@@ -14,7 +14,7 @@ from infra.db import create_engine, session_factory, upgrade_head
 from infra.db.models import PaperFill, PaperOrder
 from infra.exchanges.adapter import OrderRejected
 from infra.exchanges.paper import PaperConfig, PaperExchange
-from infra.influx import InfluxPriceStore
+from infra.influx import InfluxPriceStore, PriceStoreUnavailable
 from protocol import Candle, OrderStatus
 from tests.support.bus import make_candle
 from tests.support.orders import make_order
@@ -84,6 +84,28 @@ async def test_no_price_insufficient_funds_and_minimums_are_rejections_with_reas
         assert state is not None and state.status is OrderStatus.REJECTED and reason in (state.reason or "")
     assert await paper.balances() == {"USDT": D("1000")}
     assert await count(paper, PaperFill) == 0
+
+
+async def test_an_unreachable_price_store_is_no_rejection_and_the_order_fills_once_it_answers(
+    paper: PaperExchange, influxdb_database: tuple[str, str]
+) -> None:
+    from infra.faults import is_transient
+    from tests.support.own_services import free_port
+
+    order = make_order(quantity="0.01", reference_time=T1)
+    reachable = paper._prices  # noqa: SLF001 - swapped for a store nobody listens for, then back
+    paper._prices = InfluxPriceStore(f"http://127.0.0.1:{free_port()}", influxdb_database[1], max_attempts=1)  # noqa: SLF001
+    try:
+        with pytest.raises(PriceStoreUnavailable) as caught:
+            await paper.place(order)
+    finally:
+        await paper._prices.close()  # noqa: SLF001
+        paper._prices = reachable  # noqa: SLF001
+    # Transient, so execution's bus retries the order; nothing was recorded as refused.
+    assert is_transient(caught.value)
+    assert await paper.fetch(order.client_order_id, order.symbol) is None
+    state = await paper.place(order)
+    assert (state.status, state.filled) == (OrderStatus.FILLED, D("0.01"))
 
 
 async def test_limit_rests_then_fills_only_when_a_later_candle_crosses_it(paper: PaperExchange) -> None:

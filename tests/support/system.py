@@ -162,9 +162,11 @@ class SystemRun:
         for agent in CONSUMERS:
             if agent not in self.processes:
                 self.start(agent)
-        await self.wait(lambda: self._consumers_attached(bus_depth), timeout=60, what="consumers attached")
+        # Generous: four Python processes importing on a loaded 2-core machine take a while.
+        await self.wait(lambda: self.consumers_attached(bus_depth), timeout=150, what="consumers attached")
 
-    async def _consumers_attached(self, consumers_of: Any) -> bool:
+    async def consumers_attached(self, consumers_of: Any) -> bool:
+        """Whether every consuming agent's queue has a consumer."""
         for spec in self.topology.queues:
             if spec.consumer in CONSUMERS and await consumers_of(spec.name) == 0:
                 return False

@@ -28,6 +28,7 @@ from infra.db.models import PaperBalance, PaperFill, PaperOrder
 from infra.exchanges.adapter import Fill, OrderRejected, OrderState
 from infra.exchanges.markets import MarketRules, load_market_snapshot, market_rules
 from infra.exchanges.paper import fills as rules
+from infra.faults import is_transient
 from infra.influx import PriceStoreError
 from infra.logging import get_logger
 from protocol import (
@@ -253,7 +254,11 @@ class PaperExchange:
                 )
                 candle = window[-1] if window else None
         except PriceStoreError as exc:
-            return None, f"no price: the price store is unavailable ({exc})"
+            if is_transient(exc):
+                # InfluxDB down or restarting: the simulated market is unreachable, not the order
+                # refused. Raised, so execution's bus retries the order until the store is back.
+                raise
+            return None, f"no price: the price store refused the query ({exc})"
         if candle is None and order.order_type is OrderType.MARKET:
             return None, (
                 f"no price: no {tf} candle of {order.symbol} on {order.exchange} at {at.isoformat()} in the price store"

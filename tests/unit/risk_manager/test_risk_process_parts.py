@@ -120,3 +120,19 @@ def test_emergency_stop_cli_refuses_bad_state_and_publishes_nothing_without_conf
     declined = runner.invoke(app, ["emergency-stop", "on", "--reason", "x"], input="n\n",
                              env={"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1/"})
     assert declined.exit_code == 1 and "Aborted" in declined.output
+
+
+async def test_an_unreachable_price_store_raises_for_a_retry_instead_of_reading_as_no_price() -> None:
+    from agents.risk_manager.prices import latest_close, reference_price
+    from infra.faults import is_transient
+    from infra.influx import InfluxPriceStore, PriceStoreUnavailable
+    from tests.support.own_services import free_port
+
+    # Nothing listens on the port: InfluxDB is down. A NO_PRICE rejection here would be a
+    # decision an undisturbed run never makes; raising lets the bus retry the signal.
+    async with InfluxPriceStore(f"http://127.0.0.1:{free_port()}", "prices", max_attempts=1) as down:
+        with pytest.raises(PriceStoreUnavailable) as caught:
+            await reference_price(down, make_signal(), signal_clock=True, max_age=timedelta(minutes=30), wall_now=NOW)
+        assert is_transient(caught.value)
+        with pytest.raises(PriceStoreUnavailable):
+            await latest_close(down, "binance", "BTC/USDT", "15m")
