@@ -75,6 +75,9 @@ class RiskManagerAgent(Agent):
         self._tasks: list[asyncio.Task[None]] = []
         self._reconcile_asked: dict[str, float] = {}
         self._duty_problems: dict[str, str] = {}
+        # The other open orders the signal being decided waits for (empty when none): shown in
+        # the heartbeat, so a signal held by an unsettled order is visible rather than silent.
+        self.settling_on: tuple[str, ...] = ()
         self.counts = {"approved": 0, "rejected": 0, "ignored": 0, "replayed": 0, "reports": 0}
         try:
             await ensure_migrated(self.engine)
@@ -124,19 +127,23 @@ class RiskManagerAgent(Agent):
         loop = asyncio.get_running_loop()
         wait = self.settings.risk_settle_wait
         deadline = loop.time() + wait
-        while True:
-            stranded_before = datetime.now(UTC) - timedelta(seconds=wait)
-            pending = [
-                r.client_order_id for r in await self.ledger.open_reservations()
-                if r.client_order_id != own and (r.last_report_status is not None or r.created_at > stranded_before)
-            ]
-            if not pending:
-                return
-            if loop.time() > deadline:
-                self.log.warning("deciding with orders still open", open_orders=len(pending), first=pending[0])
-                return
-            if await self.sleep_unless_stopped(0.02):
-                return
+        try:
+            while True:
+                stranded_before = datetime.now(UTC) - timedelta(seconds=wait)
+                pending = [
+                    r.client_order_id for r in await self.ledger.open_reservations()
+                    if r.client_order_id != own and (r.last_report_status is not None or r.created_at > stranded_before)
+                ]
+                if not pending:
+                    return
+                self.settling_on = tuple(pending)
+                if loop.time() > deadline:
+                    self.log.warning("deciding with orders still open", open_orders=len(pending), first=pending[0])
+                    return
+                if await self.sleep_unless_stopped(0.02):
+                    return
+        finally:
+            self.settling_on = ()
 
     async def _settle_reports_first(self, queue: str, limit: float = 30.0) -> None:
         """Apply the execution reports that queued up while we were down before deciding anything.
@@ -167,6 +174,7 @@ class RiskManagerAgent(Agent):
     def heartbeat_detail(self) -> dict[str, str]:
         detail = {key: str(value) for key, value in self.counts.items()}
         detail["awaiting_reconcile"] = str(len(self._reconcile_asked))
+        detail["awaiting_settlement"] = str(len(self.settling_on))
         return detail
 
     # --- signals ---------------------------------------------------------------------------

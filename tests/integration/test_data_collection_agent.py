@@ -157,17 +157,23 @@ async def test_no_candle_is_published_before_it_is_stored(
         store = InfluxPriceStore(proxy.url, database, max_attempts=2, backoff=0.01)
         async with Bus(rabbitmq_url, topology, connection_name="ingest-test") as bus:
             stopping = asyncio.Event()
+            retries = 0
 
             async def sleep(seconds: float) -> bool:
+                # Called after each failed write, before the next one: counts the retries.
+                nonlocal retries
+                retries += 1
                 await asyncio.sleep(min(seconds, 0.2))
                 return stopping.is_set()
 
             ingestor = Ingestor(store, bus, sleep)
             candles = [make_candle(i) for i in range(5)]
             task = asyncio.create_task(ingestor.ingest(candles))
-            assert await wait_until(lambda: ingestor.degraded_reason is not None, timeout=10)
-            await asyncio.sleep(0.5)
-            assert not task.done()
+            # The sentinel: a third failed write. The ingestor is sequential, so a publish that
+            # did not wait for the store (after the first failure, or instead of retrying)
+            # would have happened by now.
+            assert await wait_until(lambda: retries >= 3, timeout=10), f"{retries} retries, then {task}"
+            assert ingestor.degraded_reason is not None and not task.done()
             assert await queue_depth(rabbitmq_url, candle_queue(topology)) == 0  # nothing published
             assert not store.healthy
 

@@ -402,7 +402,12 @@ async def test_a_sell_right_after_its_buy_waits_for_the_fill_instead_of_seeing_n
     assert isinstance(buy, OrderRequest)
     sell = signal(11, "SELL")
     await harness.bus.publish(sell)
-    await asyncio.sleep(0.5)
+    # The agent says it is holding the SELL for the BUY's order (it decides one signal at a
+    # time, and the BUY is decided): at that moment the SELL must still be unanswered.
+    agent = harness.agent
+    assert agent is not None
+    assert await wait_until(lambda: agent.settling_on == (buy.client_order_id,), 10), "the SELL did not wait for the BUY"
+    assert agent.heartbeat_detail()["awaiting_settlement"] == "1"
     assert not [m for m in harness.inbox if getattr(m, "signal_id", None) == sell.message_id]
     await harness.bus.publish(fill_report(buy, OrderStatus.FILLED, buy.quantity, buy.reference_price, D("0")))
     answer = await harness.expect(OrderRequest, lambda o: o.signal_id == sell.message_id)
