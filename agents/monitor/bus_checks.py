@@ -14,7 +14,7 @@ from aio_pika.exceptions import ChannelClosed
 
 from agents.monitor.probes import PROBE_TIMEOUT, RUN_HINT, error_text
 from agents.monitor.report import Check, fail, ok, warn
-from infra.bus import Topology, queue_counts
+from infra.bus import Topology, connect_plain, queue_counts
 from infra.bus import headers as h
 from infra.settings import redact_url
 from protocol import Heartbeat, HealthState, topics
@@ -186,10 +186,7 @@ async def bus_checks(
     broker that accepts TCP but never completes the AMQP handshake. The caller bounds the rest."""
     hint = f"is RabbitMQ running at {redact_url(url)}? (RABBITMQ_URL)"
     try:
-        connection = await asyncio.wait_for(
-            aio_pika.connect(url, timeout=connect_timeout, client_properties={"connection_name": "reality-check"}),
-            connect_timeout,
-        )
+        connection = await connect_plain(url, connect_timeout, "reality-check")
     except TimeoutError:
         return [fail("broker", "connect", f"no answer within {connect_timeout:.0f}s",
                      f"the port accepts connections but AMQP never answers; {hint}")]

@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import aio_pika
-
 from agents.monitor.bus_checks import exchange_exists
 from agents.monitor.probes import PROBE_TIMEOUT, RUN_HINT, error_text
+from infra.bus import connect_plain
 from infra.settings import Settings, redact_url
 from protocol import EmergencyStop
 
@@ -27,7 +26,7 @@ class ControlNotSent(RuntimeError):
 async def _require_exchange(url: str, exchange: str, budget: float) -> None:
     hint = f"is RabbitMQ running at {redact_url(url)}? (RABBITMQ_URL)"
     try:
-        connection = await asyncio.wait_for(aio_pika.connect(url, timeout=budget), budget)
+        connection = await connect_plain(url, budget, "tradebus-control")
     except TimeoutError:
         raise ControlNotSent(f"the broker did not answer within {budget:.0f}s; {hint}") from None
     except Exception as exc:

@@ -89,14 +89,15 @@ def make_plan(settings: Settings, *, fresh: bool, run_id: str, env: dict[str, st
     return RunPlan(run_id, fresh, db_url, influx_db, exchange, influx_fresh, full_env)
 
 
-def _asyncpg_dsn(url: str) -> str:
+def asyncpg_dsn(url: str) -> str:
+    """The SQLAlchemy URL (postgresql+asyncpg://) as a DSN asyncpg itself accepts."""
     return re.sub(r"^postgresql\+asyncpg://", "postgresql://", url)
 
 
 async def ensure_postgres_database(url: str) -> bool:
     """CREATE DATABASE for the URL's database when missing (connecting to `postgres`); True if created."""
     name = database_name(url)
-    admin = await asyncpg.connect(_asyncpg_dsn(with_database(url, "postgres")))
+    admin = await asyncpg.connect(asyncpg_dsn(with_database(url, "postgres")))
     try:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists:
@@ -114,7 +115,7 @@ async def prune_run_databases(url: str, keep: int) -> list[str]:
 
     A database still in use (another run) is left alone: DROP without FORCE refuses."""
     base = _base_name(database_name(url))
-    admin = await asyncpg.connect(_asyncpg_dsn(with_database(url, "postgres")))
+    admin = await asyncpg.connect(asyncpg_dsn(with_database(url, "postgres")))
     dropped: list[str] = []
     try:
         rows = await admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"{base}\\_run\\_%")

@@ -8,11 +8,12 @@ sums ``realised_pnl``/``fees`` when a positions table has them. A table that doe
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import asyncpg
+
+from agents.run.plan import asyncpg_dsn
 
 PORTFOLIO_TABLES = ("balances", "positions")
 COUNTED_TABLES = ("orders", "fills", "reservations")
@@ -51,7 +52,7 @@ async def _exists(connection: asyncpg.Connection, table: str) -> bool:
 
 
 async def read_portfolio(database_url: str) -> Portfolio:
-    dsn = re.sub(r"^postgresql\+asyncpg://", "postgresql://", database_url)
+    dsn = asyncpg_dsn(database_url)
     connection = await asyncpg.connect(dsn)
     portfolio = Portfolio()
     try:

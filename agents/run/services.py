@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -18,6 +17,7 @@ import httpx
 
 from agents.monitor.probes import error_text
 from agents.run.outages import Outages
+from agents.run.plan import asyncpg_dsn
 from infra.logging import get_logger
 
 __all__ = ["POSTGRES", "INFLUXDB", "RABBITMQ", "ServiceWatch"]
@@ -33,7 +33,7 @@ Probe = Callable[[], Awaitable[None]]
 
 def postgres_probe(database_url: str, timeout: float) -> Probe:
     """Connect to the run's database and SELECT 1 (a fresh connection: reachability, not a pool)."""
-    dsn = re.sub(r"^postgresql\+asyncpg://", "postgresql://", database_url)
+    dsn = asyncpg_dsn(database_url)
 
     async def probe() -> None:
         connection = await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout)

@@ -1,6 +1,6 @@
 """The RabbitMQ bus (aio-pika): durable topology, confirmed publishing, safe consumption."""
 
-from infra.bus.bus import Bus, queue_counts
+from infra.bus.bus import Bus, connect_plain, queue_counts
 from infra.bus.consumer import Delivery, Handler, QueueConsumer
 from infra.bus.errors import BusError, PublishFailed, PublishRejected, PublishTimeout, UnroutableMessage
 from infra.bus.publisher import Publisher, to_amqp
@@ -35,6 +35,7 @@ __all__ = [
     "dead_letter_queue_name",
     "declare_topology",
     "delete_topology",
+    "connect_plain",
     "queue_counts",
     "retry_delay",
     "system_topology",

@@ -35,6 +35,16 @@ async def queue_counts(channel: AbstractChannel, queue: str) -> tuple[int, int]:
     return int(result.message_count or 0), int(result.consumer_count or 0)
 
 
+async def connect_plain(url: str, timeout: float, connection_name: str) -> aio_pika.abc.AbstractConnection:
+    """A plain (not robust) connection, bounded as a whole by ``timeout``.
+
+    For operator tools and probes: a robust connection retries forever on a broker that accepts
+    TCP but never completes the AMQP handshake; this one raises TimeoutError instead."""
+    return await asyncio.wait_for(
+        aio_pika.connect(url, timeout=timeout, client_properties={"connection_name": connection_name}), timeout
+    )
+
+
 class Bus:
     """Publish protocol messages and consume queues with the delivery rules of DESIGN.md."""
 

@@ -22,6 +22,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from infra.bus import headers as h
+from infra.bus.bus import connect_plain
 from infra.bus.publisher import copy_of
 from infra.bus.topology import dead_letter_queue_name
 
@@ -73,11 +74,7 @@ async def bounded(awaitable: Awaitable[T], timeout: float, what: str) -> T:
 async def connect(url: str, timeout: float) -> aio_pika.abc.AbstractConnection:
     """A plain (not robust) connection: an operator command fails fast and says why."""
     try:
-        return await bounded(
-            aio_pika.connect(url, timeout=timeout, client_properties={"connection_name": "tradebus-dead-letters"}),
-            timeout,
-            "connecting to RabbitMQ",
-        )
+        return await bounded(connect_plain(url, timeout, "tradebus-dead-letters"), timeout, "connecting to RabbitMQ")
     except (OSError, aiormq.exceptions.AMQPError) as exc:
         raise DeadLetterError(f"cannot connect to RabbitMQ: {exc!r}") from exc
 
