@@ -21,7 +21,8 @@ import pytest
 
 from infra.bus import system_topology
 from tests.support.bus import cleanup, declare
-from tests.support.listeners import JsonStream, closed_port, silent_listener
+from tests.support.failures import closed_port
+from tests.support.listeners import JsonStream, silent_listener
 from tests.support.processes import ROOT
 from tests.support.tcp_proxy import TcpProxy
 

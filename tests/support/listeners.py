@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,13 +26,6 @@ async def silent_listener() -> AsyncIterator[int]:
             writer.close()
         server.close()
         await server.wait_closed()
-
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then released: connecting is refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class JsonStream:
