@@ -36,15 +36,30 @@ ensure_docker() {
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  stop_stale_dockerd
   if docker info >/dev/null 2>&1; then
     return 0
   fi
   if ! pgrep -x dockerd >/dev/null; then
     dsay "starting dockerd (log: /var/log/dockerd.log)"
     # Started detached from this script: the engine outlives the check (images stay cached).
-    setsid dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
+    # Without the check's TMPDIR: runc keeps its exec files there, and the check removes it.
+    setsid env -u TMPDIR dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
   fi
   wait_until 60 "the Docker engine to answer (docker info; log: /var/log/dockerd.log)" docker info
+}
+
+# stop_stale_dockerd: an engine that an earlier check started with that check's TMPDIR (since
+# removed) fails every `docker exec` ("OCI runtime exec failed: open $TMPDIR/runc-process...");
+# stop it so ensure_docker starts a sound one. Images and volumes are on disk and stay.
+stop_stale_dockerd() {
+  local pid tmp
+  pid=$(pgrep -xo dockerd) || return 0
+  tmp=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^TMPDIR=//p')
+  if [ -z "$tmp" ] || [ -d "$tmp" ]; then return 0; fi
+  dsay "dockerd (pid $pid) runs with a removed TMPDIR ($tmp): restarting it"
+  kill "$pid"
+  wait_until 60 "dockerd (pid $pid) to stop" bash -c "! kill -0 $pid 2>/dev/null"
 }
 
 # The recipe of the base image; its hash (with the mirror and the CA bundle) names the cache key.
