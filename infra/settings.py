@@ -99,6 +99,19 @@ class Settings(BaseSettings):
     backfill_days: float = Field(default=3.0, gt=0, alias="BACKFILL_DAYS")
 
     heartbeat_interval: float = Field(default=5.0, gt=0, alias="HEARTBEAT_INTERVAL")
+    # Operator console (`tradebus api`) and the MCP server's HTTP transport share these tokens.
+    api_host: str = Field(default="127.0.0.1", alias="API_HOST")
+    api_port: int = Field(default=8080, ge=0, le=65535, alias="API_PORT")
+    api_read_token: SecretStr | None = Field(
+        default=None, alias="API_READ_TOKEN", description="bearer token for read-only routes"
+    )
+    api_operator_token: SecretStr | None = Field(
+        default=None, alias="API_OPERATOR_TOKEN", description="bearer token for reads and controls"
+    )
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="API_CORS_ORIGINS", description="comma-separated origins; empty: CORS closed"
+    )
+
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
     @field_validator("symbols", mode="before")
@@ -106,6 +119,13 @@ class Settings(BaseSettings):
     def _split_symbols(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().upper() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("replay_speed")
