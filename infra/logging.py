@@ -31,6 +31,23 @@ def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+class _CurrentStderr:
+    """Whatever sys.stderr is at write time, not at configure time.
+
+    A logger bound to the stream object of the moment broke later code once that stream was
+    closed (pytest's capture streams are; a daemon may swap stderr too).
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR = _CurrentStderr()
+
+
 def configure_logging(agent: str, level: str = "INFO") -> None:
     """Route structlog and stdlib logging to JSON lines on stderr with the agent bound."""
     numeric_level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -49,11 +66,11 @@ def configure_logging(agent: str, level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_STDERR),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     # Library logs (aio-pika, asyncpg, alembic) go through the same JSON renderer.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_STDERR)  # type: ignore[arg-type]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processor=structlog.processors.JSONRenderer(),

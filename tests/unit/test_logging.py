@@ -32,3 +32,23 @@ def test_stdlib_loggers_are_json_too(capsys: pytest.CaptureFixture[str]) -> None
     logging.getLogger("some.library").warning("careful")
     (line,) = lines(capsys.readouterr().err)
     assert line["agent"] == "execution" and line["event"] == "careful"
+
+
+def test_logging_outlives_the_stream_it_was_configured_with(capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+    import logging
+    import sys
+
+    # Configure while stderr is a stream that is then closed (as pytest's capture streams are
+    # after a test): later lines must go to the stderr of their own time, not raise.
+    closed = io.StringIO()
+    saved, sys.stderr = sys.stderr, closed
+    try:
+        configure_logging("strategy")
+    finally:
+        sys.stderr = saved
+    closed.close()
+    get_logger().info("after the old stream closed")
+    logging.getLogger("lib").warning("library line too")
+    first, second = lines(capsys.readouterr().err)
+    assert first["event"] == "after the old stream closed" and second["event"] == "library line too"
