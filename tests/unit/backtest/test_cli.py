@@ -69,3 +69,22 @@ def test_summary_table_and_refusals(kline_csv: Path, tmp_path: Path, monkeypatch
         assert refused.exit_code == 2, (arguments, refused.output)
     missing = runner.invoke(app, ["backtest", "--data", str(tmp_path / "none.csv"), "--no-save"])
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_hourly_data_without_a_timeframe_is_backtested_as_hourly(btc_bars: Bars, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("infra.logging.configure_logging", lambda *a, **k: None)
+    # The real 15m candles that open on the hour, as an hourly series (prices real, spacing 1h).
+    lines = []
+    for c in btc_bars.candles[:4000]:
+        if c.open_time.minute:
+            continue
+        opened = int(c.open_time.timestamp() * 1000)
+        lines.append(f"{opened},{c.open},{c.high},{c.low},{c.close},{c.volume},{opened + 3_599_999},0,0,0,0,0")
+    path = tmp_path / "BTCUSDT-1h.csv"
+    path.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["backtest", "--data", str(path), "--params", "fast=10,slow=30", "--no-save"])
+    assert result.exit_code == 0, result.output
+    assert "BTC/USDT 1h" in result.stdout and "15m" not in result.output
+    wrong = runner.invoke(app, ["backtest", "--data", str(path), "--timeframe", "15m", "--no-save"])
+    assert wrong.exit_code == 2 and "its candles are 1h apart, not 15m; use timeframe 1h" in wrong.output
