@@ -192,7 +192,7 @@ def build_history(
     bars = window.bars
     compute = rolling_columns if live_window else compute_columns
     columns = compute(bars.open_time, bars.open, bars.high, bars.low, bars.close, bars.volume, params, only=only)
-    return IndicatorHistory.from_columns(bars.open_time, bars.close, columns)
+    return IndicatorHistory.from_columns(bars.open_time, bars.close, columns, readable=only)
 
 
 def rows_to_decide(mask: NDArray[np.bool_], first: int) -> list[int]:

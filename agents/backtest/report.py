@@ -102,7 +102,7 @@ def _config(result: BacktestResult, spec: RunSpec | None, live_window: bool) -> 
         "strategy": {
             "name": choice.name if choice else result.strategy.kind,
             "strategy_id": choice.strategy_id if choice else None,
-            "kind": result.strategy.kind,
+            "kind": choice.kind if choice else result.strategy.kind,  # a user strategy: its reference
             "params": result.strategy.params.model_dump(mode="json"),
             "overrides": spec.overrides if spec is not None else {},
         },

@@ -20,6 +20,7 @@ from agents.backtest.data import Window
 from agents.backtest.engine import BacktestConfig, BacktestResult, build_history, run_backtest
 from agents.backtest.metrics import Metrics
 from agents.strategy.config import load_strategy_config
+from agents.strategy.loader import is_reference
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import STRATEGY_KINDS, Strategy, StrategyConfigError, build_strategy
 from agents.technical_analysis.indicators import IndicatorParams
@@ -52,6 +53,8 @@ class StrategyChoice:
     strategy_id: str | None = None
     symbol: str | None = None
     timeframe: str | None = None
+    # Where a relative file reference in ``kind`` is resolved from (the config file's folder).
+    base_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +73,16 @@ class RunSpec:
 
 def resolve_strategy(name: str, config_path: str | Path | None = None) -> StrategyChoice:
     """An instance id from the strategy config file (the strategy agent's own unless
-    ``config_path`` names another), else a strategy kind (``sma_cross``) with its defaults."""
+    ``config_path`` names another), else a strategy kind (``sma_cross``) with its defaults, or
+    a user strategy ``path/to/file.py:ClassName`` / ``package.module:ClassName`` (a relative
+    path from the current directory), checked here so a broken file is reported at once."""
+    if is_reference(name):
+        build_strategy(name)  # StrategyLoadError names the file and line
+        return StrategyChoice(name=name.strip(), kind=name.strip())
     kind = name.strip().lower()
     try:
-        instances = load_strategy_config(config_path)
+        # Not built: another instance's broken file must not block this one (built by spec_for).
+        instances = load_strategy_config(config_path, build=False)
     except StrategyConfigError:
         if config_path is not None or kind not in STRATEGY_KINDS:
             raise
@@ -87,12 +96,15 @@ def resolve_strategy(name: str, config_path: str | Path | None = None) -> Strate
                 strategy_id=instance.strategy_id,
                 symbol=instance.symbols[0],
                 timeframe=instance.timeframe,
+                base_dir=instance.base_dir,
             )
     if kind in STRATEGY_KINDS:
         return StrategyChoice(name=kind, kind=kind)
     # An instance may share its kind's name ("combined"): name each once.
     known = ", ".join(dict.fromkeys([i.strategy_id for i in instances] + list(STRATEGY_KINDS)))
-    raise StrategyConfigError(f"no strategy kind or configured instance {name!r}; known: {known}")
+    raise StrategyConfigError(
+        f"no strategy kind or configured instance {name!r}; known: {known} (or your own: path/to/file.py:ClassName)"
+    )
 
 
 def spec_for(choice: StrategyChoice, base: IndicatorParams, overrides: Mapping[str, Any]) -> RunSpec:
@@ -103,7 +115,7 @@ def spec_for(choice: StrategyChoice, base: IndicatorParams, overrides: Mapping[s
         indicators = IndicatorParams(**{**base.model_dump(), **indicator_keys}) if indicator_keys else base
     except ValidationError as exc:
         raise StrategyConfigError(f"bad indicator parameters {indicator_keys}: {exc.errors()[0]['msg']}") from None
-    strategy = build_strategy(choice.kind, {**choice.params, **strategy_keys})
+    strategy = build_strategy(choice.kind, {**choice.params, **strategy_keys}, base_dir=choice.base_dir)
     return RunSpec(choice, dict(overrides), strategy, indicators)
 
 

@@ -14,21 +14,28 @@ Snapshots that are not simply "the next candle":
   stores before it publishes) and handled first, in order;
 * an older one that is not in the history: it cannot be inserted without rewriting decisions
   already published, so it is counted and logged, never applied.
+
+A strategy instance that cannot be built (a user file with a syntax error, a missing class, bad
+parameters) or whose ``decide`` raises is broken: it is logged with the file and line, named in
+the heartbeat's problems (the agent is DEGRADED) and skipped from then on, while the other
+instances keep running (decision 0021). Only when no enabled instance can be built does the
+agent stop, as for a config file it cannot read.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import cast
+from typing import TypeVar, cast
 
 from agents.runtime import Agent
+from agents.strategy.api import Strategy, StrategyConfigError
 from agents.strategy.config import StrategyInstanceConfig, load_strategy_config
 from agents.strategy.history import IndicatorHistory, epoch_ms, from_epoch_ms
 from agents.strategy.settings import StrategySettings
 from agents.strategy.signals import build_signal, change_at
-from agents.strategy.strategies import Strategy, StrategyConfigError
 from infra.bus import Delivery
 from infra.influx import InfluxPriceStore, from_settings
 from protocol import IndicatorSnapshot, Message, timeframe_seconds, topics
@@ -36,6 +43,7 @@ from protocol import IndicatorSnapshot, Message, timeframe_seconds, topics
 __all__ = ["StrategyAgent"]
 
 SeriesKey = tuple[str, str, str]  # exchange, symbol, timeframe
+_T = TypeVar("_T")
 
 
 class StrategyAgent(Agent):
@@ -51,6 +59,7 @@ class StrategyAgent(Agent):
         self.histories: dict[SeriesKey, IndicatorHistory] = {}
         self.published: dict[str, Counter[str]] = {}
         self.counts: Counter[str] = Counter()
+        self.broken: dict[str, str] = {}  # strategy_id -> why it does not run
         try:
             self.instances = self._load_instances(settings)
         except StrategyConfigError as exc:
@@ -67,36 +76,69 @@ class StrategyAgent(Agent):
             environ=os.environ,
             default_symbols=settings.symbols,
             default_timeframe=settings.timeframe,
+            build=False,
         )
-        instances = [(config, config.build()) for config in configs if config.enabled]
-        for config, strategy in instances:
-            # The newest row must be judged as the uninterrupted run judged it (see change_at).
+        self.broken = {}
+        instances = []
+        for config in configs:
+            if not config.enabled:
+                continue
+            try:
+                strategy = config.build()
+            except StrategyConfigError as exc:
+                self._break(config, f"cannot be built: {exc}")
+                continue
+            # The newest row must be judged as the uninterrupted run judged it (see change_at):
+            # a setting too small for a strategy is the operator's to fix, not the strategy's.
             if strategy.lookback + 2 > settings.strategy_history_length:
                 raise StrategyConfigError(
                     f"strategy {config.strategy_id!r} looks back {strategy.lookback} candles; "
                     f"STRATEGY_HISTORY_LENGTH={settings.strategy_history_length} must be at least {strategy.lookback + 2}"
                 )
+            instances.append((config, strategy))
+        if not instances and self.broken:
+            raise StrategyConfigError("no strategy instance can run: " + "; ".join(f"{k}: {v}" for k, v in self.broken.items()))
         self.log.info(
             "strategies loaded",
             config=str(settings.strategy_config or "agents/strategy/strategies.toml"),
             instances=[f"{c.strategy_id}:{c.kind}:{','.join(c.symbols)}:{c.timeframe}" for c, _ in instances],
             disabled=[c.strategy_id for c in configs if not c.enabled],
+            broken=sorted(self.broken),
         )
         return instances
+
+    def _break(self, config: StrategyInstanceConfig, reason: str) -> None:
+        """Take one instance out of service, saying why (log and heartbeat); the others run on."""
+        self.broken[config.strategy_id] = reason
+        self.log.error("strategy instance broken, not running", strategy_id=config.strategy_id, kind=config.kind, reason=reason)
+
+    def _decide_or_break(self, config: StrategyInstanceConfig, decide: Callable[[], _T]) -> _T | None:
+        """``decide()`` for one instance; an exception breaks that instance only (a strategy is a
+        pure function: the same input would raise again, so retrying the snapshot cannot help)."""
+        if config.strategy_id in self.broken:
+            return None
+        try:
+            return decide()
+        except Exception as exc:
+            self._break(config, f"decide failed: {exc}")
+            return None
 
     async def teardown(self) -> None:
         if self.store is not None:
             await self.store.close()
 
     def health_problems(self) -> list[str]:
+        problems = [f"strategy {strategy_id} {reason}" for strategy_id, reason in sorted(getattr(self, "broken", {}).items())]
         if self.store is not None and not self.store.healthy:
-            return [f"influxdb: {self.store.last_error}"]
-        return []
+            problems.append(f"influxdb: {self.store.last_error}")
+        return problems
 
     def heartbeat_detail(self) -> dict[str, str]:
         detail = {f"snapshots_{name}": str(value) for name, value in sorted(self.counts.items())}
         detail["series"] = str(len(self.histories))
-        detail["strategies"] = str(len(self.instances))
+        detail["strategies"] = str(len(self.instances) - sum(c.strategy_id in self.broken for c, _ in self.instances))
+        if self.broken:
+            detail["strategies_broken"] = " ".join(sorted(self.broken))
         for strategy_id, sides in self.published.items():
             detail[f"signals.{strategy_id}"] = " ".join(f"{side}={sides[side]}" for side in ("BUY", "SELL", "HOLD"))
         return detail
@@ -137,7 +179,7 @@ class StrategyAgent(Agent):
         active: list[tuple[StrategyInstanceConfig, Strategy]],
     ) -> None:
         for config, strategy in active:
-            decision = change_at(strategy, history, row)
+            decision = self._decide_or_break(config, lambda: change_at(strategy, history, row))  # noqa: B023 - called at once
             if decision is None:
                 continue
             signal = build_signal(snapshot, strategy_id=config.strategy_id, kind=config.kind, decision=decision)
@@ -161,10 +203,13 @@ class StrategyAgent(Agent):
         # Room for the snapshot being handled, so appending it drops nothing.
         kept = snapshots[-(length - 1):] if length > 1 else []
         history = IndicatorHistory.from_snapshots(kept, max_length=length, complete=len(kept) == len(snapshots))
-        last_sides = {}
+        last_sides: dict[str, str] = {}
         if len(history):
-            last_sides = {c.strategy_id: s.decide(history, len(history) - 1).side.value for c, s in self.instances
-                          if c.applies_to(symbol, timeframe)}
+            for config, strategy in self.instances:
+                if config.applies_to(symbol, timeframe):
+                    last = self._decide_or_break(config, lambda: strategy.decide(history, len(history) - 1))  # noqa: B023
+                    if last is not None:
+                        last_sides[config.strategy_id] = last.side.value
         self.log.info(
             "history warmed from influxdb", exchange=exchange, symbol=symbol, timeframe=timeframe,
             rows=len(history), complete=history.complete, restored_sides=last_sides,

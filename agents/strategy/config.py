@@ -8,7 +8,9 @@ File shape (TOML; YAML is the same structure with a top-level ``strategies:`` li
 
     [[strategies]]
     id = "rsi-default"         # strategy_id: [a-z0-9][a-z0-9_-]*, unique
-    kind = "rsi"               # one of STRATEGY_KINDS
+    kind = "rsi"               # one of STRATEGY_KINDS, or your own strategy:
+                               # "my_strategies/rsi2.py:Rsi2" (relative to this file's folder)
+                               # or "mypackage.module:ClassName" (decision 0021)
     enabled = true             # optional, default true
     symbols = ["BTC/USDT"]     # optional, default from [defaults]
     timeframe = "15m"          # optional, default from [defaults]
@@ -21,7 +23,9 @@ strategy id upper-cased with "-" written "_" and <FIELD> is ``ENABLED``, ``SYMBO
 Values are read as JSON when they parse (numbers, true/false, lists) and as text otherwise.
 An override naming no configured instance is refused, so a typo cannot pass silently.
 
-Every error names the file, the instance and the field.
+Every error names the file, the instance and the field. ``load_strategy_config(build=False)``
+checks the file but builds no strategy: the strategy agent builds each instance itself, so a
+broken one (a user file that fails to load) is reported while the others run.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from agents.strategy.strategies import Strategy, StrategyConfigError, build_strategy
-from agents.strategy.strategies.base import describe_validation_error
+from agents.strategy.api import Strategy, StrategyConfigError, describe_validation_error
+from agents.strategy.strategies import build_strategy
 from protocol import StrategyId, Symbol, Timeframe
 
 __all__ = [
@@ -62,6 +66,8 @@ class StrategyInstanceConfig(BaseModel):
     timeframe: Timeframe
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    # The config file's folder: a relative file reference in ``kind`` is resolved from it.
+    _base_dir: Path | None = PrivateAttr(default=None)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -70,9 +76,13 @@ class StrategyInstanceConfig(BaseModel):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @property
+    def base_dir(self) -> Path | None:
+        return self._base_dir
+
     def build(self) -> Strategy:
         """The strategy object (parameters validated by its kind)."""
-        return build_strategy(self.kind, self.params)
+        return build_strategy(self.kind, self.params, base_dir=self._base_dir)
 
     def applies_to(self, symbol: str, timeframe: str) -> bool:
         return self.enabled and timeframe == self.timeframe and symbol in self.symbols
@@ -89,8 +99,11 @@ def load_strategy_config(
     environ: Mapping[str, str] | None = None,
     default_symbols: Sequence[str] = ("BTC/USDT",),
     default_timeframe: str = "15m",
+    build: bool = True,
 ) -> list[StrategyInstanceConfig]:
-    """Read, override from ``environ`` and validate every instance (disabled ones included).
+    """Read, override from ``environ`` and validate every instance (disabled ones included);
+    with ``build`` also build each strategy (its parameters, a user file), else leave that to
+    the caller.
 
     Raises StrategyConfigError with the file, instance and field in the message.
     """
@@ -136,6 +149,10 @@ def load_strategy_config(
             config = StrategyInstanceConfig.model_validate(values)
         except ValidationError as exc:
             raise StrategyConfigError(f"{where}: {describe_validation_error(exc)}") from None
+        config._base_dir = file.resolve().parent
+        if not build:
+            configs.append(config)
+            continue
         try:
             config.build()
         except StrategyConfigError as exc:

@@ -85,6 +85,9 @@ class IndicatorHistory:
         self._views: dict[str, np.ndarray] = {}
         self._times_view: np.ndarray | None = None
         self._derived: dict[Hashable, np.ndarray] = {}
+        # None: every column may be read. Else the only ones that hold values (a backtest
+        # computes what the strategy declares); reading another is refused, not NaN.
+        self.readable: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -97,12 +100,15 @@ class IndicatorHistory:
         *,
         max_length: int | None = None,
         complete: bool = True,
+        readable: Iterable[str] | None = None,
     ) -> IndicatorHistory:
         """A history from whole columns (the backtester's way in).
 
         ``times`` are candle open times (epoch ms, datetime64 or aware datetimes), strictly
         increasing; ``indicators`` is keyed by ``Indicators`` field names (missing ones are all
         NaN, unknown names are refused, so a renamed indicator cannot silently vanish).
+        ``readable``: the only indicator columns ``col`` may return (``close`` always), when
+        the others were deliberately not computed.
         """
         time_ms = _times_to_ms(times)
         n = time_ms.size
@@ -114,6 +120,8 @@ class IndicatorHistory:
             raise ValueError(f"unknown indicator columns {unknown}; known: {', '.join(INDICATOR_FIELDS)}")
         columns = {"close": close, **given}
         history = cls(max_length, complete=complete)
+        if readable is not None:
+            history.readable = frozenset(readable) | {"close"}
         keep = n if max_length is None else min(n, max_length)
         if keep < n:
             history.complete = False
@@ -154,6 +162,11 @@ class IndicatorHistory:
         if view is None:
             if name not in _KNOWN:
                 raise KeyError(f"unknown history column {name!r}; known: {', '.join(COLUMNS)}")
+            if self.readable is not None and name not in self.readable:
+                raise KeyError(
+                    f"column {name!r} was not computed: the strategy declares it reads only "
+                    f"{', '.join(sorted(self.readable))} (add it to its COLUMNS)"
+                )
             view = self._buffer(name)[self._start : self._start + self._n]
             view.flags.writeable = False
             self._views[name] = view

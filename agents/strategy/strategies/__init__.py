@@ -5,7 +5,7 @@ Public API (decision 0005): ``Decision``, ``Strategy``, ``StrategyParams``,
 ``on_change``, ``is_change`` and the strategy classes.
 """
 
-from agents.strategy.strategies.base import Decision, Strategy, StrategyConfigError, StrategyParams
+from agents.strategy.api import Decision, Strategy, StrategyConfigError, StrategyParams
 from agents.strategy.strategies.bollinger import BollingerParams, BollingerReversionStrategy
 from agents.strategy.strategies.combined import CombinedParams, CombinedStrategy, MemberSpec
 from agents.strategy.strategies.macd import MacdCrossParams, MacdCrossStrategy

@@ -1,30 +1,30 @@
-"""What every strategy is: validated parameters, a lookback, and ``decide(history, i)``.
+"""Helpers shared by the built-in strategies, and the strategy API's names (re-exported from
+``agents.strategy.api``, where ``Strategy``, ``Decision`` and ``StrategyParams`` are defined and
+documented; decision 0021).
 
 A strategy is a pure function of the indicator history up to and including row ``i``. It
 never reads a later row (decision 0005; tests change future rows and check past decisions do
 not move), never does I/O, and returns a ``Decision`` with a confidence in [0, 1].
-
-Confidence conventions shared by all strategies:
-
-* HOLD always carries confidence 0.0 — confidence measures conviction in a trade, and HOLD
-  is the absence of one; its reason says why (inside the band, no crossover, warming up).
-* A BUY or SELL starts at 0.5 exactly at its trigger and rises to 1.0 as the trigger is
-  exceeded by a strategy-specific scale (documented on each strategy).
 """
 
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agents.strategy.api import (
+    BUY,
+    HOLD,
+    SELL,
+    Decision,
+    Strategy,
+    StrategyConfigError,
+    StrategyParams,
+    describe_validation_error,
+)
 from agents.strategy.history import IndicatorHistory
-from protocol import SignalSide
 
 __all__ = [
     "BUY",
@@ -47,98 +47,6 @@ __all__ = [
 ]
 
 _sum = np.add.reduce
-
-BUY = SignalSide.BUY
-SELL = SignalSide.SELL
-HOLD = SignalSide.HOLD
-
-
-class StrategyConfigError(ValueError):
-    """A strategy kind or parameter is wrong; the message says which and why."""
-
-
-class Decision(NamedTuple):
-    """A strategy's answer for one candle.
-
-    ``used`` holds the values the decision read, by name (None where the value was still
-    warming up); they travel on the Signal as the audit trail. A NamedTuple because the
-    backtester creates one per bar: cheap to build, immutable, comparable.
-    """
-
-    side: SignalSide
-    confidence: float
-    reason: str
-    used: dict[str, float | None]
-
-
-class StrategyParams(BaseModel):
-    """Base of every strategy's parameter model: frozen, unknown keys refused."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Strategy(ABC):
-    """One strategy kind with validated parameters.
-
-    Subclasses set ``kind`` (the name in config files and on the Signal) and ``Params`` (a
-    ``StrategyParams`` subclass) and implement ``decide`` and ``lookback``.
-    """
-
-    kind: ClassVar[str]
-    COLUMNS: ClassVar[frozenset[str] | None] = None
-    Params: ClassVar[type[StrategyParams]]
-
-    def __init__(self, params: StrategyParams | Mapping[str, Any] | None = None) -> None:
-        if isinstance(params, self.Params):
-            self.params: Any = params
-        elif isinstance(params, StrategyParams):
-            raise StrategyConfigError(f"{self.kind}: expected {self.Params.__name__}, got {type(params).__name__}")
-        else:
-            try:
-                self.params = self.Params.model_validate(dict(params or {}))
-            except ValidationError as exc:
-                problem = describe_validation_error(exc)
-                raise StrategyConfigError(f"bad parameters for strategy kind {self.kind!r}: {problem}") from None
-
-    @property
-    def lookback(self) -> int:
-        """How many rows before ``i`` ``decide(history, i)`` reads (its window reaches back to
-        row ``i - lookback``). A decision at a row with fewer rows before it, in a history that
-        does not start at the series' first candle, may differ from the full-history one.
-        0 by default: a threshold strategy reads row ``i`` only."""
-        return 0
-
-    @abstractmethod
-    def decide(self, history: IndicatorHistory, i: int) -> Decision:
-        """The decision for row ``i``, reading only rows ``<= i``."""
-
-    @property
-    def indicator_columns(self) -> frozenset[str] | None:
-        """The ``Indicators`` fields ``decide`` reads (``close`` is always there); None: it may
-        read any. A backtest computes only these. Defaults to the class's ``COLUMNS``."""
-        return self.COLUMNS
-
-    def candidate_rows(self, history: IndicatorHistory) -> NDArray[np.bool_] | None:
-        """Optional speed-up for a backtest: True on every row where ``decide`` MAY return BUY
-        or SELL (a loose superset, from whole columns at once), so every other row is a HOLD
-        for sure and need not be decided. None (the default): any row may trade.
-
-        A mask must not restate ``decide``'s rules, only bound them (a crossover needs the sign
-        of the gap to change, a threshold needs its input beyond it). The backtester refuses a
-        run where ``decide`` contradicts the mask, and its ``--exhaustive`` mode ignores it."""
-        return None
-
-    def _decides_as(self, cls: type[Strategy]) -> bool:
-        """True unless a subclass replaced ``cls.decide``: ``cls``'s mask only bounds its own rules."""
-        return type(self).decide is cls.decide
-
-    def warming(self, missing: str, used: dict[str, float | None]) -> Decision:
-        """HOLD while an input is not available yet."""
-        return Decision(HOLD, 0.0, f"warming up: {missing} not available", used)
-
-    def __repr__(self) -> str:
-        values = ", ".join(f"{k}={v!r}" for k, v in self.params.model_dump().items())
-        return f"{type(self).__name__}({values})"
 
 
 # ---------------------------------------------------------------------- shared helpers
@@ -298,15 +206,3 @@ def _pairwise(x: np.ndarray, start: int, length: int, count: int) -> np.ndarray:
     half = length // 2
     half -= half % _LANES
     return _pairwise(x, start, half, count) + _pairwise(x, start + half, length - half, count)
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem: 'field: message (got value)'."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(parameters)"
-        text = f"{where}: {error['msg']}"
-        if error["type"] not in ("missing",) and error["loc"]:
-            text += f" (got {error['input']!r})"
-        parts.append(text)
-    return "; ".join(parts)

@@ -26,15 +26,17 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from agents.strategy.history import IndicatorHistory
-from agents.strategy.strategies.base import (
+from agents.strategy.api import (
     BUY,
     HOLD,
     SELL,
     Decision,
+    IndicatorHistory,
     Strategy,
     StrategyConfigError,
     StrategyParams,
+)
+from agents.strategy.strategies.base import (
     clamp01,
 )
 

@@ -16,14 +16,16 @@ from typing import Any, ClassVar, Final, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from agents.strategy.history import IndicatorHistory
-from agents.strategy.strategies.base import (
+from agents.strategy.api import (
     BUY,
     HOLD,
     SELL,
     Decision,
+    IndicatorHistory,
     Strategy,
     StrategyParams,
+)
+from agents.strategy.strategies.base import (
     beyond_rows,
     check_row,
     clamp01,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agents.strategy.history import IndicatorHistory
-from agents.strategy.strategies.base import Decision, Strategy
+from agents.strategy.api import Decision, Strategy
 
 __all__ = ["is_change", "on_change", "run_strategy"]
 

@@ -25,14 +25,16 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
-from agents.strategy.history import IndicatorHistory
-from agents.strategy.strategies.base import (
+from agents.strategy.api import (
     BUY,
     HOLD,
     SELL,
     Decision,
+    IndicatorHistory,
     Strategy,
     StrategyParams,
+)
+from agents.strategy.strategies.base import (
     abs_spread,
     check_row,
     cross_confidence,
