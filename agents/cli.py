@@ -249,6 +249,11 @@ from agents.backtest.cli import backtest_command  # noqa: E402
 
 app.command("backtest")(backtest_command)
 
+# `tradebus strategy new|list`: user strategies (decision 0021).
+from agents.strategy.cli import app as strategy_app  # noqa: E402
+
+app.add_typer(strategy_app, name="strategy")
+
 
 def main() -> None:
     app()

@@ -118,7 +118,7 @@ def _stem(label: str, symbol: str, timeframe: str, now: datetime) -> str:
 
 
 def backtest_command(
-    strategy: str = typer.Option("sma_cross", "--strategy", "-s", help="strategy kind, or an instance id from the strategy config"),
+    strategy: str = typer.Option("sma_cross", "--strategy", "-s", help="strategy kind, an instance id from the strategy config, or your own: path/to/file.py:ClassName or package.module:ClassName"),
     config: Path = typer.Option(None, "--config", exists=True, dir_okay=False, help="strategy config file (TOML/YAML) holding the instance"),
     params: str = typer.Option(None, "--params", "-p", help="overrides: fast=10,slow=30 or a JSON object"),
     grid: str = typer.Option(None, "--grid", "-g", help="sweep: fast=5:20:5,slow=20:60:10 (start:stop:step, stop included)"),
@@ -163,7 +163,7 @@ def backtest_command(
     )
     from agents.backtest.runs import RANKABLE, rank, resolve_strategy, run_specs, spec_for, warmup_for
     from agents.data_collection.replay import ReplayDataError
-    from agents.strategy.strategies import StrategyConfigError
+    from agents.strategy.api import StrategyConfigError, StrategyRuntimeError
     from agents.technical_analysis.settings import TechnicalAnalysisSettings
     from infra.exchanges import load_market_snapshot, market_rules
     from infra.exchanges.paper import PaperConfig
@@ -263,9 +263,13 @@ def backtest_command(
     show_progress = err.is_terminal and (len(specs) > 1 or window.traded >= _LONG_RUN)
     with _bar(err, "backtest", show=show_progress) as progress:
         on_done, on_bars = _run_callbacks(progress, len(specs), window.traded)
-        results = run_specs(
-            window, specs, bt_config, fast=not exhaustive, live_window=live_indicators, on_done=on_done, on_bars=on_bars,
-        )
+        try:
+            results = run_specs(
+                window, specs, bt_config, fast=not exhaustive, live_window=live_indicators, on_done=on_done, on_bars=on_bars,
+            )
+        except StrategyRuntimeError as exc:  # a user strategy's decide() raised or answered nonsense
+            err.print(f"cannot backtest: {exc}", soft_wrap=True, markup=False, style="red")
+            raise typer.Exit(2) from None
 
     now = datetime.now(UTC)
     label = choice.strategy_id or choice.kind

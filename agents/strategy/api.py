@@ -64,6 +64,7 @@ __all__ = [
     "StrategyParams",
     "StrategyRuntimeError",
     "describe_validation_error",
+    "load_strategy",
     "make_history",
 ]
 
@@ -222,3 +223,13 @@ def make_history(
         column(close) if close is not None else np.full(n, 100.0),
         {name: column(values) for name, values in indicators.items()},
     )
+
+
+def load_strategy(kind: str, params: Mapping[str, Any] | None = None, *, base_dir: Any = None) -> Strategy:
+    """A strategy the way tradebus builds it: a built-in kind (``"rsi"``) or your own
+    (``"path/to/file.py:ClassName"``, ``"package.module:ClassName"``), parameters validated,
+    a file checked as the backtester and the strategy agent check it."""
+    # Imported here: the built-in kinds import this module.
+    from agents.strategy.strategies import build_strategy
+
+    return build_strategy(kind, params, base_dir=base_dir)
