@@ -70,7 +70,10 @@ class CombinedStrategy(Strategy):
         # Imported here: the registry imports this module to list it as a kind.
         from agents.strategy.strategies.registry import build_strategy
 
-        counts = Counter(spec.kind for spec in self.params.members)
+        # A member is labelled by its kind; a user strategy by its class name (a file path would
+        # not fit the 64 characters of a Signal's indicator names).
+        names = [spec.kind.rpartition(":")[2].strip() for spec in self.params.members]
+        counts = Counter(names)
         seen: Counter[str] = Counter()
         self.members: list[tuple[str, float, Strategy]] = []
         for index, spec in enumerate(self.params.members):
@@ -82,8 +85,9 @@ class CombinedStrategy(Strategy):
                 member = build_strategy(spec.kind, spec.params)
             except StrategyConfigError as exc:
                 raise StrategyConfigError(f"bad parameters for strategy kind 'combined': members.{index}: {exc}") from None
-            seen[spec.kind] += 1
-            label = spec.kind if counts[spec.kind] == 1 else f"{spec.kind}_{seen[spec.kind]}"
+            name = names[index]
+            seen[name] += 1
+            label = name if counts[name] == 1 else f"{name}_{seen[name]}"
             self.members.append((label, spec.weight, member))
         # "<member>.<name>" keys, built once per name: this loop runs on every backtest bar.
         self._keys: dict[str, dict[str, str]] = {label: {} for label, _, _ in self.members}
