@@ -231,3 +231,12 @@ HEALTHCHECK_PROVIDERS = {
     "pg_isready": "postgresql-15",
     "influx": "COPY influx /usr/local/bin/influx",
 }
+
+
+def test_the_strategy_agent_mounts_the_user_strategies_folder_read_only(services: dict) -> None:
+    strategy = services["strategy"]
+    assert strategy["volumes"] == ["${STRATEGIES_DIR:-./infra/strategies}:/strategies:ro"]
+    assert (ROOT / "infra/strategies").is_dir()  # the default host folder exists in a fresh clone
+    # Unset in .env: the shipped config inside the image.
+    assert strategy["environment"]["STRATEGY_CONFIG"] == "${STRATEGY_CONFIG:-/app/agents/strategy/strategies.toml}"
+    assert (ROOT / "agents/strategy/strategies.toml").is_file()
