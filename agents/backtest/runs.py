@@ -20,7 +20,7 @@ from agents.backtest.data import Window
 from agents.backtest.engine import BacktestConfig, BacktestResult, build_history, run_backtest
 from agents.backtest.metrics import Metrics
 from agents.strategy.config import load_strategy_config
-from agents.strategy.loader import is_reference
+from agents.strategy.loader import is_reference, load_strategy_class
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import STRATEGY_KINDS, Strategy, StrategyConfigError, build_strategy
 from agents.technical_analysis.indicators import IndicatorParams
@@ -77,7 +77,7 @@ def resolve_strategy(name: str, config_path: str | Path | None = None) -> Strate
     a user strategy ``path/to/file.py:ClassName`` / ``package.module:ClassName`` (a relative
     path from the current directory), checked here so a broken file is reported at once."""
     if is_reference(name):
-        build_strategy(name)  # StrategyLoadError names the file and line
+        load_strategy_class(name)  # at once: StrategyLoadError names the file and line
         return StrategyChoice(name=name.strip(), kind=name.strip())
     kind = name.strip().lower()
     try:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from agents.data_collection.replay import load_and_clean
@@ -19,11 +18,11 @@ from agents.strategy.history import IndicatorHistory
 from agents.strategy.settings import StrategySettings
 from agents.strategy.signals import build_signal
 from agents.strategy.strategies import on_change, run_strategy
-from agents.technical_analysis.indicators import IndicatorParams, compute_columns, indicators_at
 from infra.bus import Bus, Topology, system_topology
 from infra.influx import InfluxPriceStore
 from protocol import Candle, IndicatorSnapshot, Signal, decode
 from tests.support.bus import cleanup, drain, wait_until
+from tests.support.pipeline import snapshots_of
 
 pytestmark = pytest.mark.integration
 
@@ -34,19 +33,7 @@ N = 240
 def snapshots() -> list[IndicatorSnapshot]:
     """Snapshots of N real BTC candles, made the way the analysis agent makes them."""
     candles: list[Candle] = load_and_clean(None, exchange="binance", symbol="BTC/USDT", timeframe="15m").candles[2000 : 2000 + N]
-    columns = compute_columns(
-        [c.open_time for c in candles],
-        *(np.array([float(getattr(c, f)) for c in candles]) for f in ("open", "high", "low", "close", "volume")),
-        IndicatorParams(),
-    )
-    return [
-        IndicatorSnapshot.caused_by(
-            candle, source="technical_analysis", exchange=candle.exchange, symbol=candle.symbol,
-            timeframe=candle.timeframe, candle_time=candle.open_time, close=candle.close,
-            indicators=indicators_at(columns, i),
-        )
-        for i, candle in enumerate(candles)
-    ]
+    return snapshots_of(candles)
 
 
 def expected_signals(snapshots: list[IndicatorSnapshot]) -> list[Signal]:

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -20,11 +19,11 @@ from agents.backtest.data import load_file_bars
 from agents.cli import app
 from agents.strategy.agent import StrategyAgent
 from agents.strategy.settings import StrategySettings
-from agents.technical_analysis.indicators import IndicatorParams, compute_columns, indicators_at
 from infra.bus import Bus, Topology, system_topology
 from infra.influx import InfluxPriceStore
-from protocol import Candle, HealthState, IndicatorSnapshot, Signal, decode
+from protocol import Candle, HealthState, Signal, decode
 from tests.support.bus import cleanup, drain, wait_until
+from tests.support.pipeline import snapshots_of
 
 pytestmark = pytest.mark.integration
 
@@ -78,23 +77,6 @@ def candles() -> list[Candle]:
     """N real BTC candles, cleaned exactly as `tradebus backtest` cleans the package data."""
     bars = load_file_bars(None, exchange="binance", symbol="BTC/USDT", timeframe="15m")
     return list(bars.candles[FIRST : FIRST + N])
-
-
-def snapshots_of(candles: list[Candle]) -> list[IndicatorSnapshot]:
-    """The analysis agent's snapshots of these candles (compute_columns, as the backtest has them)."""
-    columns = compute_columns(
-        [c.open_time for c in candles],
-        *(np.array([float(getattr(c, f)) for c in candles]) for f in ("open", "high", "low", "close", "volume")),
-        IndicatorParams(),
-    )
-    return [
-        IndicatorSnapshot.caused_by(
-            candle, source="technical_analysis", exchange=candle.exchange, symbol=candle.symbol,
-            timeframe=candle.timeframe, candle_time=candle.open_time, close=candle.close,
-            indicators=indicators_at(columns, i),
-        )
-        for i, candle in enumerate(candles)
-    ]
 
 
 @pytest.fixture
