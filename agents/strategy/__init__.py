@@ -4,6 +4,10 @@ strategy.signal.{strategy_id}.{symbol} only when a strategy changes its mind.
 The decisions are pure and shared with the backtester (decision 0005): ``history``
 (IndicatorHistory), ``strategies`` (Decision, build_strategy, run_strategy, on_change) and
 ``signals`` (change_at, build_signal). ``agent`` is the thin process around them.
+
+``api`` is the strategy API every strategy — built-in or the user's own — is written against;
+``loader`` loads a user strategy from ``path/to/file.py:ClassName`` or ``module:ClassName``
+(decision 0021); ``cli`` and ``template`` are ``tradebus strategy new|list``.
 """
 
 from typing import Any
