@@ -104,6 +104,16 @@ def test_a_module_reference_and_a_relative_path_from_the_config_folder(tmp_path:
     decision = vote.build().decide(make_history(rsi=[10.0]), 0)
     assert decision.side is BUY and decision.used["LowHigh.vote"] == 0.8
 
+    # The same in YAML, from another folder.
+    yaml_config = write(tmp_path, "strategies.yaml", """
+        strategies:
+          - id: mine-yaml
+            kind: conf/sub/mine.py:LowHigh
+            params: {high: 60}
+    """)
+    (mine_yaml,) = load_strategy_config(yaml_config)
+    assert mine_yaml.build().decide(make_history(rsi=[65.0]), 0).side is SELL
+
 
 @pytest.mark.parametrize(
     ("source", "expected"),
