@@ -73,7 +73,7 @@ def broker(rabbitmq_url: str) -> Iterator[Broker]:
     if not reachable:
         unavailable("rabbitmqctl cannot reach the broker (set RABBITMQCTL)")
     tag = uuid.uuid4().hex[:10]
-    broker = Broker(rabbitmq_url, f"tbperm_{tag}", f"tbperm_{tag}-", {r: secrets.token_urlsafe(16) for r in ROLES})
+    broker = Broker(rabbitmq_url, f"tbperm_{tag}", f"tbperm_{tag}-", {r: secrets.token_hex(16) for r in ROLES})  # hex: a leading '-' reads as a rabbitmqctl option
     env = {
         **os.environ,
         "RABBITMQ_VHOST": broker.vhost,
@@ -87,7 +87,7 @@ def broker(rabbitmq_url: str) -> Iterator[Broker]:
         assert done.returncode == 0, done.stderr
         assert not any(p in done.stdout + done.stderr for p in broker.passwords.values()), "a password was printed"
         # Idempotent: a second run over an existing user (its password rotated) succeeds as well.
-        broker.passwords["monitor"] = secrets.token_urlsafe(16)
+        broker.passwords["monitor"] = secrets.token_hex(16)
         rotate = {k: v for k, v in env.items() if not k.startswith("RABBITMQ_PASSWORD_")}
         rotate |= {"RABBITMQ_PASSWORD_MONITOR": broker.passwords["monitor"], "TRADEBUS_REQUIRED_ROLES": "monitor"}
         again = subprocess.run(["sh", str(SCRIPT)], env=rotate, capture_output=True, text=True, timeout=300, check=False)
