@@ -221,9 +221,9 @@ provision() {
         return 0
     fi
     if printf '%s\n' "$EXISTING_USERS" | grep -qxF "$user"; then
-        $CTL -q change_password "$user" "$password" >/dev/null
+        $CTL -q change_password -- "$user" "$password" >/dev/null
     else
-        $CTL -q add_user "$user" "$password" >/dev/null
+        $CTL -q add_user -- "$user" "$password" >/dev/null
     fi
     $CTL -q set_permissions -p "$VHOST" "$user" "$resources" "$write" "$resources"
     $CTL -q set_topic_permissions -p "$VHOST" "$user" "$EXCHANGE" "$topic_write" '.*'
