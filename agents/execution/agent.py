@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -329,6 +330,8 @@ class ExecutionAgent(Agent):
                 self.log.warning("cancel not confirmed; asked again later", client_order_id=client_order_id, error=str(exc))
                 problem = f"cancel not confirmed by the exchange ({exc}); send it again if the order stays open"
             else:
+                if state.status is OrderStatus.CANCELED and state.reason is None:
+                    state = replace(state, reason=reason)  # the report says who cancelled and why
                 await self._record(state)
             await self._flush(client_order_id)
             after = await self.store.get(client_order_id)
