@@ -4,10 +4,14 @@ resume lifts it, and each control is recorded once however often it is delivered
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
+from agents.cli import app
 from agents.ops.controls import ControlKind, build_control, publish_control
 from protocol import OrderRequest, OrderStatus, PositionUpdate, RejectionReason, RiskRejection, Side
 from protocol.messages.control import ControlMessage
@@ -72,3 +76,35 @@ async def test_an_older_pause_delivered_after_a_resume_does_not_pause_again(harn
     [late] = await wait_for_control(harness.postgres_url, pause.message_id)
     assert late.outcome == "REFUSED" and "newer" in late.detail
     assert isinstance(await harness.decide(signal(10)), OrderRequest)
+
+
+async def test_the_control_command_sends_waits_for_the_record_and_lists_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in (("RABBITMQ_URL", harness.rabbitmq_url), ("BUS_EXCHANGE", harness.topology.exchange),
+                        ("DATABASE_URL", harness.postgres_url)):
+        monkeypatch.setenv(name, value)
+    await harness.start()
+    runner = CliRunner()
+
+    def tradebus(*args: str) -> Result:
+        return runner.invoke(app, list(args))
+
+    paused = await asyncio.to_thread(tradebus, "control", "pause", "s1", "--reason", "drill", "--by", "ops", "-y")
+    assert paused.exit_code == 0, paused.output
+    assert "risk_manager: APPLIED PAUSE_STRATEGY s1 (by ops: drill)" in paused.output
+    rejected = await harness.decide(signal(10))
+    assert isinstance(rejected, RiskRejection) and rejected.reason is RejectionReason.STRATEGY_PAUSED
+
+    # Nothing to close: sent, recorded REFUSED with the risk reason, exit 1.
+    closed = await asyncio.to_thread(tradebus, "control", "close", "s1", "BTC/USDT", "--reason", "drill", "-y")
+    assert closed.exit_code == 1, closed.output
+    assert "risk_manager: REFUSED CLOSE_POSITION s1 * BTC/USDT" in closed.output and "NO_POSITION" in closed.output
+
+    listed = await asyncio.to_thread(tradebus, "control", "list")
+    assert listed.exit_code == 0, listed.output
+    assert [line.split(": ", 1)[1].split(" ")[:2] for line in listed.output.splitlines()] == [
+        ["REFUSED", "CLOSE_POSITION"], ["APPLIED", "PAUSE_STRATEGY"]]
+
+    invalid = await asyncio.to_thread(tradebus, "control", "pause", "Not.A.Strategy", "--reason", "x", "-y")
+    assert invalid.exit_code == 2 and "strategy_id" in invalid.output
