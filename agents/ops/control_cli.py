@@ -21,7 +21,15 @@ from pathlib import Path
 
 import typer
 
-from agents.ops.controls import ControlInvalid, ControlKind, ControlNotSent, build_control, describe, send_control
+from agents.ops.controls import (
+    ControlInvalid,
+    ControlKind,
+    ControlMessage,
+    ControlNotSent,
+    build_control,
+    describe,
+    send_control,
+)
 from infra.db.controls import ControlView, read_controls
 from infra.settings import Settings
 from protocol import ControlOutcome
@@ -68,20 +76,28 @@ def _row_text(row: ControlView) -> str:
             f"(by {row.requested_by}: {row.reason}) - {row.detail}")
 
 
-def _send(kind: ControlKind, reason: str, by: str, yes: bool, wait: float, run_id: str | None, latest: bool,
-          runs_dir: Path, **target: str | None) -> None:
-    settings = _settings(run_id, latest, runs_dir)
+def confirm_and_send(settings: Settings, kind: ControlKind, *, reason: str, by: str, yes: bool,
+                     prompt: str | None = None, failure: str = "control NOT sent", **target: str | None) -> ControlMessage:
+    """Build (exit 2 when invalid), confirm unless ``yes``, send (exit 1 saying why when not sent):
+    the command-line path of every control, the emergency stop's included."""
     try:
         message = build_control(kind, reason=reason, requested_by=by.strip() or getpass.getuser(), **target)
     except ControlInvalid as exc:
         raise typer.BadParameter(str(exc)) from None
     if not yes:
-        typer.confirm(f"send {describe(message)} on bus exchange {settings.bus_exchange!r}?", abort=True)
+        typer.confirm(prompt or f"send {describe(message)} on bus exchange {settings.bus_exchange!r}?", abort=True)
     try:
         asyncio.run(send_control(settings, message))
     except ControlNotSent as exc:
-        typer.echo(f"control NOT sent: {exc}", err=True)
+        typer.echo(f"{failure}: {exc}", err=True)
         raise typer.Exit(1) from None
+    return message
+
+
+def _send(kind: ControlKind, reason: str, by: str, yes: bool, wait: float, run_id: str | None, latest: bool,
+          runs_dir: Path, **target: str | None) -> None:
+    settings = _settings(run_id, latest, runs_dir)
+    message = confirm_and_send(settings, kind, reason=reason, by=by, yes=yes, **target)
     typer.echo(f"sent {describe(message)}, confirmed by the broker")
     if wait <= 0:
         return
