@@ -18,8 +18,8 @@ from agents.risk_manager import outgoing
 from infra.exchanges.account import deployment_salt, drift_state
 from agents.risk_manager.holdings import approved_for_candle, holdings
 from agents.risk_manager.markets import MarketBook, UnknownMarket
-from agents.risk_manager.operator import close_outcome, close_signal, close_without_price
 from agents.risk_manager.metrics import UnpricedAsset, account_figures, drawdown, equity, risk_metrics
+from agents.risk_manager.operator import close_outcome, close_signal, close_without_price
 from agents.risk_manager.prices import PriceReading, atr_at, marks, reference_price
 from agents.risk_manager.rules import Approved, Ignored, Rejected, RiskSnapshot, evaluate
 from agents.risk_manager.settings import RiskSettings

@@ -10,8 +10,8 @@ it passes. An operator who must flatten during a stop releases it first (decisio
 
 from __future__ import annotations
 
-from protocol import Candle, ClosePosition, ControlOutcome, Signal, SignalSide
 from infra.db.ledger import DecisionKind, DecisionView
+from protocol import Candle, ClosePosition, ControlOutcome, Signal, SignalSide
 
 __all__ = ["OPERATOR_CLOSE", "close_outcome", "close_signal", "close_without_price"]
 
