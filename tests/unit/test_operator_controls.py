@@ -93,7 +93,7 @@ def test_a_close_becomes_the_same_sell_signal_however_often_it_is_delivered() ->
     close = _build(ControlKind.CLOSE_POSITION, strategy_id="rsi-btc", symbol="BTC/USDT")
     candle = make_candle(7)
     first, again = close_signal(close, candle), close_signal(close, candle)  # type: ignore[arg-type]
-    assert first == again and first.causation_id == close.message_id  # type: ignore[attr-defined]
+    assert first.message_id == again.message_id and first.causation_id == close.message_id  # type: ignore[attr-defined]
     assert (first.side, first.strategy_id, first.strategy) == (SignalSide.SELL, "rsi-btc", OPERATOR_CLOSE)
     assert (first.candle_time, first.price, first.exchange) == (candle.open_time, candle.close, candle.exchange)
     assert first.reason == "operator close by alice: because"
