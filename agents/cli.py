@@ -69,6 +69,7 @@ def run(
     live: bool = typer.Option(None, "--live/--plain", help="live panel (default on a terminal) or summary lines"),
     keep_runs: int = typer.Option(3, min=1, help="fresh runs whose databases are kept (older ones are dropped)"),
     check: bool = typer.Option(True, "--check/--no-check", help="run the reality check at the end (exit code: its verdict)"),
+    api: bool = typer.Option(True, "--api/--no-api", help="start the operator console (API_HOST:API_PORT, default 127.0.0.1:8080)"),
 ) -> None:
     """Run the whole system here: migrate, start the five agents supervised, show progress, and at
     the end of the replay print the portfolio and the reality check (exit code: its verdict)."""
@@ -94,6 +95,7 @@ def run(
         live=live,
         keep_runs=keep_runs,
         reality_check=check,
+        api=api,
     )
     raise typer.Exit(run_command(options))
 
