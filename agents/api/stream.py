@@ -112,7 +112,6 @@ async def sse_events(
             cursor = event.id
             if types is None or event.type in types:
                 yield event.frame()
-        before = ring.last_id
         await ring.wait_after(cursor, keepalive)
-        if ring.last_id == before:
+        if ring.last_id <= cursor:  # nothing new within ``keepalive`` seconds
             yield ": keepalive\n\n"
