@@ -10,6 +10,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from infra.db.controls import ControlView
+
 T = TypeVar("T")
 
 
@@ -250,20 +252,6 @@ class FillOut(ApiModel):
     filled_at: datetime
 
 
-class DecisionOut(ApiModel):
-    id: int
-    signal_id: str
-    strategy_id: str
-    symbol: str
-    side: str
-    decision: str
-    reason: str | None
-    detail: str
-    inputs: dict[str, Any]
-    client_order_id: str | None
-    decided_at: datetime
-
-
 class RejectionCount(ApiModel):
     reason: str
     count: int
@@ -302,6 +290,8 @@ class CandlesOut(ApiModel):
 
 
 class SignalOut(ApiModel):
+    """A signal as the risk manager decided it (its audit row)."""
+
     signal_id: str
     strategy_id: str
     symbol: str
@@ -311,6 +301,13 @@ class SignalOut(ApiModel):
     detail: str
     client_order_id: str | None
     decided_at: datetime
+
+
+class DecisionOut(SignalOut):
+    """A risk decision with every input it used."""
+
+    id: int
+    inputs: dict[str, Any]
 
 
 class Signals(ApiModel):
@@ -373,22 +370,7 @@ class ControlAccepted(ApiModel):
     published_at: datetime
 
 
-class ControlRecord(ApiModel):
-    """One agent's record of one control (infra.db.controls): who asked, why, and the outcome."""
-
-    message_id: str
-    agent: str
-    kind: str
-    target: str
-    requested_by: str
-    reason: str
-    source: str
-    requested_at: datetime
-    received_at: datetime
-    outcome: str
-    detail: str
-    client_order_id: str | None
-
-
 class Controls(ApiModel):
-    controls: list[ControlRecord]
+    """The ledger's record of controls (infra.db.controls.ControlView): who asked, why, the outcome."""
+
+    controls: list[ControlView]

@@ -83,10 +83,4 @@ async def controls(
 ) -> m.Controls:
     rows = await bounded(read_controls(services_of(request).sessions, limit=limit, message_id=message_id),
                          "Postgres (controls)")
-    return m.Controls(controls=[
-        m.ControlRecord(message_id=str(r.message_id), agent=r.agent, kind=r.kind.value, target=r.target,
-                        requested_by=r.requested_by, reason=r.reason, source=r.source, requested_at=r.requested_at,
-                        received_at=r.received_at, outcome=r.outcome.value, detail=r.detail,
-                        client_order_id=r.client_order_id)
-        for r in rows
-    ])
+    return m.Controls(controls=rows)

@@ -149,16 +149,18 @@ def fill_out(row: Fill) -> m.FillOut:
     return m.FillOut(**{name: getattr(row, name) for name in m.FillOut.model_fields})
 
 
+def _signal_fields(d: DecisionView) -> dict[str, Any]:
+    return {"signal_id": str(d.signal_id), "strategy_id": d.strategy_id, "symbol": d.symbol, "side": d.side,
+            "decision": d.decision.value, "reason": d.reason.value if d.reason else None, "detail": d.detail,
+            "client_order_id": d.client_order_id, "decided_at": d.decided_at}
+
+
 def decision_out(d: DecisionView) -> m.DecisionOut:
-    return m.DecisionOut(id=d.id, signal_id=str(d.signal_id), strategy_id=d.strategy_id, symbol=d.symbol, side=d.side,
-                         decision=d.decision.value, reason=d.reason.value if d.reason else None, detail=d.detail,
-                         inputs=d.inputs, client_order_id=d.client_order_id, decided_at=d.decided_at)
+    return m.DecisionOut(**_signal_fields(d), id=d.id, inputs=d.inputs)
 
 
 def signal_out(d: DecisionView) -> m.SignalOut:
-    return m.SignalOut(signal_id=str(d.signal_id), strategy_id=d.strategy_id, symbol=d.symbol, side=d.side,
-                       decision=d.decision.value, reason=d.reason.value if d.reason else None, detail=d.detail,
-                       client_order_id=d.client_order_id, decided_at=d.decided_at)
+    return m.SignalOut(**_signal_fields(d))
 
 
 @router.get("/orders", response_model=m.Page[m.OrderOut], tags=["orders"], summary="Orders, newest first")

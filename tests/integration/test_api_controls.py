@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 import structlog
 
 from agents.ops.controls import build_control
-from infra.bus import system_topology
 from infra.db import create_engine, session_factory, upgrade_head
 from infra.db.controls import record_control
 from infra.logging import configure_logging
@@ -24,17 +22,12 @@ from protocol import topics
 from protocol.codec import decode_any
 from protocol.enums import ControlKind, ControlOutcome
 from protocol.messages.control import CancelOrder, ClosePosition, EmergencyStop, PauseStrategy
-from tests.support.api import OPERATOR, OPERATOR_TOKEN, READ, READ_TOKEN, api_settings, running_app, served_app
-from tests.support.bus import cleanup
+from tests.support.api import (
+    OPERATOR, OPERATOR_TOKEN, READ, READ_TOKEN, api_settings, exchange, running_app, served_app,
+)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def exchange(rabbitmq_url: str) -> AsyncIterator[str]:
-    name = f"tbapi_{uuid.uuid4().hex[:10]}"
-    yield name
-    await cleanup(rabbitmq_url, system_topology(name))
+__all__ = ["exchange"]  # the fixture, imported from tests.support.api
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.runs import GUARD, RUN_ID, RunOutput, drop_stores, run_env
+from tests.support.runs import GUARD, RUN_ID, RunOutput, end_run, run_env
 
 pytestmark = pytest.mark.integration
 
@@ -61,11 +61,7 @@ async def test_the_run_serves_its_console_on_its_own_stores(
         await run.finish(GUARD)
         assert re.search(r"stopping \d+ agents", run.text), run.text
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        if store is not None:
-            await drop_stores(postgres_server_url, influxdb_server_url, [store])
+        await end_run(process, postgres_server_url, influxdb_server_url, store)
 
 
 async def test_a_busy_console_port_ends_the_run_at_once_saying_so(
@@ -85,12 +81,8 @@ async def test_a_busy_console_port_ends_the_run_at_once_saying_so(
         try:
             code = await run.finish(GUARD)
         finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    store = re.search(RUN_ID, run.text)
-    if store is not None:
-        await drop_stores(postgres_server_url, influxdb_server_url, [f"{base}_{store.group(1)}"])
+            found = re.search(RUN_ID, run.text)
+            await end_run(process, postgres_server_url, influxdb_server_url, found and f"{base}_{found.group(1)}")
     assert code == 1, run.text
     assert f"port {port} on 127.0.0.1 is already in use" in run.text and "--no-api" in run.text, run.text
     assert "agent restarts" not in run.text  # nothing was started

@@ -4,7 +4,6 @@ SSE event, a reconnect with Last-Event-ID replays what was missed, an evicted ra
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,17 +12,11 @@ import pytest
 
 from infra.bus import Bus, system_topology
 from protocol import Candle
-from tests.support.api import READ, READ_TOKEN, api_settings, served_app, services
-from tests.support.bus import cleanup, make_candle, wait_until
+from tests.support.api import READ, READ_TOKEN, api_settings, exchange, served_app, services
+from tests.support.bus import make_candle, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def exchange(rabbitmq_url: str) -> AsyncIterator[str]:
-    name = f"tbapi_{uuid.uuid4().hex[:10]}"
-    yield name
-    await cleanup(rabbitmq_url, system_topology(name))
+__all__ = ["exchange"]  # the fixture, imported from tests.support.api
 
 
 @pytest.fixture

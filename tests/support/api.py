@@ -8,13 +8,18 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import uuid
+
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
 from agents.api import create_app
 from agents.api.app import Services
 from agents.api.settings import ApiSettings
+from infra.bus import system_topology
+from tests.support.bus import cleanup
 
 READ_TOKEN = "read-token-7f3a9c1e55d2"
 OPERATOR_TOKEN = "operator-token-b81d04e6a9f7"
@@ -31,6 +36,15 @@ def api_settings(rabbitmq_url: str, postgres_url: str, influx: tuple[str, str], 
         "BUS_PUBLISH_TIMEOUT": "5", **extra,
     }
     return ApiSettings(**values)
+
+
+@pytest.fixture
+async def exchange(rabbitmq_url: str) -> AsyncIterator[str]:
+    """A bus exchange name of the test's own (import this fixture); the topology the API
+    declared on it is removed afterwards."""
+    name = f"tbapi_{uuid.uuid4().hex[:10]}"
+    yield name
+    await cleanup(rabbitmq_url, system_topology(name))
 
 
 def services(app: FastAPI) -> Services:

@@ -101,3 +101,13 @@ async def drop_stores(postgres_server_url: str, influxdb_server_url: str, names:
     async with httpx.AsyncClient(base_url=influxdb_server_url, timeout=10) as client:
         for name in names:
             await client.post("/query", data={"q": f'DROP DATABASE "{name}"'})
+
+
+async def end_run(process: asyncio.subprocess.Process, postgres_server_url: str, influxdb_server_url: str,
+                  store: str | None) -> None:
+    """Kill a run that is still going (a failed test) and drop the stores it made."""
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+    if store is not None:
+        await drop_stores(postgres_server_url, influxdb_server_url, [store])
