@@ -177,10 +177,9 @@ def emergency_stop(
 ) -> None:
     """Engage or release the emergency stop (persisted by the risk manager; survives restarts).
     Bounded: exit 1 within seconds, saying why, when the broker or the bus exchange is not there."""
-    import getpass
-
     from agents.monitor.probes import log_to_stderr
-    from agents.ops.controls import ControlInvalid, ControlKind, ControlNotSent, build_control, send_control
+    from agents.ops.control_cli import confirm_and_send
+    from agents.ops.controls import ControlKind
     from infra.settings import redact_url
 
     if state.strip().lower() not in {"on", "off"}:
@@ -189,18 +188,11 @@ def emergency_stop(
     settings, _ = _target(run_id, latest, runs_dir)
     log_to_stderr("emergency-stop", settings.log_level)  # JSON lines on stderr, the verdict on stdout
     kind = ControlKind.ENGAGE_STOP if active else ControlKind.RELEASE_STOP
-    try:
-        message = build_control(kind, reason=reason, requested_by=by.strip() or getpass.getuser())
-    except ControlInvalid as exc:
-        raise typer.BadParameter(str(exc)) from None
     action = "ENGAGE" if active else "RELEASE"
-    if not yes:
-        typer.confirm(f"{action} the emergency stop on bus exchange {settings.bus_exchange!r} ({reason})?", abort=True)
-    try:
-        asyncio.run(send_control(settings, message))
-    except ControlNotSent as exc:
-        typer.echo(f"emergency stop NOT {action}D: {exc}", err=True)
-        raise typer.Exit(1) from None
+    message = confirm_and_send(
+        settings, kind, reason=reason, by=by, yes=yes, failure=f"emergency stop NOT {action}D",
+        prompt=f"{action} the emergency stop on bus exchange {settings.bus_exchange!r} ({reason})?",
+    )
     typer.echo(
         f"emergency stop {action}D: published control.emergency_stop {message.message_id} "
         f"(reason: {message.reason}; by: {message.requested_by}) to exchange {settings.bus_exchange!r} "
@@ -229,6 +221,10 @@ def broker_users(
 from agents.ops.dead_letters import app as dead_letters_app  # noqa: E402
 
 app.add_typer(dead_letters_app, name="dead-letters")
+
+from agents.ops.control_cli import app as control_app  # noqa: E402
+
+app.add_typer(control_app, name="control")
 
 
 @app.command("drift")

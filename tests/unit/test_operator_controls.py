@@ -83,3 +83,17 @@ def test_a_cancel_without_requested_by_still_decodes() -> None:
 def test_control_messages_refuse_unknown_fields() -> None:
     with pytest.raises(ValidationError):
         PauseStrategy(source="api", strategy_id="s", paused=True, reason="r", requested_by="a", quantity="1")  # type: ignore[call-arg]
+
+
+def test_a_close_becomes_the_same_sell_signal_however_often_it_is_delivered() -> None:
+    from agents.risk_manager.operator import OPERATOR_CLOSE, close_signal
+    from protocol import SignalSide
+    from tests.support.bus import make_candle
+
+    close = _build(ControlKind.CLOSE_POSITION, strategy_id="rsi-btc", symbol="BTC/USDT")
+    candle = make_candle(7)
+    first, again = close_signal(close, candle), close_signal(close, candle)  # type: ignore[arg-type]
+    assert first.message_id == again.message_id and first.causation_id == close.message_id  # type: ignore[attr-defined]
+    assert (first.side, first.strategy_id, first.strategy) == (SignalSide.SELL, "rsi-btc", OPERATOR_CLOSE)
+    assert (first.candle_time, first.price, first.exchange) == (candle.open_time, candle.close, candle.exchange)
+    assert first.reason == "operator close by alice: because"

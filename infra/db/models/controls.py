@@ -18,13 +18,14 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Identity,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from infra.db.models.base import Base
+from infra.db.models.ledger import _in
 from protocol.enums import ControlKind, ControlOutcome
 
 __all__ = ["Control", "StrategyPause"]
 
 
-def _in(column: str, values: type[ControlKind] | type[ControlOutcome]) -> str:
-    return f"{column} IN ({', '.join(repr(member.value) for member in values)})"
+KINDS = tuple(member.value for member in ControlKind)
+OUTCOMES = tuple(member.value for member in ControlOutcome)
 
 
 class Control(Base):
@@ -33,8 +34,8 @@ class Control(Base):
     __tablename__ = "controls"
     __table_args__ = (
         UniqueConstraint("message_id", "agent"),
-        CheckConstraint(_in("kind", ControlKind), name="kind_valid"),
-        CheckConstraint(_in("outcome", ControlOutcome), name="outcome_valid"),
+        CheckConstraint(_in("kind", KINDS), name="kind_valid"),
+        CheckConstraint(_in("outcome", OUTCOMES), name="outcome_valid"),
         Index(None, "received_at"),
     )
 
