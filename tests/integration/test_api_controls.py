@@ -12,7 +12,6 @@ from typing import Any
 import aio_pika
 import httpx
 import pytest
-import structlog
 
 from agents.ops.controls import build_control
 from infra.db import create_engine, session_factory, upgrade_head
@@ -118,7 +117,6 @@ async def test_tokens_never_reach_the_logs(
     rabbitmq_url: str, postgres_url: str, influxdb_database: tuple[str, str], exchange: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     await upgrade_head(postgres_url)
-    saved, handlers = structlog.get_config(), logging.getLogger().handlers[:]
     configure_logging("api", "DEBUG")  # JSON lines on the (captured) stderr, as the service logs
     # The test's own HTTP client logs every URL it requests (the stream's with its token); it is
     # not the service. The service talks HTTP only to InfluxDB, with no console token in it.
@@ -133,9 +131,7 @@ async def test_tokens_never_reach_the_logs(
                 assert live.status_code == 200
             await http.post("/api/v1/controls/emergency-stop", headers=OPERATOR, json={"active": False, "reason": "logs"})
         out, err = capfd.readouterr()
-    finally:  # later tests must not log into this test's closed capture
-        structlog.configure(**saved)
-        logging.getLogger().handlers[:] = handlers
+    finally:  # (tests/conftest.py restores the rest of the logging set-up)
         logging.getLogger("httpx").setLevel(client_level)
     logs = out + err
     assert '"path": "/api/v1/stream"' in logs and '"path": "/api/v1/controls/emergency-stop"' in logs  # requests were logged

@@ -3,12 +3,9 @@ outside development; CORS stays closed unless origins are configured."""
 
 from __future__ import annotations
 
-import logging
 import socket
-from collections.abc import Iterator
 
 import pytest
-import structlog
 from fastapi.testclient import TestClient
 
 from agents.api import create_app
@@ -30,18 +27,7 @@ def test_a_busy_port_is_a_clear_error() -> None:
     check_port("127.0.0.1", port)  # free again: no error
 
 
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    """main() configures the process's logging onto this test's captured stderr: undo it after."""
-    saved, handlers = structlog.get_config(), logging.getLogger().handlers[:]
-    yield
-    structlog.configure(**saved)
-    logging.getLogger().handlers[:] = handlers
-
-
-def test_outside_development_it_refuses_to_start_without_two_different_tokens(
-    capsys: pytest.CaptureFixture[str], restored_logging: None
-) -> None:
+def test_outside_development_it_refuses_to_start_without_two_different_tokens(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(ApiSettings(**PRODUCTION)) == EXIT_CONFIG  # type: ignore[arg-type]
     assert "set API_READ_TOKEN, API_OPERATOR_TOKEN" in capsys.readouterr().err
     with pytest.raises(MissingTokens, match="must differ"):
