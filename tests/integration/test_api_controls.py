@@ -22,18 +22,11 @@ from protocol.codec import decode_any
 from protocol.enums import ControlKind, ControlOutcome
 from protocol.messages.control import CancelOrder, ClosePosition, EmergencyStop, PauseStrategy
 from tests.support.api import (
-    OPERATOR, OPERATOR_TOKEN, READ, READ_TOKEN, api_settings, exchange, running_app, served_app,
+    OPERATOR, OPERATOR_TOKEN, READ, READ_TOKEN, api, api_settings, exchange, served_app,
 )
 
 pytestmark = pytest.mark.integration
-__all__ = ["exchange"]  # the fixture, imported from tests.support.api
-
-
-@pytest.fixture
-async def api(rabbitmq_url: str, postgres_url: str, influxdb_database: tuple[str, str], exchange: str) -> AsyncIterator[httpx.AsyncClient]:
-    await upgrade_head(postgres_url)
-    async with running_app(api_settings(rabbitmq_url, postgres_url, influxdb_database, exchange)) as (_, client):
-        yield client
+__all__ = ["api", "exchange"]  # the fixtures, imported from tests.support.api
 
 
 @pytest.fixture

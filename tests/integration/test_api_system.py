@@ -3,7 +3,6 @@ depths and consumers as the broker counts them, dead letters with their reasons 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
@@ -12,20 +11,12 @@ import pytest
 
 from infra.bus import Bus, system_topology
 from infra.bus import headers as h
-from infra.db import upgrade_head
 from protocol import HealthState, Heartbeat
-from tests.support.api import READ, api_settings, exchange, running_app
+from tests.support.api import READ, api, exchange
 from tests.support.bus import queue_depth, wait_until
 
 pytestmark = pytest.mark.integration
-__all__ = ["exchange"]  # the fixture, imported from tests.support.api
-
-
-@pytest.fixture
-async def api(rabbitmq_url: str, postgres_url: str, influxdb_database: tuple[str, str], exchange: str) -> AsyncIterator[httpx.AsyncClient]:
-    await upgrade_head(postgres_url)
-    async with running_app(api_settings(rabbitmq_url, postgres_url, influxdb_database, exchange)) as (_, client):
-        yield client
+__all__ = ["api", "exchange"]  # the fixtures, imported from tests.support.api
 
 
 async def test_agents_are_the_heartbeats_heard_with_their_problems(api: httpx.AsyncClient, rabbitmq_url: str, exchange: str) -> None:

@@ -19,6 +19,7 @@ from agents.api import create_app
 from agents.api.app import Services
 from agents.api.settings import ApiSettings
 from infra.bus import system_topology
+from infra.db import upgrade_head
 from tests.support.bus import cleanup
 
 READ_TOKEN = "read-token-7f3a9c1e55d2"
@@ -45,6 +46,15 @@ async def exchange(rabbitmq_url: str) -> AsyncIterator[str]:
     name = f"tbapi_{uuid.uuid4().hex[:10]}"
     yield name
     await cleanup(rabbitmq_url, system_topology(name))
+
+
+@pytest.fixture
+async def api(rabbitmq_url: str, postgres_url: str, influxdb_database: tuple[str, str], exchange: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of the API on the test's migrated database, Influx database and bus
+    exchange, its bus connected (import this fixture with ``exchange``)."""
+    await upgrade_head(postgres_url)
+    async with running_app(api_settings(rabbitmq_url, postgres_url, influxdb_database, exchange)) as (_, client):
+        yield client
 
 
 def services(app: FastAPI) -> Services:
