@@ -69,6 +69,7 @@ def run(
     live: bool = typer.Option(None, "--live/--plain", help="live panel (default on a terminal) or summary lines"),
     keep_runs: int = typer.Option(3, min=1, help="fresh runs whose databases are kept (older ones are dropped)"),
     check: bool = typer.Option(True, "--check/--no-check", help="run the reality check at the end (exit code: its verdict)"),
+    api: bool = typer.Option(True, "--api/--no-api", help="start the operator console (API_HOST:API_PORT, default 127.0.0.1:8080)"),
 ) -> None:
     """Run the whole system here: migrate, start the five agents supervised, show progress, and at
     the end of the replay print the portfolio and the reality check (exit code: its verdict)."""
@@ -94,6 +95,7 @@ def run(
         live=live,
         keep_runs=keep_runs,
         reality_check=check,
+        api=api,
     )
     raise typer.Exit(run_command(options))
 
@@ -241,6 +243,20 @@ def drift(
     text, blocking = asyncio.run(drift_command(action, by.strip() or getpass.getuser()))
     typer.echo(text)
     raise typer.Exit(1 if blocking else 0)
+
+
+@app.command("api")
+def api(
+    host: str = typer.Option(None, help="address to listen on (default: API_HOST, 127.0.0.1)"),
+    port: int = typer.Option(None, min=0, max=65535, help="port (default: API_PORT, 8080)"),
+) -> None:
+    """Serve the operator console: REST under /api/v1, the live stream and the dashboard at /.
+    Tokens: API_READ_TOKEN and API_OPERATOR_TOKEN (required outside development)."""
+    from agents.api.server import main as api_main
+    from agents.api.settings import ApiSettings
+
+    overrides = {key: value for key, value in (("API_HOST", host), ("API_PORT", port)) if value is not None}
+    raise typer.Exit(api_main(ApiSettings(**overrides)))  # type: ignore[arg-type]  # aliases
 
 
 # Options live with the backtester; the heavy imports happen only when the command runs.

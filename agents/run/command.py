@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.live import Live
 
 from agents.run.completion import check_completion
+from agents.run.console import ConsoleNotStarted, console_spec
 from agents.run.display import agent_key, event_text, live_view, portfolio_view, run_console, summary_line
 from agents.run.outages import Outages
 from agents.run.plan import RunPlan, make_plan, new_run_id, prepare_stores
@@ -85,6 +86,7 @@ class RunOptions:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     probe_interval: float = 2.0  # seconds between probes of the run's services (services.py)
     probe_timeout: float = 3.0  # seconds one probe may take before the service counts as down
+    api: bool = True  # --no-api: run without the operator console (agents.run.console)
 
 
 def agent_env(options: RunOptions, settings: Settings, environ: dict[str, str]) -> dict[str, str]:
@@ -208,6 +210,15 @@ class RunSession:
                       f"symbols {','.join(settings.symbols)}, speed {settings.replay_speed}, "
                       f"limit {settings.replay_limit or 'all'}")
         console.print(f"[bold]{'logs':>12}[/] {log_dir}/")
+        api = None
+        if options.api:  # before anything starts: a busy port or missing tokens end the run at once
+            try:
+                api = console_spec(settings, plan.env, log_dir)
+            except ConsoleNotStarted as exc:
+                console.print(f"tradebus run: {exc}", markup=False, soft_wrap=True)
+                return EXIT_FAILED
+            for key, value in api.describe():  # one line, never wrapped: a URL and a path to copy
+                console.print(f"[bold]{key:>12}[/] {value}", soft_wrap=True)
         revision = await prepare_stores(plan, Settings(), options.keep_runs)
         console.print(f"[bold]{'migrated':>12}[/] revision {revision}")
 
@@ -227,6 +238,8 @@ class RunSession:
             ProcessSpec(e.cli_name, agent_command(e.package), env=plan.env, log_path=log_dir / f"{e.cli_name}.log")
             for e in entries
         ]
+        if api is not None:
+            specs.append(api.spec)
         supervisor = Supervisor(specs, policy=options.backoff, stop_timeout=options.stop_timeout, on_event=self._on_event)
         consumers = {e.package.rsplit(".", 1)[1] for e in entries}
         work_queues = [spec.name for spec in watch.work_queues if spec.consumer in consumers]
@@ -287,7 +300,8 @@ class RunSession:
                     collector_done = collector is None or collector.state is ProcessState.DONE
                     if collector_done and self.record is not None and not self.record.replay_finished:
                         self._update_record(replay_finished=True)
-                    running = [agent_key(n) for n, s in statuses.items() if n != COLLECTOR and s.state is ProcessState.RUNNING]
+                    running = [agent_key(n) for n, s in statuses.items()
+                               if n != COLLECTOR and n in AGENTS and s.state is ProcessState.RUNNING]  # not the console
                     depths = await self.queue_depths(watch, work_queues) if collector_done else {}
                     verdict = check_completion(
                         collector_done=collector_done,

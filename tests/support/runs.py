@@ -11,6 +11,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from tests.support.failures import closed_port
+
 RUN_ID = r"run (run_\d{8}_\d{6}_[0-9a-f]{4})"
 GUARD = 120.0  # seconds: hang guards, not speed assertions
 
@@ -21,8 +23,11 @@ def with_db(url: str, name: str) -> str:
 
 def run_env(rabbitmq_url: str, postgres_server_url: str, influxdb_server_url: str, base: str) -> dict[str, str]:
     env = {**os.environ, "RABBITMQ_URL": rabbitmq_url, "DATABASE_URL": with_db(postgres_server_url, base),
-           "INFLUXDB_URL": influxdb_server_url, "INFLUXDB_DATABASE": base, "BUS_EXCHANGE": base}
-    env.pop("INFLUXDB_TOKEN", None)
+           "INFLUXDB_URL": influxdb_server_url, "INFLUXDB_DATABASE": base, "BUS_EXCHANGE": base,
+           # The run's console on a port of its own: runs of parallel tests never meet on 8080.
+           "API_PORT": str(closed_port())}
+    for name in ("INFLUXDB_TOKEN", "API_READ_TOKEN", "API_OPERATOR_TOKEN"):
+        env.pop(name, None)
     return env
 
 
@@ -96,3 +101,13 @@ async def drop_stores(postgres_server_url: str, influxdb_server_url: str, names:
     async with httpx.AsyncClient(base_url=influxdb_server_url, timeout=10) as client:
         for name in names:
             await client.post("/query", data={"q": f'DROP DATABASE "{name}"'})
+
+
+async def end_run(process: asyncio.subprocess.Process, postgres_server_url: str, influxdb_server_url: str,
+                  store: str | None) -> None:
+    """Kill a run that is still going (a failed test) and drop the stores it made."""
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+    if store is not None:
+        await drop_stores(postgres_server_url, influxdb_server_url, [store])
