@@ -68,15 +68,18 @@ export function overlayPoints(time, values) {
   return points;
 }
 
+/** Net realised PnL and drawdown after each fill, over the fill's number (1, 2, ...): the
+ * fills of a replay happen within seconds of wall-clock time, so a time axis would squash them. */
 export function createEquityChart(lib, container) {
-  const chart = lib.createChart(container, {
+  const chart = lib.createOptionsChart(container, {
     ...THEME,
+    timeScale: { borderColor: "#2a3642" },
+    localization: { precision: 0 },
     leftPriceScale: { visible: true, borderColor: "#2a3642" },
   });
   const equity = chart.addSeries(lib.LineSeries, { color: "#4c9aff", lineWidth: 2, title: "net PnL" });
-  const drawdown = chart.addSeries(lib.AreaSeries, {
-    priceScaleId: "left", lineColor: "#ef5350", topColor: "rgba(239,83,80,0.05)", bottomColor: "rgba(239,83,80,0.4)",
-    lineWidth: 1, title: "drawdown",
+  const drawdown = chart.addSeries(lib.HistogramSeries, {
+    priceScaleId: "left", color: "rgba(239,83,80,0.55)", title: "drawdown", priceLineVisible: false,
   });
   return { chart, equity, drawdown };
 }

@@ -60,6 +60,12 @@ export function shortTime(iso) {
   return Number.isNaN(date.getTime()) ? String(iso) : date.toISOString().slice(0, 16).replace("T", " ");
 }
 
+/** The market time of the candle a decision was about: its own field, else the audit's inputs. */
+export function candleTimeOf(decision) {
+  const inputs = decision.inputs && decision.inputs.signal ? decision.inputs.signal.candle_time : null;
+  return decision.candle_time || inputs || null;
+}
+
 export function tag(text, extra = "") {
   return el("span", { class: `tag ${text} ${extra}`.trim() }, text);
 }

@@ -4,7 +4,6 @@
 import { ApiError, api, token } from "./api.js";
 import { createEquityChart, loadLibrary } from "./charts.js";
 import { Controls, showNotice } from "./controls.js";
-import { toSeconds } from "./format.js";
 import * as panels from "./panels.js";
 import { PricePanel } from "./price.js";
 import { LiveStream } from "./stream.js";
@@ -12,7 +11,7 @@ import { LiveStream } from "./stream.js";
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 5000;
 
-const state = { metrics: null, pnl: null, price: null, equity: null, emergency: false, timers: new Map() };
+const state = { metrics: null, pnl: null, price: null, equity: null, emergency: false, signals: new Map(), timers: new Map() };
 const controls = new Controls(() => refreshSoon("risk", 300));
 
 /** Show the token dialog until the service accepts a token; the role it grants. */
@@ -85,7 +84,10 @@ const LOADERS = {
   },
   orders: async () => panels.drawOrders(await api.get("/orders", { limit: 20 }), controls),
   equity: async () => drawEquity(await api.get("/equity")),
-  decisions: async () => panels.drawDecisions((await api.get("/decisions", { limit: 50 })).items),
+  decisions: async () => {
+    const [approved, rejected] = await Promise.all(["APPROVED", "REJECTED"].map((decision) => api.get("/decisions", { decision, limit: 40 })));
+    panels.drawDecisions([...approved.items, ...rejected.items].sort((a, b) => b.id - a.id).slice(0, 60));
+  },
   strategies: async () => panels.drawStrategies(await api.get("/strategies"), controls),
   health: async () => {
     const [agents, queues, dead] = await Promise.all([api.get("/agents"), api.get("/queues"), api.get("/dead-letters", { show: 3 })]);
@@ -119,11 +121,9 @@ function refreshSoon(name, delay = 1000) {
 
 function drawEquity({ points }) {
   if (!state.equity) return;
-  const byTime = new Map();
-  for (const p of points) byTime.set(toSeconds(p.time), p); // one point per second: the chart's unit
-  const sorted = [...byTime.entries()].sort((a, b) => a[0] - b[0]);
-  state.equity.equity.setData(sorted.map(([time, p]) => ({ time, value: Number(p.net_realised) })));
-  state.equity.drawdown.setData(sorted.map(([time, p]) => ({ time, value: -Math.abs(Number(p.drawdown)) })));
+  state.equity.equity.setData(points.map((p, i) => ({ time: i + 1, value: Number(p.net_realised) })));
+  state.equity.drawdown.setData(points.map((p, i) => ({ time: i + 1, value: -Math.abs(Number(p.drawdown)) })));
+  state.equity.chart.timeScale().fitContent();
 }
 
 async function loadAll() {
@@ -140,22 +140,33 @@ async function loadPrice() {
 }
 
 // --- live events -----------------------------------------------------------------------------
+/** Signals' candle times, for the decisions that follow them (the newest 1000 are enough). */
+function rememberSignal(signal) {
+  state.signals.set(String(signal.message_id), signal.candle_time);
+  if (state.signals.size > 1000) state.signals.delete(state.signals.keys().next().value);
+}
+
 function onEvent(type, event) {
   const message = event.message || {};
   const price = state.price;
   switch (type) {
     case "candle": price?.onCandle(message); break;
     case "indicators": price?.onIndicators(message); break;
-    case "signal": price?.onSignal(message); break;
+    case "signal":
+      rememberSignal(message);
+      price?.onSignal(message);
+      break;
     case "order":
       price?.onOrder(message);
       panels.prependDecision({ ...message, decision: "APPROVED", decided_at: event.received_at,
-        detail: `${message.side} ${message.quantity} at ~${message.reference_price}` });
+        candle_time: state.signals.get(String(message.signal_id)) || message.reference_time,
+        detail: `approved ${message.side} ${message.quantity} ${message.symbol} at ${message.reference_price}` });
       refreshSoon("orders");
       break;
     case "rejection":
       price?.onRejection(message);
-      panels.prependDecision({ ...message, decision: "REJECTED", decided_at: event.received_at });
+      panels.prependDecision({ ...message, decision: "REJECTED", decided_at: event.received_at,
+        candle_time: state.signals.get(String(message.signal_id)) });
       break;
     case "report":
       price?.onReport(message);

@@ -1,7 +1,7 @@
 // The tables and figures of the console, each drawn from one REST answer (claudedocs/api.md).
 // Control buttons call back into controls.js, which asks for confirmation and a reason.
 
-import { dec, el, fillTable, numCell, percent, shortTime, tag } from "./format.js";
+import { candleTimeOf, dec, el, fillTable, numCell, percent, shortTime, tag } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const TERMINAL = new Set(["FILLED", "CANCELED", "REJECTED", "EXPIRED"]);
@@ -49,23 +49,23 @@ export function drawOrders({ items }, controls) {
 }
 
 export function drawStrategies({ strategies }, controls) {
-  fillTable($("strategies"), ["strategy", "kind", "symbols", "state", ""],
+  fillTable($("strategies"), ["strategy", "symbols", "state", ""],
     strategies.map((s) => {
       const state = !s.enabled ? "disabled" : s.paused ? "paused" : s.paused === null ? "running?" : "running";
       const action = s.paused ? "resume" : "pause";
       return el("tr", { dataset: { strategy: s.strategy_id } },
-        el("td", {}, s.strategy_id), el("td", {}, s.kind), el("td", {}, (s.symbols || []).join(", ")), el("td", {}, state),
+        el("td", { title: `kind: ${s.kind}` }, s.strategy_id), el("td", {}, (s.symbols || []).join(", ")), el("td", {}, state),
         el("td", {}, s.enabled ? el("button", { type: "button", class: "small",
           onclick: () => controls.setPaused(s.strategy_id, action === "pause") }, action) : ""));
     }), "no strategies configured");
 }
 
 export function drawAgents({ agents }) {
-  fillTable($("agents"), ["agent", "health", "last seen", "consumed", "errors", "dead"],
+  fillTable($("agents"), ["agent", "health", "seen", "consumed", "errors"],
     agents.map((a) => el("tr", { dataset: { agent: a.agent, health: a.health } },
       el("td", {}, a.agent),
       el("td", { class: "wrap" }, tag(a.health), a.stale ? tag("stale") : "", a.problems ? ` ${a.problems}` : ""),
-      el("td", {}, `${Math.round(a.age_seconds)} s ago`), numCell(a.consumed, 0), numCell(a.errors, 0), numCell(a.dead_lettered, 0))),
+      el("td", {}, `${Math.round(a.age_seconds)} s ago`), numCell(a.consumed, 0), numCell(a.errors, 0))),
     "no heartbeat heard yet");
 }
 
@@ -78,12 +78,11 @@ export function updateAgentHealth(beat) {
   row.cells[2].textContent = "just now";
   row.cells[3].textContent = dec(beat.consumed, 0);
   row.cells[4].textContent = dec(beat.errors, 0);
-  row.cells[5].textContent = dec(beat.dead_lettered, 0);
   return true;
 }
 
 export function drawQueues({ queues }) {
-  fillTable($("queues"), ["queue", "depth", "consumers", "dead letters"],
+  fillTable($("queues"), ["queue", "depth", "consumers", "dead"],
     queues.map((q) => el("tr", { dataset: { queue: q.name } },
       el("td", { title: q.name }, shortQueue(q.name)),
       q.exists ? numCell(q.depth, 0) : el("td", { class: "muted" }, "absent"),
@@ -105,7 +104,7 @@ export function drawDeadLetters({ queues }) {
       el("div", {}, m.error || "no reason recorded")))))));
 }
 
-/** The newest decisions, from /decisions (oldest last). */
+/** The newest approvals and rejections (HOLDs the risk manager ignored are left out: noise). */
 export function drawDecisions(items) {
   $("decisions").replaceChildren(...items.map(decisionItem));
 }
@@ -119,8 +118,10 @@ export function prependDecision(decision) {
 
 function decisionItem(d) {
   const reason = d.decision === "REJECTED" ? d.reason : "";
+  const candle = candleTimeOf(d);
+  const when = candle ? `candle ${shortTime(candle)}` : shortTime(d.decided_at);
   return el("li", { dataset: { decision: d.decision, side: d.side, reason: reason || "", signal: d.signal_id } },
-    el("div", { class: "when" }, `${shortTime(d.decided_at)} · ${d.strategy_id} · ${d.symbol}`),
+    el("div", { class: "when" }, `${when} · ${d.strategy_id} · ${d.symbol}`),
     el("div", {}, tag(d.side), " ", tag(d.decision), reason ? ` ${reason}` : "", d.detail ? `: ${d.detail}` : ""));
 }
 

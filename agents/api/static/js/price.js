@@ -5,7 +5,7 @@
 
 import { api } from "./api.js";
 import { OVERLAYS, createPriceChart, overlayPoints, toBar } from "./charts.js";
-import { el, toSeconds } from "./format.js";
+import { candleTimeOf, el, toSeconds } from "./format.js";
 
 const HISTORY = 500;
 
@@ -17,7 +17,8 @@ export class PricePanel {
     this.timeframe = null;
     this.reset();
     legend.replaceChildren(...OVERLAYS.map((o) => el("span", {}, el("i", { style: `background:${o.color}` }), o.label)),
-      el("span", {}, "▲▼ decision"), el("span", {}, "● fill"));
+      el("span", { class: "pos" }, "▲ buy"), el("span", { class: "neg" }, "▼ sell"),
+      el("span", { style: "color:#f0b429" }, "● fill"), el("span", {}, "• rejected"));
   }
 
   reset() {
@@ -46,9 +47,10 @@ export class PricePanel {
         for (const [key, point] of overlayPoints(toSeconds(row.candle_time), row.values)) series.get(key).push(point);
       }
       for (const [key, points] of series) this.view.overlays.get(key).setData(points);
+      this.view.chart.timeScale().fitContent();
     }
-    for (const d of decisions.items.slice().reverse()) this.addDecision(d, candleTimeOf(d));
-    for (const f of fills.items) this.addFill(fillKey(f), f.side, f.quantity, f.price, f.client_order_id, f.candle_time, f.filled_at);
+    for (const d of decisions.items.slice().reverse()) this.addDecision(d, toSeconds(candleTimeOf(d)));
+    for (const f of fills.items) this.addFill(fillKey(f), f.side, f.client_order_id, f.candle_time, f.filled_at);
     this.redraw();
   }
 
@@ -97,7 +99,7 @@ export class PricePanel {
   onReport(report) {
     if (report.symbol !== this.symbol || !(Number(report.last_fill_quantity) > 0)) return;
     const key = `${report.client_order_id}:${report.trade_id ?? report.cumulative_filled_quantity}`;
-    this.addFill(key, report.side, report.last_fill_quantity, report.last_fill_price, report.client_order_id, null, report.event_time);
+    this.addFill(key, report.side, report.client_order_id, null, report.event_time);
     this.redraw();
   }
 
@@ -112,16 +114,15 @@ export class PricePanel {
       shape: approved ? (buy ? "arrowUp" : "arrowDown") : "circle",
       color: approved ? (buy ? "#26a69a" : "#ef5350") : "#6b7785",
       size: approved ? 1 : 0.5,
-      text: approved ? d.side : "",
     });
   }
 
-  addFill(key, side, quantity, price, clientOrderId, candleTime, wallTime) {
+  addFill(key, side, clientOrderId, candleTime, wallTime) {
     const time = toSeconds(candleTime) || this.orderTimes.get(clientOrderId) || toSeconds(wallTime);
     if (!Number.isFinite(time)) return;
     this.fills.set(key, {
       id: `fill:${key}`, time, position: side === "BUY" ? "belowBar" : "aboveBar", shape: "circle",
-      color: "#f0b429", size: 1, text: `fill ${Number(quantity)} @ ${Number(price).toFixed(2)}`,
+      color: "#f0b429", size: 1,
     });
   }
 
@@ -158,12 +159,6 @@ export class PricePanel {
   mine(message) {
     return message.symbol === this.symbol && (!this.timeframe || message.timeframe === this.timeframe);
   }
-}
-
-/** The market time of the candle a decision was about: its own field, else the audit's inputs. */
-function candleTimeOf(decision) {
-  const fromInputs = decision.inputs && decision.inputs.signal ? decision.inputs.signal.candle_time : null;
-  return toSeconds(decision.candle_time || fromInputs);
 }
 
 function fillKey(fill) {
