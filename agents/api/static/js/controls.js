@@ -6,11 +6,18 @@ import { api } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
-export function showNotice(kind, text) {
+/** Show one message at the top; ``source`` names what a later success may clear. */
+export function showNotice(kind, text, source = "") {
   const box = $("notice");
   box.dataset.kind = kind;
+  box.dataset.source = source;
   box.textContent = text;
   box.hidden = false;
+}
+
+export function clearNotice(source) {
+  const box = $("notice");
+  if (!box.hidden && box.dataset.source === source) box.hidden = true;
 }
 
 /** Ask for confirmation and a reason; resolves to the reason, or null when cancelled. */

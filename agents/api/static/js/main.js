@@ -3,7 +3,7 @@
 
 import { ApiError, api, token } from "./api.js";
 import { createEquityChart, loadLibrary } from "./charts.js";
-import { Controls, showNotice } from "./controls.js";
+import { Controls, clearNotice, showNotice } from "./controls.js";
 import * as panels from "./panels.js";
 import { PricePanel } from "./price.js";
 import { LiveStream } from "./stream.js";
@@ -57,13 +57,17 @@ function showRole(role) {
   controls.setRole(role);
 }
 
+/** The risk manager's effective state: an engaged emergency stop halts everything whatever the
+ * persisted trading state says (it approves nothing, execution places nothing). */
 function showTradingState(tradingState, emergency) {
   const badge = $("trading-state");
-  badge.dataset.state = tradingState || "";
-  badge.textContent = `state: ${tradingState || "?"}${emergency ? " (emergency stop)" : ""}`;
+  const effective = emergency ? "HALTED" : tradingState || "?";
+  badge.dataset.state = effective;
+  badge.textContent = `state: ${effective}${emergency ? " (emergency stop)" : ""}`;
+  badge.title = `risk manager trading state ${tradingState || "unknown"}; emergency stop ${emergency ? "engaged" : "released"}`;
   state.emergency = Boolean(emergency);
-  $("estop-engage").hidden = Boolean(emergency);
-  $("estop-release").hidden = !emergency;
+  $("estop-engage").hidden = state.emergency;
+  $("estop-release").hidden = !state.emergency;
 }
 
 function showStream(streamState, detail) {
@@ -106,8 +110,10 @@ async function load(name) {
     await LOADERS[name]();
   } catch (error) {
     console.error(`loading ${name} failed`, error);
-    showNotice("error", `Could not load ${name}: ${error.detail || error.message}`);
+    showNotice("error", `Could not load ${name}: ${error.detail || error.message}`, name);
+    return;
   }
+  clearNotice(name); // this part loads again: its error is over
 }
 
 /** Load `name` once after `delay` ms, however many events asked for it meanwhile. */

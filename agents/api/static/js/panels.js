@@ -33,7 +33,7 @@ export function drawPositions({ positions }, controls) {
       el("td", { class: "num", title: p.price_note || "" }, p.mark_price === null ? "no price" : dec(p.mark_price, 2)),
       numCell(p.unrealised_pnl, 2, true), numCell(p.realised_pnl, 2, true),
       el("td", {}, Number(p.quantity) > 0
-        ? el("button", { type: "button", class: "small", onclick: () => controls.closePosition(p) }, "close")
+        ? el("button", { type: "button", class: "small control", onclick: () => controls.closePosition(p) }, "close")
         : ""))), "no open positions");
 }
 
@@ -44,7 +44,7 @@ export function drawOrders({ items }, controls) {
       numCell(o.quantity), numCell(o.filled), numCell(o.average_price, 2),
       el("td", { title: o.reason || "" }, tag(o.status)),
       el("td", {}, TERMINAL.has(o.status) ? ""
-        : el("button", { type: "button", class: "small", onclick: () => controls.cancelOrder(o) }, "cancel")))),
+        : el("button", { type: "button", class: "small control", onclick: () => controls.cancelOrder(o) }, "cancel")))),
     "no orders yet");
 }
 
@@ -55,7 +55,7 @@ export function drawStrategies({ strategies }, controls) {
       const action = s.paused ? "resume" : "pause";
       return el("tr", { dataset: { strategy: s.strategy_id } },
         el("td", { title: `kind: ${s.kind}` }, s.strategy_id), el("td", {}, (s.symbols || []).join(", ")), el("td", {}, state),
-        el("td", {}, s.enabled ? el("button", { type: "button", class: "small",
+        el("td", {}, s.enabled ? el("button", { type: "button", class: "small control",
           onclick: () => controls.setPaused(s.strategy_id, action === "pause") }, action) : ""));
     }), "no strategies configured");
 }
