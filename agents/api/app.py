@@ -18,8 +18,9 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from agents.api.listener import BusListener
 from agents.api.queries import LedgerReads
@@ -52,6 +53,7 @@ class Services:
 
     settings: ApiSettings
     engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
     ledger: Ledger
     reads: LedgerReads
     prices: InfluxPriceStore
@@ -134,19 +136,26 @@ def build_services(settings: ApiSettings) -> Services:
     prices = InfluxPriceStore(settings.influxdb_url, settings.influxdb_database, token,
                               timeout=STORE_TIMEOUT, max_attempts=2, backoff=0.2)
     ring = EventRing(settings.api_stream_buffer)
-    return Services(settings, engine, Ledger(sessions), LedgerReads(sessions), prices, ring,
+    return Services(settings, engine, sessions, Ledger(sessions), LedgerReads(sessions), prices, ring,
                     BusListener(ring, settings.bus_exchange))
 
 
-def _ensure_static() -> None:
-    """The dashboard lives in static/ (built by the dashboard's own change); a placeholder page
-    lets the service start without it."""
-    if not (STATIC_DIR / "index.html").exists():
-        STATIC_DIR.mkdir(parents=True, exist_ok=True)
-        (STATIC_DIR / "index.html").write_text(
-            "<!doctype html><title>tradebus</title><p>tradebus console: the dashboard is not built; "
-            f"the API is at <a href='{API_PREFIX}/docs'>{API_PREFIX}/docs</a>.</p>\n"
-        )
+_PLACEHOLDER = (
+    "<!doctype html><title>tradebus</title><p>tradebus console: the dashboard is not built "
+    f"(agents/api/static/); the API is at <a href='{API_PREFIX}/docs'>{API_PREFIX}/docs</a>.</p>\n"
+)
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    """The dashboard (agents/api/static/, its own change) at /; without it a placeholder page,
+    so the service starts either way. Nothing is written to the package folder."""
+    if (STATIC_DIR / "index.html").exists():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def placeholder() -> HTMLResponse:
+        return HTMLResponse(_PLACEHOLDER)
 
 
 def create_app(settings: ApiSettings | None = None, *, connect_bus: bool = True) -> FastAPI:
@@ -197,6 +206,5 @@ def create_app(settings: ApiSettings | None = None, *, connect_bus: bool = True)
 
     for router in (system_router, ledger_router, controls_router):
         app.include_router(router, prefix=API_PREFIX)
-    _ensure_static()
-    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+    _mount_dashboard(app)
     return app

@@ -329,7 +329,7 @@ class StrategyOut(ApiModel):
     timeframe: str
     params: dict[str, Any]
     enabled: bool
-    paused: bool | None = Field(description="null until the agents report pause state")
+    paused: bool = Field(description="paused by an operator control (persisted by the risk manager)")
 
 
 class Strategies(ApiModel):
@@ -371,3 +371,24 @@ class ControlAccepted(ApiModel):
     requested_by: str
     reason: str
     published_at: datetime
+
+
+class ControlRecord(ApiModel):
+    """One agent's record of one control (infra.db.controls): who asked, why, and the outcome."""
+
+    message_id: str
+    agent: str
+    kind: str
+    target: str
+    requested_by: str
+    reason: str
+    source: str
+    requested_at: datetime
+    received_at: datetime
+    outcome: str
+    detail: str
+    client_order_id: str | None
+
+
+class Controls(ApiModel):
+    controls: list[ControlRecord]

@@ -23,7 +23,8 @@ from agents.monitor.bus_checks import declared
 from agents.ops.dead_letters import resolve_queue
 from agents.strategy.config import DEFAULT_CONFIG_PATH, StrategyConfigError, load_strategy_config
 from infra.bus import connect_plain, system_topology
-from infra.bus.dead_letters import DeadLetterError, inspect_dead_letters
+from infra.bus.dead_letters import inspect_dead_letters
+from infra.db.controls import read_pause
 from infra.settings import redact_url
 from infra.tokens import Role
 
@@ -182,11 +183,19 @@ async def strategies(request: Request, _: Read) -> m.Strategies:
         loaded = load_strategy_config(path, default_symbols=s.symbols, default_timeframe=s.timeframe)
     except (StrategyConfigError, OSError) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"strategy config {path}: {exc}") from None
+    paused = await bounded(_pauses(services_of(request), [c.strategy_id for c in loaded]), "Postgres (strategy pauses)")
     return m.Strategies(config_file=str(path), strategies=[
         m.StrategyOut(strategy_id=c.strategy_id, kind=c.kind, symbols=list(c.symbols), timeframe=c.timeframe,
-                      params=dict(c.params), enabled=c.enabled, paused=None)
+                      params=dict(c.params), enabled=c.enabled, paused=paused.get(c.strategy_id, False))
         for c in loaded
     ])
+
+
+async def _pauses(services: Services, strategy_ids: list[str]) -> dict[str, bool]:
+    """Pause state persisted by the risk manager (a strategy never paused is not paused)."""
+    async with services.sessions() as session:
+        views = [await read_pause(session, strategy_id) for strategy_id in strategy_ids]
+    return {view.strategy_id: view.paused for view in views if view is not None}
 
 
 @router.get("/stream", tags=["stream"], summary="Live events (Server-Sent Events), resumable with Last-Event-ID",
