@@ -126,6 +126,7 @@ function refreshSoon(name, delay = 1000) {
 }
 
 function drawEquity({ points }) {
+  $("equity-note").hidden = points.length > 0;
   if (!state.equity) return;
   state.equity.equity.setData(points.map((p, i) => ({ time: i + 1, value: Number(p.net_realised) })));
   state.equity.drawdown.setData(points.map((p, i) => ({ time: i + 1, value: -Math.abs(Number(p.drawdown)) })));

@@ -61,11 +61,12 @@ export function drawStrategies({ strategies }, controls) {
 }
 
 export function drawAgents({ agents }) {
-  fillTable($("agents"), ["agent", "health", "seen", "consumed", "errors"],
+  fillTable($("agents"), ["agent", "health", "seen", "errors"],
     agents.map((a) => el("tr", { dataset: { agent: a.agent, health: a.health } },
       el("td", {}, a.agent),
       el("td", { class: "wrap" }, tag(a.health), a.stale ? tag("stale") : "", a.problems ? ` ${a.problems}` : ""),
-      el("td", {}, `${Math.round(a.age_seconds)} s ago`), numCell(a.consumed, 0), numCell(a.errors, 0))),
+      el("td", { title: `consumed ${a.consumed}, published ${a.published}, dead-lettered ${a.dead_lettered}` },
+        `${Math.round(a.age_seconds)} s ago`), numCell(a.errors, 0))),
     "no heartbeat heard yet");
 }
 
@@ -76,8 +77,7 @@ export function updateAgentHealth(beat) {
   row.dataset.health = beat.health;
   row.cells[1].replaceChildren(tag(beat.health), beat.detail && beat.detail.problems ? ` ${beat.detail.problems}` : "");
   row.cells[2].textContent = "just now";
-  row.cells[3].textContent = dec(beat.consumed, 0);
-  row.cells[4].textContent = dec(beat.errors, 0);
+  row.cells[3].textContent = dec(beat.errors, 0);
   return true;
 }
 

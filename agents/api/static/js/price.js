@@ -136,6 +136,7 @@ export class PricePanel {
     placed.sort((a, b) => a.time - b.time);
     if (this.view && markersChanged) this.view.markers.setMarkers(placed);
     // What the chart was given, for people reading the DOM and for the browser tests.
+    document.getElementById("chart-empty").hidden = this.times.length > 0;
     const data = this.container.dataset;
     data.candles = String(this.view ? this.view.candles.data().length : this.times.length);
     data.fillMarkers = String(placed.filter((m) => m.id.startsWith("fill:")).length);
