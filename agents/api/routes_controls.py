@@ -34,7 +34,7 @@ async def _send(request: Request, role: Role, kind: ControlKind, body: m.Control
     try:
         message: ControlMessage = build_control(kind, reason=body.reason.strip(), requested_by=who, source=SOURCE, **target)
     except ControlInvalid as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(422, str(exc)) from None
     routing_key = await services_of(request).publish(message)
     log.info("control published", control=control_kind(message).value, message_id=str(message.message_id),
              requested_by=requested_by(message), reason=message.reason, routing_key=routing_key, **target)

@@ -29,6 +29,9 @@ Since = Annotated[datetime | None, Query(description="ISO 8601; inclusive")]
 Until = Annotated[datetime | None, Query(description="ISO 8601; exclusive")]
 Name = Annotated[str | None, Query(min_length=1, max_length=100)]
 _ZERO = Decimal(0)
+# InfluxDB stores nanoseconds since 1970 in a signed 64-bit integer: times outside are refused.
+_INFLUX_FIRST = datetime(1677, 9, 22, tzinfo=UTC)
+_INFLUX_LAST = datetime(2262, 4, 11, tzinfo=UTC)
 
 
 def _window(since: datetime | None, until: datetime | None) -> TimeRange:
@@ -224,6 +227,10 @@ async def candles(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"unknown timeframe {tf!r}") from None
     venue = exchange or services.settings.exchange
     window = _window(since, until)
+    for moment in (window.since, window.until):
+        if moment is not None and not _INFLUX_FIRST <= moment <= _INFLUX_LAST:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                f"{moment.isoformat()} is outside the price store's time range (1677-09-22 to 2262-04-11)")
     prices = services.prices
     if window.since is None and window.until is None:
         found = await bounded(prices.last_candles(venue, symbol, tf, limit), "InfluxDB (candles)")

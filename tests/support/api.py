@@ -74,7 +74,10 @@ async def served_app(settings: ApiSettings) -> AsyncIterator[tuple[FastAPI, str]
         await wait_for_bus(app)
         yield app, f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
-        server.force_exit = True  # open streams would otherwise hold the shutdown
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 20)
+        server.should_exit = True  # a graceful stop: the lifespan closes the bus and the engine
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 15)
+        except TimeoutError:
+            server.force_exit = True  # an open stream held the shutdown
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
