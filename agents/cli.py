@@ -228,6 +228,10 @@ from agents.ops.dead_letters import app as dead_letters_app  # noqa: E402
 
 app.add_typer(dead_letters_app, name="dead-letters")
 
+from agents.ops.control_cli import app as control_app  # noqa: E402
+
+app.add_typer(control_app, name="control")
+
 
 @app.command("drift")
 def drift(
