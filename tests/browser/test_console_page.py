@@ -79,10 +79,10 @@ async def test_the_emergency_stop_halts_the_risk_manager_and_the_page_shows_the_
     page = await open_console(browser, console.url, LAPTOP, OPERATOR_TOKEN)
     await page.click("#estop-engage")
     await shots(page, "laptop-confirm-stop")
-    await confirm(page, "browser test: stop before the first BUY")
+    await confirm(page, "browser test: stop before the first BUY", by="ops on call")
 
-    # Applied by the risk manager itself: only it writes its persisted state.
-    stopped = "SELECT count(*) FROM risk_state WHERE emergency_stop"
+    # Applied by the risk manager itself (only it writes its persisted state), with who asked.
+    stopped = "SELECT count(*) FROM risk_state WHERE emergency_stop AND changed_by = 'ops on call'"
     await console.run.wait(lambda: _at_least(console, stopped, 1), timeout=60, what="the risk manager's emergency stop engaged")
     await wait_on_page(page, "() => document.querySelector('#trading-state').dataset.state === 'HALTED'", "the state HALTED")
 

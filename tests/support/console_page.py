@@ -81,10 +81,11 @@ async def enter_token(page: Any, token: str) -> None:
     await page.click("#token-dialog button[type=submit]")
 
 
-async def confirm(page: Any, reason: str) -> None:
-    """Answer the confirmation dialog of a control with ``reason``."""
+async def confirm(page: Any, reason: str, by: str = "") -> None:
+    """Answer the confirmation dialog of a control with ``reason`` (and who asks, if given)."""
     await page.locator("#confirm-dialog").wait_for(state="visible", timeout=10_000)
     await page.fill("#confirm-reason", reason)
+    await page.fill("#confirm-by", by)
     await page.click("#confirm-ok")
 
 

@@ -5,6 +5,7 @@
 import { api } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
+const NAME_KEY = "tradebus.console.operator";
 
 /** Show one message at the top; ``source`` names what a later success may clear. */
 export function showNotice(kind, text, source = "") {
@@ -27,6 +28,7 @@ function confirmAction(title, text, defaultReason) {
   $("confirm-text").textContent = text;
   const reason = $("confirm-reason");
   reason.value = defaultReason;
+  $("confirm-by").value = sessionStorage.getItem(NAME_KEY) || "";
   return new Promise((resolve) => {
     const finish = (value) => {
       dialog.removeEventListener("close", onClose);
@@ -62,8 +64,11 @@ export class Controls {
   async send(title, text, defaultReason, path, body = {}) {
     const reason = await confirmAction(title, text, defaultReason);
     if (reason === null) return null;
+    // Who asked goes on the record; without a name the service records the token's role.
+    const by = $("confirm-by").value.trim();
+    sessionStorage.setItem(NAME_KEY, by);
     try {
-      const answer = await api.post(path, { ...body, reason });
+      const answer = await api.post(path, { ...body, reason, ...(by ? { requested_by: by } : {}) });
       showNotice("ok", `${title}: sent (${answer.control || answer.routing_key}); the agents apply it.`);
       this.afterControl();
       return answer;
