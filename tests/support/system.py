@@ -32,6 +32,7 @@ AGENT_MODULES = {
     "risk_manager": "agents.risk_manager",
     "execution": "agents.execution",
     "data_collection": "agents.data_collection",
+    "api": "agents.api",  # the console (tests/browser): one more process on the same stores and bus
 }
 CONSUMERS = ("technical_analysis", "strategy", "risk_manager", "execution")
 _TERMINAL = [status.value for status in OrderStatus if status.is_terminal]

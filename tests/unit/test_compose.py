@@ -130,7 +130,10 @@ def test_dockerfile_runs_as_non_root_and_installs_the_package() -> None:
     assert users and users[-1] not in {"root", "0"}
     # Dependencies (from pyproject.toml) in a layer before the code, then the package itself.
     deps_at, code_at = text.index("pip install -r"), text.index("pip install --no-deps .")
-    assert deps_at < text.index("COPY agents") < code_at
+    assert deps_at < text.index("COPY agents ./agents") < code_at
+    # The console's chart library, built in its own stage from the lock file, is packaged with it.
+    assert re.search(r"^FROM \$\{BASE_IMAGE\} AS console$", text, re.M) and "npm ci" in text
+    assert text.index("COPY --from=console") < code_at
     assert re.search(r'^ENTRYPOINT \["tradebus"\]', text, re.M)
     assert "TRADEBUS_HEALTH_FILE" in text
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
