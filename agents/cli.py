@@ -177,9 +177,8 @@ def emergency_stop(
     Bounded: exit 1 within seconds, saying why, when the broker or the bus exchange is not there."""
     import getpass
 
-    from agents.monitor.control import ControlNotSent, send_emergency_stop
     from agents.monitor.probes import log_to_stderr
-    from agents.risk_manager.control import emergency_stop_message
+    from agents.ops.controls import ControlInvalid, ControlKind, ControlNotSent, build_control, send_control
     from infra.settings import redact_url
 
     if state.strip().lower() not in {"on", "off"}:
@@ -187,12 +186,16 @@ def emergency_stop(
     active = state.strip().lower() == "on"
     settings, _ = _target(run_id, latest, runs_dir)
     log_to_stderr("emergency-stop", settings.log_level)  # JSON lines on stderr, the verdict on stdout
-    message = emergency_stop_message(active, reason, by.strip() or getpass.getuser())
+    kind = ControlKind.ENGAGE_STOP if active else ControlKind.RELEASE_STOP
+    try:
+        message = build_control(kind, reason=reason, requested_by=by.strip() or getpass.getuser())
+    except ControlInvalid as exc:
+        raise typer.BadParameter(str(exc)) from None
     action = "ENGAGE" if active else "RELEASE"
     if not yes:
         typer.confirm(f"{action} the emergency stop on bus exchange {settings.bus_exchange!r} ({reason})?", abort=True)
     try:
-        asyncio.run(send_emergency_stop(settings, message))
+        asyncio.run(send_control(settings, message))
     except ControlNotSent as exc:
         typer.echo(f"emergency stop NOT {action}D: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -224,6 +227,10 @@ def broker_users(
 from agents.ops.dead_letters import app as dead_letters_app  # noqa: E402
 
 app.add_typer(dead_letters_app, name="dead-letters")
+
+from agents.ops.control_cli import app as control_app  # noqa: E402
+
+app.add_typer(control_app, name="control")
 
 
 @app.command("drift")

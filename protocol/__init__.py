@@ -6,6 +6,8 @@ Pure data and functions; the only I/O is ``protocol.schema_export`` writing docs
 from protocol import topics
 from protocol.codec import MessageDecodeError, decode, decode_any, encode
 from protocol.enums import (
+    ControlKind,
+    ControlOutcome,
     HealthState,
     OrderRefusal,
     OrderStatus,
@@ -21,6 +23,7 @@ from protocol.envelope import Message, MessageKind, derive_message_id
 from protocol.messages import (
     CancelOrder,
     Candle,
+    ClosePosition,
     DataGap,
     EmergencyStop,
     ExecutionReport,
@@ -28,6 +31,7 @@ from protocol.messages import (
     IndicatorSnapshot,
     Indicators,
     OrderRequest,
+    PauseStrategy,
     PositionUpdate,
     RiskMetrics,
     RiskRejection,
@@ -69,6 +73,9 @@ __all__ = [
     "CancelOrder",
     "Candle",
     "ClientOrderId",
+    "ClosePosition",
+    "ControlKind",
+    "ControlOutcome",
     "Confidence",
     "DataGap",
     "candle_id",
@@ -88,6 +95,7 @@ __all__ = [
     "NonNegativeDecimal",
     "OrderRequest",
     "OrderRefusal",
+    "PauseStrategy",
     "OrderStatus",
     "OrderType",
     "PositionUpdate",

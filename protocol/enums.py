@@ -10,6 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "ControlKind",
+    "ControlOutcome",
     "HealthState",
     "OrderRefusal",
     "OrderStatus",
@@ -119,6 +121,7 @@ class RejectionReason(CanonicalEnum):
     UNKNOWN_MARKET = "UNKNOWN_MARKET"
     STALE_SIGNAL = "STALE_SIGNAL"
     LEDGER_DRIFT = "LEDGER_DRIFT"
+    STRATEGY_PAUSED = "STRATEGY_PAUSED"
 
 
 class OrderRefusal(CanonicalEnum):
@@ -161,3 +164,21 @@ class HealthState(CanonicalEnum):
     HEALTHY = "HEALTHY"
     DEGRADED = "DEGRADED"
     STOPPING = "STOPPING"
+
+
+class ControlKind(CanonicalEnum):
+    """What an operator control asks for (control.* messages; the ledger's ``controls.kind``)."""
+
+    ENGAGE_STOP = "ENGAGE_STOP"
+    RELEASE_STOP = "RELEASE_STOP"
+    CANCEL_ORDER = "CANCEL_ORDER"
+    PAUSE_STRATEGY = "PAUSE_STRATEGY"
+    RESUME_STRATEGY = "RESUME_STRATEGY"
+    CLOSE_POSITION = "CLOSE_POSITION"
+
+
+class ControlOutcome(CanonicalEnum):
+    """What the agent that received a control did with it (the ledger's ``controls.outcome``)."""
+
+    APPLIED = "APPLIED"
+    REFUSED = "REFUSED"

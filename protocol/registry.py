@@ -8,12 +8,14 @@ from protocol.envelope import Message
 from protocol.messages import (
     CancelOrder,
     Candle,
+    ClosePosition,
     DataGap,
     EmergencyStop,
     ExecutionReport,
     Heartbeat,
     IndicatorSnapshot,
     OrderRequest,
+    PauseStrategy,
     PositionUpdate,
     RiskMetrics,
     RiskRejection,
@@ -35,6 +37,8 @@ MESSAGE_CLASSES: Final[tuple[type[Message], ...]] = (
     RiskMetrics,
     EmergencyStop,
     CancelOrder,
+    PauseStrategy,
+    ClosePosition,
     Heartbeat,
 )
 

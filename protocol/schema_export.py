@@ -25,6 +25,7 @@ from protocol.envelope import Message
 from protocol.messages import (
     CancelOrder,
     Candle,
+    ClosePosition,
     DataGap,
     EmergencyStop,
     ExecutionReport,
@@ -32,6 +33,7 @@ from protocol.messages import (
     IndicatorSnapshot,
     Indicators,
     OrderRequest,
+    PauseStrategy,
     PositionUpdate,
     RiskMetrics,
     RiskRejection,
@@ -56,8 +58,10 @@ FLOW: Final[dict[type[Message], tuple[str, str]]] = {
     ExecutionReport: ("execution", "risk_manager"),
     PositionUpdate: ("risk_manager", "monitoring"),
     RiskMetrics: ("risk_manager", "monitoring"),
-    EmergencyStop: ("operator CLI", "risk_manager, execution"),
-    CancelOrder: ("operator", "execution"),
+    EmergencyStop: ("operator (CLI, API, MCP)", "risk_manager, execution"),
+    CancelOrder: ("operator (CLI, API); risk_manager (expired reservations)", "execution"),
+    PauseStrategy: ("operator (CLI, API)", "risk_manager"),
+    ClosePosition: ("operator (CLI, API)", "risk_manager"),
     Heartbeat: ("every agent", "monitoring"),
 }
 
@@ -219,6 +223,39 @@ def _message_section(cls: type[Message]) -> list[str]:
     ]
 
 
+# How a process sends a control (the interface other processes build on).
+_CONTROLS: Final = [
+    "## Operator controls",
+    "",
+    "Every control (`control.*`: EmergencyStop, CancelOrder, PauseStrategy, ClosePosition) is built and",
+    "published by one module, `agents.ops.controls`, for the CLI, the API and the MCP server alike:",
+    "",
+    "```python",
+    "from agents.ops.controls import ControlKind, build_control, publish_control",
+    "",
+    "message = build_control(ControlKind.CLOSE_POSITION, strategy_id=\"rsi-btc\", symbol=\"BTC/USDT\",",
+    "                        reason=\"flatten before the news\", requested_by=\"alice\", source=\"api\")",
+    "await publish_control(bus, message)  # an open infra.bus.Bus; returns after the broker's confirm",
+    "message.message_id                   # the tracking handle: rows of the ledger table `controls`",
+    "```",
+    "",
+    "- `build_control(kind, *, reason, requested_by, source, client_order_id=, strategy_id=, symbol=,",
+    "  exchange=)` raises `ControlInvalid` (missing target, invalid id, blank reason) with the reason.",
+    "  Kinds (`ControlKind`): `ENGAGE_STOP`, `RELEASE_STOP`, `CANCEL_ORDER` (client_order_id),",
+    "  `PAUSE_STRATEGY` / `RESUME_STRATEGY` (strategy_id), `CLOSE_POSITION` (strategy_id, symbol",
+    "  [, exchange]).",
+    "- `publish_control(bus, message)` waits for the confirm (PublishFailed otherwise, also when no",
+    "  agent's queue is bound); `send_control(settings, message)` does the same for a process without",
+    "  an open bus, bounded, after checking the exchange exists (`ControlNotSent` says why not).",
+    "- The agents apply them: the risk manager the stop, pause/resume (BUYs of a paused strategy are",
+    "  rejected `STRATEGY_PAUSED`; SELLs pass) and close (a SELL decided like any signal); execution",
+    "  the stop and cancel. Each applying agent writes one row per message in `controls` (kind,",
+    "  target, requested_by, reason, received_at, agent, outcome `APPLIED` / `REFUSED` with the",
+    "  detail), in the transaction of the effect: a redelivery records nothing twice.",
+    "",
+]
+
+
 def write_catalogue(path: Path) -> None:
     """Write the Markdown message catalogue (claudedocs/messages.md) to ``path``."""
     overview = ["| Message | Schema | Kind | Topic | Producer → consumers |", "|---|---|---|---|---|"]
@@ -246,6 +283,7 @@ def write_catalogue(path: Path) -> None:
         "",
         *overview,
         "",
+        *_CONTROLS,
         "## Envelope (every message)",
         "",
         "`message_id` is deterministic for derived messages (`Message.caused_by`): the same",

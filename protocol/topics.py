@@ -15,12 +15,14 @@ from protocol.envelope import Message
 from protocol.messages import (
     CancelOrder,
     Candle,
+    ClosePosition,
     DataGap,
     EmergencyStop,
     ExecutionReport,
     Heartbeat,
     IndicatorSnapshot,
     OrderRequest,
+    PauseStrategy,
     PositionUpdate,
     RiskMetrics,
     RiskRejection,
@@ -40,13 +42,16 @@ __all__ = [
     "ALL_REJECTIONS",
     "ALL_SIGNALS",
     "CANCEL_ORDER",
+    "CLOSE_POSITION",
     "EMERGENCY_STOP",
     "EXCHANGE",
+    "PAUSE_STRATEGY",
     "RISK_METRICS",
     "TOPIC_PATTERNS",
     "cancel_order",
     "candle",
     "candle_binding",
+    "close_position",
     "emergency_stop",
     "execution_report",
     "gap",
@@ -54,6 +59,7 @@ __all__ = [
     "indicators",
     "indicators_binding",
     "order",
+    "pause_strategy",
     "position",
     "rejection",
     "risk_metrics",
@@ -81,7 +87,9 @@ ALL_HEARTBEATS: Final = "agent.heartbeat.#"
 RISK_METRICS: Final = "risk.metrics"
 EMERGENCY_STOP: Final = "control.emergency_stop"
 CANCEL_ORDER: Final = "control.order.cancel"
-# Matches both control commands (and any added later).
+PAUSE_STRATEGY: Final = "control.strategy.pause"
+CLOSE_POSITION: Final = "control.position.close"
+# Matches every control command (and any added later).
 ALL_CONTROL: Final = "control.#"
 
 # Human-readable key shapes, for documentation (the message catalogue).
@@ -97,6 +105,8 @@ TOPIC_PATTERNS: Final[dict[type[Message], str]] = {
     RiskMetrics: RISK_METRICS,
     EmergencyStop: EMERGENCY_STOP,
     CancelOrder: CANCEL_ORDER,
+    PauseStrategy: PAUSE_STRATEGY,
+    ClosePosition: CLOSE_POSITION,
     Heartbeat: "agent.heartbeat.{agent}",
 }
 
@@ -203,6 +213,16 @@ def cancel_order() -> str:
     return CANCEL_ORDER
 
 
+def pause_strategy() -> str:
+    """control.strategy.pause (pause and resume: the message says which)"""
+    return PAUSE_STRATEGY
+
+
+def close_position() -> str:
+    """control.position.close"""
+    return CLOSE_POSITION
+
+
 # ----------------------------------------------------------------- binding patterns
 # None means "any" ("*"), so agents bind to a subset without typing a pattern inline.
 
@@ -251,6 +271,8 @@ _BUILDERS: Final[dict[type[Message], Callable[[Any], str]]] = {
     RiskMetrics: lambda m: risk_metrics(),
     EmergencyStop: lambda m: emergency_stop(),
     CancelOrder: lambda m: cancel_order(),
+    PauseStrategy: lambda m: pause_strategy(),
+    ClosePosition: lambda m: close_position(),
     Heartbeat: lambda m: heartbeat(m.agent),
 }
 

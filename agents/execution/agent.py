@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -24,7 +25,7 @@ from infra.exchanges.adapter import ExchangeAdapter, OrderOutcomeUnknown, OrderR
 from infra.exchanges.paper import PaperConfig, PaperExchange
 from infra.influx import from_settings
 from infra.settings import DataSource, Settings, TradingMode, redact_url
-from protocol import CancelOrder, Candle, EmergencyStop, Message, OrderRequest, OrderStatus
+from protocol import CancelOrder, Candle, ControlOutcome, EmergencyStop, Message, OrderRequest, OrderStatus
 
 __all__ = ["CRASH_EXIT", "ExecutionAgent", "StartRefused"]
 
@@ -180,23 +181,34 @@ class ExecutionAgent(Agent):
         )
 
     async def on_control(self, message: Message, delivery: Delivery) -> None:
-        """CancelOrder cancels one open order; EmergencyStop(active) halts placing and cancels all."""
+        """CancelOrder cancels one open order; EmergencyStop(active) halts placing and cancels all.
+        Each is recorded once in the ledger's ``controls`` (APPLIED, or REFUSED with the reason)."""
         await self.store.claim_control(message, "execution.control")  # type: ignore[arg-type]
         if isinstance(message, CancelOrder):
-            await self._cancel(message.client_order_id, f"cancel requested: {message.reason}")
+            # Applied again on a redelivery (a cancel is idempotent); recorded the first time only.
+            outcome, detail = await self._cancel(message.client_order_id, f"cancel requested: {message.reason}")
+            await self.store.record_control(message, outcome, detail, message.client_order_id)
             return
         assert isinstance(message, EmergencyStop)
         applied = await self.store.apply_halt(message)
         self.log.warning("emergency stop", active=message.active, applied=applied, reason=message.reason)
         active, _ = await self.store.halt_state()
+        cancelled = 0
         if active:
             for record in await self.store.unresolved():
-                await self._cancel(record.client_order_id, f"emergency stop: {message.reason}")
+                outcome, _ = await self._cancel(record.client_order_id, f"emergency stop: {message.reason}")
+                cancelled += outcome is ControlOutcome.APPLIED
             for state in await self.adapter.open_orders():
                 # Open at the exchange but unknown here: cancel it anyway, the stop means all.
                 if await self.store.get(state.client_order_id) is None:
                     self.log.error("cancelling an order unknown to execution", client_order_id=state.client_order_id)
                     await self.adapter.cancel(state.client_order_id, state.symbol)
+        if not applied:
+            outcome, detail = ControlOutcome.REFUSED, "a newer emergency-stop command was applied already"
+        else:
+            outcome = ControlOutcome.APPLIED
+            detail = f"placing halted; {cancelled} open order(s) cancelled" if message.active else "placing resumed"
+        await self.store.record_control(message, outcome, detail)
 
     async def on_candle(self, message: Message, delivery: Delivery) -> None:
         """Paper mode: fill the resting limit orders this candle crosses (no-op for ccxt)."""
@@ -283,12 +295,14 @@ class ExecutionAgent(Agent):
                              submit_attempts=record.submit_attempts, last_send=record.updated_at,
                              sleep=self.sleep_unless_stopped)
 
-    async def _cancel(self, client_order_id: str, reason: str) -> None:
+    async def _cancel(self, client_order_id: str, reason: str) -> tuple[ControlOutcome, str]:
+        """Cancel the order if it is open; (APPLIED, ...) when it ended CANCELED, else REFUSED
+        with the reason (unknown, already final, filled meanwhile, not confirmed)."""
         async with self._locks[client_order_id]:
             record = await self.store.get(client_order_id)
             if record is None:
                 self.log.warning("cancel for an unknown order", client_order_id=client_order_id)
-                return
+                return ControlOutcome.REFUSED, f"no order {client_order_id} is known to execution"
             if record.status.is_terminal:
                 # Whoever asks (an operator, the risk manager about an expired reservation) gets
                 # the final state again: the latest report, under its own id.
@@ -297,7 +311,8 @@ class ExecutionAgent(Agent):
                 latest = await self.store.latest_report(client_order_id)
                 if latest is not None:
                     await self.bus.publish(latest)
-                return
+                return ControlOutcome.REFUSED, f"order {client_order_id} is already final: {record.status.value}"
+            problem: str | None = None
             try:
                 state = await self.adapter.cancel(client_order_id, record.symbol)
             except OrderRejected as exc:
@@ -310,11 +325,20 @@ class ExecutionAgent(Agent):
                     await self._record(found.state)
                 else:
                     self.log.error("cancel refused", client_order_id=client_order_id, error=str(exc))
+                    problem = f"the exchange refused the cancel: {exc}"
             except (OrderOutcomeUnknown, RateLimited) as exc:
                 self.log.warning("cancel not confirmed; asked again later", client_order_id=client_order_id, error=str(exc))
+                problem = f"cancel not confirmed by the exchange ({exc}); send it again if the order stays open"
             else:
+                if state.status is OrderStatus.CANCELED and state.reason is None:
+                    state = replace(state, reason=reason)  # the report says who cancelled and why
                 await self._record(state)
             await self._flush(client_order_id)
+            after = await self.store.get(client_order_id)
+            status = after.status if after is not None else record.status
+            if status is OrderStatus.CANCELED:
+                return ControlOutcome.APPLIED, f"order {client_order_id} cancelled"
+            return ControlOutcome.REFUSED, problem or f"order {client_order_id} is {status.value}, not cancelled"
 
     async def _record(self, state: OrderState) -> None:
         try:

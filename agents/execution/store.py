@@ -20,12 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agents.execution.guard import Refusal, check_reservation
 from agents.execution.lifecycle import Recorded, Transition, fees_after, fees_of, next_transition, report_for
 from infra.db import claim_message
+from infra.db.controls import record_control
 from infra.db.ledger import ReservationView
 from infra.db.ledger.reservations import reservation_view
 from infra.db.models import ExecutionHalt, Order, OrderEvent, Reservation
 from infra.exchanges.adapter import OrderState
 from protocol import (
     CancelOrder,
+    ControlOutcome,
     EmergencyStop,
     ExecutionReport,
     OrderRequest,
@@ -275,6 +277,13 @@ class OrderStore:
         """Record a control command as processed (audit); True the first time."""
         async with self._sessions.begin() as session:
             return await claim_message(session, consumer, command.message_id)
+
+    async def record_control(
+        self, command: CancelOrder | EmergencyStop, outcome: ControlOutcome, detail: str, client_order_id: str | None = None
+    ) -> bool:
+        """Record what this agent did with a control in the ledger's ``controls``; once per message."""
+        async with self._sessions.begin() as session:
+            return await record_control(session, command, self._source, outcome, detail, client_order_id)
 
     # ------------------------------------------------------------------ internals
 

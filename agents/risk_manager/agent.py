@@ -18,6 +18,7 @@ from agents.risk_manager import outgoing
 from infra.exchanges.account import deployment_salt, drift_state
 from agents.risk_manager.holdings import approved_for_candle, holdings
 from agents.risk_manager.markets import MarketBook, UnknownMarket
+from agents.risk_manager.operator import close_outcome, close_signal, close_without_price
 from agents.risk_manager.metrics import UnpricedAsset, account_figures, drawdown, equity, risk_metrics
 from agents.risk_manager.prices import PriceReading, atr_at, marks, reference_price
 from agents.risk_manager.rules import Approved, Ignored, Rejected, RiskSnapshot, evaluate
@@ -26,6 +27,7 @@ from agents.risk_manager.sizing import SizingMode
 from agents.runtime import Agent
 from infra.bus import Delivery, PublishFailed
 from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
+from infra.db.controls import PauseView
 from infra.db.ledger import (
     ApproveStatus,
     DecisionKind,
@@ -34,15 +36,18 @@ from infra.db.ledger import (
     ReservationView,
     position_update,
 )
-from infra.influx import from_settings
+from infra.faults import is_transient
+from infra.influx import PriceStoreError, from_settings
 from infra.settings import TradingMode
 from protocol import (
     CancelOrder,
+    ClosePosition,
     EmergencyStop,
     ExecutionReport,
     Message,
     OrderRequest,
     OrderStatus,
+    PauseStrategy,
     RejectionReason,
     Signal,
     SignalSide,
@@ -100,7 +105,8 @@ class RiskManagerAgent(Agent):
         self.log.info("risk state", trading_state=state.trading_state.value, emergency_stop=state.emergency_stop,
                       clock="signal" if s.signal_clock else "wall")
         prefix = self.bus.topology.exchange
-        await self.bus.consume(f"{prefix}.risk_manager.control", self.on_control, accepts=(EmergencyStop,))
+        await self.bus.consume(f"{prefix}.risk_manager.control", self.on_control,
+                               accepts=(EmergencyStop, PauseStrategy, ClosePosition))
         await self.bus.consume(f"{prefix}.risk_manager.execution_reports", self.on_report, accepts=(ExecutionReport,))
         await self._settle_reports_first(f"{prefix}.risk_manager.execution_reports")
         await self.bus.consume(f"{prefix}.risk_manager.signals", self.on_signal, accepts=(Signal,))
@@ -181,7 +187,11 @@ class RiskManagerAgent(Agent):
     async def on_signal(self, message: Message, delivery: Delivery) -> None:
         """Decide on one signal; the decision and its reservation commit before anything is published."""
         assert isinstance(message, Signal)
-        signal = message
+        await self.decide(message)
+
+    async def decide(self, signal: Signal, note: str | None = None) -> None:
+        """Decide ``signal`` (a strategy's, or an operator's close); ``note`` heads the audited
+        detail, so the audit and the rejection say why an operator's SELL exists."""
         prior = await self.ledger.decision(signal.message_id)
         if prior is not None:
             # Already decided (a redelivery, possibly after a crash before the publish).
@@ -207,7 +217,8 @@ class RiskManagerAgent(Agent):
         decision = evaluate(signal, snapshot, self.limits, self.sizing, rules)
         inputs = {**decision.inputs, **extra}
         if isinstance(decision.outcome, Rejected):
-            await self._reject(signal, decision.outcome.reason, decision.outcome.detail, inputs, snapshot.now)
+            detail = f"{note}: {decision.outcome.detail}" if note else decision.outcome.detail
+            await self._reject(signal, decision.outcome.reason, detail, inputs, snapshot.now)
             return
         assert isinstance(decision.outcome, Approved) and reading.candle_open is not None
         order = outgoing.order_request(
@@ -215,6 +226,7 @@ class RiskManagerAgent(Agent):
             expires_at=wall + timedelta(seconds=self.settings.risk_order_ttl), deployment=self.deployment,
         )
         detail = f"approved {order.side.value} {order.quantity} {order.symbol} at {order.reference_price}"
+        detail = f"{note}: {detail}" if note else detail
         record = outgoing.audit_record(signal, DecisionKind.APPROVED, detail, inputs, decided_at=snapshot.now, output=order)
         result = await self.ledger.approve(CONSUMER_SIGNALS, signal.message_id, outgoing.reservation(order), record)
         if result.status is ApproveStatus.RESERVED:
@@ -298,6 +310,7 @@ class RiskManagerAgent(Agent):
             atr=atr if atr is not None and atr > 0 else None,
             valuation_error=valuation_error,
             ledger_drift=drift.detail if (drift := await drift_state(self.sessions)).blocking else None,
+            strategy_paused=_paused(await self.ledger.strategy_pause(signal.strategy_id)),
         ), reading, extra
 
     # --- execution reports and control -----------------------------------------------------
@@ -319,13 +332,43 @@ class RiskManagerAgent(Agent):
             await self._publish(position_update(outcome.position, source=self.name, parent=message))
 
     async def on_control(self, message: Message, delivery: Delivery) -> None:
-        """Engage or release the emergency stop; persisted, so it survives restarts."""
+        """Apply an operator control, persisted with its row in ``controls`` (once per message):
+        the emergency stop, a strategy's pause or resume, or a close (decided as a SELL signal)."""
+        if isinstance(message, ClosePosition):
+            await self._close(message)
+            return
+        if isinstance(message, PauseStrategy):
+            first = await self.ledger.apply_pause(message, self.name)
+            self.log.warning("strategy pause", strategy_id=message.strategy_id, paused=message.paused,
+                             reason=message.reason, by=message.requested_by, recorded=first)
+            return
         assert isinstance(message, EmergencyStop)
-        changed = await self.ledger.set_emergency_stop(
-            CONSUMER_CONTROL, message.message_id, message.active, message.reason, message.requested_by
-        )
+        changed = await self.ledger.apply_emergency_stop(CONSUMER_CONTROL, message, self.name)
         self.log.warning("emergency stop", active=message.active, reason=message.reason,
                          by=message.requested_by, applied=changed)
+
+    async def _close(self, command: ClosePosition) -> None:
+        """Decide the close as the strategy's SELL at the latest stored candle, then record it."""
+        s = self.settings
+        exchange = command.exchange or s.exchange
+        try:
+            candle = await self.store.latest_candle(exchange, command.symbol, s.timeframe)
+        except PriceStoreError as exc:
+            if is_transient(exc):
+                raise  # InfluxDB away: retried, never refused for a price the store would have had
+            candle = None
+        if candle is None:
+            outcome, detail = close_without_price(command, exchange, s.timeframe)
+            await self.ledger.record_control(command, self.name, outcome, detail)
+            return
+        signal = close_signal(command, candle)
+        await self.decide(signal, note=signal.reason)
+        decision = await self.ledger.decision(signal.message_id)
+        assert decision is not None, "decide() commits a decision for every non-HOLD signal"
+        outcome, detail, client_order_id = close_outcome(decision)
+        first = await self.ledger.record_control(command, self.name, outcome, detail, client_order_id)
+        self.log.warning("position close", strategy_id=command.strategy_id, symbol=command.symbol,
+                         outcome=outcome.value, detail=detail, by=command.requested_by, recorded=first)
 
     # --- background duties -----------------------------------------------------------------
     async def _every(self, seconds: float, duty: Any) -> None:
@@ -415,6 +458,10 @@ def _held_assets(balances: dict[str, Any], positions: list[Any], quote: str) -> 
     held = {asset for asset, balance in balances.items() if balance.total != 0}
     held |= {split_symbol(p.symbol)[0] for p in positions if p.quantity != 0}
     return held - {quote}
+
+
+def _paused(pause: PauseView | None) -> str | None:
+    return f"by {pause.requested_by}: {pause.reason}" if pause is not None and pause.paused else None
 
 
 def _report_status(reservation: ReservationView) -> OrderStatus | None:

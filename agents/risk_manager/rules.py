@@ -3,7 +3,8 @@
 ``evaluate`` runs, in this order (issue #5), stopping at the first refusal:
 
 1. trading state: emergency stop → EMERGENCY_STOP; HALTED → TRADING_HALTED; REDUCING → only
-   position-reducing orders (long-only spot: a SELL), else REDUCING_ONLY;
+   position-reducing orders (long-only spot: a SELL), else REDUCING_ONLY; a strategy instance
+   an operator paused → STRATEGY_PAUSED for its BUYs (its SELLs, the exits, still pass);
 2. a fresh signal (wall clock): its candle closed no longer ago than ``max_signal_age``
    (default one timeframe) → STALE_SIGNAL, so a backfill after downtime never trades history;
    the ledger agrees with the exchange (sandbox/live) → LEDGER_DRIFT for BUYs until an operator
@@ -61,6 +62,7 @@ __all__ = [
     "check_price",
     "check_price_collar",
     "check_signal_age",
+    "check_strategy_paused",
     "check_trading_state",
     "evaluate",
 ]
@@ -130,6 +132,8 @@ class RiskSnapshot:
     # Set while the ledger disagrees with the exchange's balances beyond the tolerance and no
     # operator has acknowledged it: new BUYs would be sized on money that may not exist.
     ledger_drift: str | None = None
+    # Set while an operator has paused the signal's strategy instance: "by whom: why".
+    strategy_paused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +170,14 @@ def check_trading_state(side: Side, snap: RiskSnapshot) -> Check:
         return RejectionReason.TRADING_HALTED, "trading state is HALTED"
     if snap.trading_state is TradingState.REDUCING and side is not Side.SELL:
         return RejectionReason.REDUCING_ONLY, f"trading state is REDUCING: a {side.value} would add exposure"
+    return None
+
+
+def check_strategy_paused(side: Side, snap: RiskSnapshot) -> Check:
+    """STRATEGY_PAUSED for a BUY of a paused strategy; a SELL still passes, so a pause never
+    traps a position the strategy would exit."""
+    if snap.strategy_paused is not None and side is Side.BUY:
+        return RejectionReason.STRATEGY_PAUSED, f"strategy paused by the operator ({snap.strategy_paused})"
     return None
 
 
@@ -296,6 +308,7 @@ def evaluate(
 
     early: list[Callable[[], Check]] = [
         lambda: check_trading_state(side, snap),
+        lambda: check_strategy_paused(side, snap),
         lambda: check_signal_age(signal, snap.now, limits.max_signal_age),
         lambda: check_ledger_drift(side, snap),
         lambda: check_price(snap, limits.max_price_age),

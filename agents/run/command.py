@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.live import Live
 
 from agents.run.completion import check_completion
-from agents.run.display import agent_key, event_text, live_view, portfolio_view, summary_line
+from agents.run.display import agent_key, event_text, live_view, portfolio_view, run_console, summary_line
 from agents.run.outages import Outages
 from agents.run.plan import RunPlan, make_plan, new_run_id, prepare_stores
 from agents.run.portfolio import read_portfolio
@@ -352,7 +352,7 @@ class RunSession:
 def run_command(options: RunOptions) -> int:
     """Entry point for the CLI: configure logs, run, return the exit code."""
     configure_logging("run", Settings().log_level)
-    console = Console()
+    console = run_console()
     try:
         return asyncio.run(RunSession(options, console).execute())
     except KeyboardInterrupt:  # before the signal handlers were installed

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import IO
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from agents.run.portfolio import Portfolio
 from agents.run.progress import Progress
 from agents.runtime.supervisor import ProcessState, ProcessStatus, SupervisorEvent, describe_exit
+from protocol import HealthState
 
 _STATE_STYLE = {
     ProcessState.RUNNING: "green",
@@ -21,6 +24,32 @@ _STATE_STYLE = {
     ProcessState.NOT_AVAILABLE: "red",
     ProcessState.STOPPED: "dim",
 }
+
+
+# Width when stdout is not a terminal (a CI log, a pipe, a file): rich would assume 80 columns
+# and cut the tables' cells ("BTC/U…"); a log reader scrolls sideways instead. COLUMNS wins.
+PIPE_WIDTH = 220
+
+
+def run_console(file: IO[str] | None = None) -> Console:
+    """The run's console: the terminal's width on a terminal, PIPE_WIDTH (or COLUMNS) otherwise."""
+    console = Console(file=file)
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(file=file, width=PIPE_WIDTH)
+
+
+def degraded_reason(progress: Progress, agent: str) -> str | None:
+    """Why an agent's latest heartbeat says DEGRADED (its ``problems`` detail); None if healthy."""
+    view = progress.agents.get(agent)
+    if view is None or view.heartbeat.health is not HealthState.DEGRADED:
+        return None
+    return view.heartbeat.detail.get("problems") or "no reason reported"
+
+
+def _degraded_line(progress: Progress) -> str:
+    found = [f"{name} ({reason})" for name in sorted(progress.agents) if (reason := degraded_reason(progress, name))]
+    return f" | DEGRADED: {'; '.join(found)}" if found else ""
 
 
 def _money(value: Decimal | None, places: int = 2) -> str:
@@ -55,7 +84,7 @@ def summary_line(progress: Progress, statuses: dict[str, ProcessStatus], waiting
         f"[run] candles {candles_line(progress)} | indicators {indicators_line(progress)} | "
         f"signals {sum(progress.signals.values())} | orders {len(progress.orders)} (open {len(progress.open_orders)}) | "
         f"fills {progress.fills} | rejections {sum(progress.rejections.values())} | "
-        f"equity {_money(equity)} | restarts {restarts} | {waiting_for}"
+        f"equity {_money(equity)} | restarts {restarts} | {waiting_for}{_degraded_line(progress)}"
     )
 
 
@@ -75,6 +104,9 @@ def live_view(
         view = progress.agents.get(agent_key(name))
         beat = view.heartbeat if view else None
         state = Text(str(status.state), style=_STATE_STYLE.get(status.state, ""))
+        health = Text(beat.health.value if beat else "-")
+        if (reason := degraded_reason(progress, agent_key(name))) is not None:
+            health = Text(f"DEGRADED: {reason}", style="yellow")
         if status.state is ProcessState.BACKOFF and status.next_start_in is not None:
             state.append(f" ({status.next_start_in:.0f}s)")
         agents.add_row(
@@ -82,7 +114,7 @@ def live_view(
             state,
             str(status.pid or "-"),
             str(status.restarts),
-            beat.health.value if beat else "-",
+            health,
             str(beat.consumed) if beat else "-",
             str(beat.published) if beat else "-",
             str(beat.dead_lettered) if beat else "-",

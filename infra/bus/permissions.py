@@ -84,7 +84,7 @@ ROLES: Final[dict[str, Role]] = {
     for role in (
         *AGENT_ROLES,
         Role("monitor", (), "nothing: reality check and run panel only read", private_queues=True),
-        Role("operator", (topics.ALL_CONTROL,), "control commands (emergency stop, cancel)"),
+        Role("operator", (topics.ALL_CONTROL,), "control commands (emergency stop, cancel, pause/resume, close)"),
         Role("api", (topics.ALL_CONTROL, heartbeat_key("api")), "control commands and api-* signals",
              own_signal_prefix="api-", private_queues=True),
         Role("mcp", (topics.ALL_CONTROL, heartbeat_key("mcp")), "control commands and mcp-* signals",

@@ -80,7 +80,11 @@ def system_topology(exchange: str = topics.EXCHANGE) -> Topology:
             QueueSpec(f"{prefix}.strategy.indicators", (topics.ALL_INDICATORS,), "strategy"),
             QueueSpec(f"{prefix}.risk_manager.signals", (topics.ALL_SIGNALS,), "risk_manager"),
             QueueSpec(f"{prefix}.risk_manager.execution_reports", (topics.ALL_EXECUTION_REPORTS,), "risk_manager"),
-            QueueSpec(f"{prefix}.risk_manager.control", (topics.emergency_stop(),), "risk_manager"),
+            QueueSpec(
+                f"{prefix}.risk_manager.control",
+                (topics.emergency_stop(), topics.pause_strategy(), topics.close_position()),
+                "risk_manager",
+            ),
             QueueSpec(f"{prefix}.execution.orders", (topics.ALL_ORDERS,), "execution"),
             QueueSpec(f"{prefix}.execution.control", (topics.emergency_stop(), topics.cancel_order()), "execution"),
             # Paper mode fills resting limit orders from later candles; live mode acks them unread.

@@ -63,7 +63,7 @@ provision strategy RABBITMQ_PASSWORD_STRATEGY '(^strategy\.signal(\.[^.]+)*$)|(^
 provision risk_manager RABBITMQ_PASSWORD_RISK_MANAGER '(^trade\.order(\.[^.]+)*$)|(^risk\.rejection(\.[^.]+)*$)|(^portfolio\.position(\.[^.]+)*$)|(^risk\.metrics$)|(^control\.order\.cancel$)|(^agent\.heartbeat\.risk_manager$)' "$RESOURCES" "$RESOURCES"  # orders, rejections, positions, risk metrics, and cancels of expired reservations
 provision execution RABBITMQ_PASSWORD_EXECUTION '(^execution\.report(\.[^.]+)*$)|(^agent\.heartbeat\.execution$)' "$RESOURCES" "$RESOURCES"  # execution reports
 provision monitor RABBITMQ_PASSWORD_MONITOR '^$' "$PRIVATE" "$PRIVATE"  # nothing: reality check and run panel only read
-provision operator RABBITMQ_PASSWORD_OPERATOR '^control(\.[^.]+)*$' "$RESOURCES" "$RESOURCES"  # control commands (emergency stop, cancel)
+provision operator RABBITMQ_PASSWORD_OPERATOR '^control(\.[^.]+)*$' "$RESOURCES" "$RESOURCES"  # control commands (emergency stop, cancel, pause/resume, close)
 provision api RABBITMQ_PASSWORD_API '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.api$)|(^strategy\.signal\.api\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # control commands and api-* signals
 provision mcp RABBITMQ_PASSWORD_MCP '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.mcp$)|(^strategy\.signal\.mcp\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # control commands and mcp-* signals
 

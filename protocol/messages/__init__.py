@@ -1,7 +1,7 @@
 """Every message type on the bus, grouped by the part of the flow that produces it."""
 
 from protocol.messages.analysis import IndicatorSnapshot, Indicators, Signal
-from protocol.messages.control import CancelOrder, EmergencyStop
+from protocol.messages.control import CancelOrder, ClosePosition, EmergencyStop, PauseStrategy
 from protocol.messages.execution import ExecutionReport
 from protocol.messages.market import Candle, DataGap, candle_id
 from protocol.messages.monitoring import Heartbeat
@@ -11,6 +11,7 @@ from protocol.messages.trading import OrderRequest, RiskRejection, client_order_
 __all__ = [
     "CancelOrder",
     "Candle",
+    "ClosePosition",
     "DataGap",
     "candle_id",
     "EmergencyStop",
@@ -19,6 +20,7 @@ __all__ = [
     "IndicatorSnapshot",
     "Indicators",
     "OrderRequest",
+    "PauseStrategy",
     "PositionUpdate",
     "RiskMetrics",
     "RiskRejection",

@@ -15,6 +15,7 @@ from protocol import (
     MESSAGE_TYPES,
     CancelOrder,
     Candle,
+    ClosePosition,
     DataGap,
     EmergencyStop,
     ExecutionReport,
@@ -23,6 +24,7 @@ from protocol import (
     Indicators,
     Message,
     OrderRequest,
+    PauseStrategy,
     PositionUpdate,
     RiskMetrics,
     RiskRejection,
@@ -136,7 +138,13 @@ def _samples() -> dict[type[Message], Callable[[], Message]]:
         EmergencyStop: lambda: EmergencyStop(
             source="operator", active=True, reason="exchange incident", requested_by="alice"
         ),
-        CancelOrder: lambda: CancelOrder(source="operator", client_order_id=COID, reason="stale"),
+        CancelOrder: lambda: CancelOrder(source="operator", client_order_id=COID, reason="stale", requested_by="alice"),
+        PauseStrategy: lambda: PauseStrategy(
+            source="api", strategy_id="rsi-btc", paused=True, reason="news at 14:00", requested_by="alice"
+        ),
+        ClosePosition: lambda: ClosePosition(
+            source="api", strategy_id="rsi-btc", symbol="BTC/USDT", exchange="paper", reason="flatten", requested_by="bob"
+        ),
         Heartbeat: lambda: Heartbeat(
             source="execution", agent="execution", instance_id="host-1:123", started_at=T0,
             uptime_seconds=12.5, health="HEALTHY", consumed=10, published=9, dead_lettered=0,

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infra.db import controls as control_ops
 from infra.db.ledger import balances as balance_ops
 from infra.db.ledger import reservations as reservation_ops
 from infra.db.ledger import risk as risk_ops
@@ -33,8 +34,9 @@ from infra.db.ledger.types import (
     RiskStateView,
     SettlementOutcome,
 )
-from protocol.enums import TradingState
-from protocol.messages import ExecutionReport
+from protocol.enums import ControlOutcome, TradingState
+from protocol.messages import EmergencyStop, ExecutionReport, PauseStrategy
+from protocol.messages.control import ControlMessage
 
 __all__ = ["Ledger"]
 
@@ -205,6 +207,45 @@ class Ledger:
         """
         async with self._sessions() as session, session.begin():
             return await risk_ops.set_emergency_stop(session, consumer, message_id, active, reason, by)
+
+    async def apply_emergency_stop(self, consumer: str, command: EmergencyStop, agent: str) -> bool:
+        """:meth:`set_emergency_stop` and its row in ``controls``, in one transaction."""
+        async with self._sessions() as session, session.begin():
+            changed = await risk_ops.set_emergency_stop(
+                session, consumer, command.message_id, command.active, command.reason, command.requested_by
+            )
+            if changed:
+                detail = f"emergency stop {'engaged' if command.active else 'released'}: no signal is approved while engaged"
+                await control_ops.record_control(session, command, agent, ControlOutcome.APPLIED, detail)
+            return changed
+
+    async def apply_pause(self, command: PauseStrategy, agent: str) -> bool:
+        """Pause or resume one strategy instance and record the control, in one transaction.
+
+        Returns False for a redelivery (recorded already: nothing changes). A command older than
+        the strategy's latest pause/resume changes nothing and is recorded REFUSED."""
+        async with self._sessions() as session, session.begin():
+            if await control_ops.control_recorded(session, command.message_id, agent):
+                return False
+            if await control_ops.set_pause(session, command):
+                state = "paused: its BUY signals are rejected STRATEGY_PAUSED" if command.paused else "resumed"
+                outcome, detail = ControlOutcome.APPLIED, f"strategy {command.strategy_id} {state}"
+            else:
+                outcome = ControlOutcome.REFUSED
+                detail = f"a newer pause/resume of {command.strategy_id} was applied already; this older one changes nothing"
+            return await control_ops.record_control(session, command, agent, outcome, detail)
+
+    async def strategy_pause(self, strategy_id: str) -> control_ops.PauseView | None:
+        """The strategy instance's persisted pause state (None: never paused)."""
+        async with self._sessions() as session:
+            return await control_ops.read_pause(session, strategy_id)
+
+    async def record_control(
+        self, message: ControlMessage, agent: str, outcome: ControlOutcome, detail: str, client_order_id: str | None = None
+    ) -> bool:
+        """Record a control whose effect was committed on its own (a close's decision); once."""
+        async with self._sessions() as session, session.begin():
+            return await control_ops.record_control(session, message, agent, outcome, detail, client_order_id)
 
     async def set_trading_state(
         self, state: TradingState, reason: str, by: str = "risk_manager"

@@ -5,6 +5,7 @@ for the model-versus-migration drift check.
 """
 
 from infra.db.models.base import NAMING_CONVENTION, Base
+from infra.db.models.controls import Control, StrategyPause
 from infra.db.models.ledger import Balance, Fill, Position, Reservation, RiskDecision, RiskState
 from infra.db.models.live import BalanceDrift, Deployment
 from infra.db.models.messaging import ProcessedMessage
@@ -15,6 +16,7 @@ __all__ = [
     "Balance",
     "BalanceDrift",
     "Base",
+    "Control",
     "Deployment",
     "Fill",
     "Position",
@@ -28,4 +30,5 @@ __all__ = [
     "Reservation",
     "RiskDecision",
     "RiskState",
+    "StrategyPause",
 ]
