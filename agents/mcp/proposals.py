@@ -11,13 +11,16 @@ decision itself, never a guess from the bus.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from infra.db.ledger import DecisionKind, DecisionView, Ledger, jsonable
 from protocol import Candle, Signal
 
-__all__ = ["MCP_SOURCE", "STRATEGY_KIND", "Outcome", "proposal_signal", "signal_dict", "wait_for_decision"]
+__all__ = ["MCP_SOURCE", "STRATEGY_KIND", "Outcome", "outcome_of", "poll", "proposal_signal", "signal_dict", "wait_for_decision"]
+
+T = TypeVar("T")
 
 MCP_SOURCE = "mcp"
 # The Signal's ``strategy`` (kind) field: a proposal follows no built-in strategy.
@@ -54,23 +57,27 @@ def signal_dict(signal: Signal) -> dict[str, Any]:
     })
 
 
+async def poll(fetch: Callable[[], Awaitable[T | None]], timeout: float) -> T | None:
+    """``fetch()`` until it answers something (not None, not empty), at most ``timeout`` seconds;
+    the last answer (None or empty) when the bound passes. Backs off from 50 ms to 0.5 s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pause = 0.05
+    while True:
+        found = await fetch()
+        left = deadline - loop.time()
+        if found or left <= 0:
+            return found
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 1.5, 0.5)
+
+
 async def wait_for_decision(ledger: Ledger, signal_id: UUID, timeout: float) -> DecisionView | None:
     """The risk manager's audited decision on ``signal_id``, waiting up to ``timeout`` seconds.
 
     None when it is not decided within the bound (the risk manager down, or waiting for other
     orders to settle, RISK_SETTLE_WAIT): the caller answers PENDING, never a made-up outcome."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    pause = 0.05
-    while True:
-        decision = await ledger.decision(signal_id)
-        if decision is not None:
-            return decision
-        left = deadline - loop.time()
-        if left <= 0:
-            return None
-        await asyncio.sleep(min(pause, left))
-        pause = min(pause * 1.5, 0.5)
+    return await poll(lambda: ledger.decision(signal_id), timeout)
 
 
 def outcome_of(decision: DecisionView | None) -> Outcome:

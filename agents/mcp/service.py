@@ -19,20 +19,24 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from agents.mcp import reads
 from agents.mcp.backtests import stored_backtest
-from agents.mcp.proposals import MCP_SOURCE, outcome_of, proposal_signal, signal_dict, wait_for_decision
+from agents.mcp.proposals import MCP_SOURCE, outcome_of, poll, proposal_signal, signal_dict, wait_for_decision
 from agents.mcp.settings import McpSettings
+from agents.ops.controls import ControlKind, build_control, publish_control
 from agents.runtime import Agent
 from agents.runtime.registry import AGENTS
 from agents.technical_analysis.settings import TechnicalAnalysisSettings
 from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
-from infra.db.ledger import Ledger
+from infra.db.controls import read_controls
+from infra.db.ledger import Ledger, jsonable
 from infra.influx import from_settings
-from protocol import EmergencyStop, Heartbeat, topics
+from protocol import Heartbeat, topics
 from protocol.codec import MessageDecodeError, decode
 
 __all__ = ["McpService", "ProposalRefused"]
 
 # The agents whose health the health tool reports, by their heartbeat name.
+# Seconds the stop request waits for the agents' record of it (the answer says when it is not there yet).
+_STOP_RECORD_WAIT = 5.0
 AGENT_NAMES = tuple(entry.package.rsplit(".", 1)[-1] for entry in AGENTS.values())
 
 
@@ -186,12 +190,19 @@ class McpService(Agent):
         return answer
 
     async def request_emergency_stop(self, reason: str) -> dict[str, Any]:
-        """Ask for the stop (control.emergency_stop, active). Releasing it stays with a person."""
-        message = EmergencyStop(source=MCP_SOURCE, active=True, reason=reason, requested_by=self.settings.strategy_id)
-        await self.bus.publish(message)
+        """Ask for the stop (control.emergency_stop, engaged) through the one controls module, and
+        return what the agents recorded of it within a few seconds. Releasing stays with a person."""
+        message = build_control(ControlKind.ENGAGE_STOP, reason=reason, requested_by=self.settings.strategy_id,
+                                source=MCP_SOURCE)
+        await publish_control(self.bus, message)
         self.counts["stop_requests"] += 1
         self.log.warning("emergency stop requested", reason=reason, message_id=str(message.message_id))
-        return {"requested": True, "message_id": str(message.message_id), "reason": reason,
-                "requested_by": message.requested_by,
-                "note": "the risk manager and execution apply it from the bus; release it with `tradebus emergency-stop off`"}
-
+        recorded = await poll(lambda: read_controls(self.sessions, message_id=message.message_id), _STOP_RECORD_WAIT)
+        return {
+            "requested": True, "message_id": str(message.message_id), "reason": reason,
+            "requested_by": self.settings.strategy_id,
+            "recorded": [jsonable({"agent": r.agent, "outcome": r.outcome, "detail": r.detail, "received_at": r.received_at})
+                         for r in recorded or []],
+            "note": "the risk manager and execution apply it from the bus (an empty 'recorded' means not yet); "
+                    "only a person releases it: `tradebus emergency-stop off`",
+        }
