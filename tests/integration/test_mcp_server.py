@@ -304,3 +304,19 @@ def test_http_refuses_to_start_outside_development_without_tokens(tmp_path: Path
     assert OPERATOR_TOKEN not in done.stderr + done.stdout
 
 
+
+
+async def test_stdio_serves_the_tools_with_nothing_but_the_protocol_on_stdout(world: World) -> None:
+    # The assistant's client starts `tradebus mcp` itself; a stray line on stdout would break it.
+    from mcp import StdioServerParameters
+
+    env = {**os.environ, **world.env, "MCP_CLIENT": "stdio"}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "agents.cli", "mcp", "--read-only"],
+                                   env=env, cwd=str(ROOT))
+    async with Client(params, read_timeout_seconds=60) as client:
+        assert len((await client.list_tools()).tools) == 10
+        price = data(await client.call_tool("get_price", {}))
+        assert price["price"] == str(make_candle(CANDLES - 1).close)
+        refused = await client.call_tool("request_emergency_stop", {"reason": "x"})
+        assert refused.is_error and "needs the operator token" in refused.content[0].text
+    assert not (await world.ledger.risk_state()).emergency_stop
