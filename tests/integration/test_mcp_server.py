@@ -306,8 +306,8 @@ def test_http_refuses_to_start_outside_development_without_tokens(tmp_path: Path
 
 
 
-async def test_stdio_serves_the_tools_with_nothing_but_the_protocol_on_stdout(world: World) -> None:
-    # The assistant's client starts `tradebus mcp` itself; a stray line on stdout would break it.
+async def test_stdio_serves_the_tools_and_read_only_refuses_the_acting_ones(world: World) -> None:
+    # The assistant's client starts `tradebus mcp` itself, as Claude Desktop does (README).
     from mcp import StdioServerParameters
 
     env = {**os.environ, **world.env, "MCP_CLIENT": "stdio"}
