@@ -251,6 +251,20 @@ def drift(
     raise typer.Exit(1 if blocking else 0)
 
 
+@app.command("api")
+def api(
+    host: str = typer.Option(None, help="address to listen on (default: API_HOST, 127.0.0.1)"),
+    port: int = typer.Option(None, min=0, max=65535, help="port (default: API_PORT, 8080)"),
+) -> None:
+    """Serve the operator console: REST under /api/v1, the live stream and the dashboard at /.
+    Tokens: API_READ_TOKEN and API_OPERATOR_TOKEN (required outside development)."""
+    from agents.api.server import main as api_main
+    from agents.api.settings import ApiSettings
+
+    overrides = {key: value for key, value in (("API_HOST", host), ("API_PORT", port)) if value is not None}
+    raise typer.Exit(api_main(ApiSettings(**overrides)))  # type: ignore[arg-type]  # aliases
+
+
 # Options live with the backtester; the heavy imports happen only when the command runs.
 from agents.backtest.cli import backtest_command  # noqa: E402
 

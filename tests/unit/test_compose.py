@@ -176,7 +176,7 @@ def test_broker_provisions_the_users_before_it_is_healthy(services: dict) -> Non
     assert f"test -e {marker}" in rabbitmq["healthcheck"]["test"][1]
     env = rabbitmq["environment"]
     roles = set(env["TRADEBUS_REQUIRED_ROLES"].split())
-    assert roles == {name.replace("-", "_") for name in AGENTS} | {"monitor"}
+    assert roles == {name.replace("-", "_") for name in AGENTS} | {"monitor", "api"}
     for role in roles:
         assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", env[f"RABBITMQ_PASSWORD_{role.upper()}"])
 
@@ -231,3 +231,15 @@ HEALTHCHECK_PROVIDERS = {
     "pg_isready": "postgresql-15",
     "influx": "COPY influx /usr/local/bin/influx",
 }
+
+
+def test_the_console_runs_from_the_one_image_on_localhost_with_its_own_user_and_tokens(services: dict) -> None:
+    api = services["api"]
+    assert api["image"] == services["execution"]["image"] and api["command"] == ["api"]
+    assert api["ports"] == ["127.0.0.1:${API_PORT:-8080}:8080"]  # never published beyond this machine
+    env = api["environment"]
+    assert env["RABBITMQ_URL"].startswith("amqp://tradebus-api:${RABBITMQ_PASSWORD_API:?")
+    for token in ("API_READ_TOKEN", "API_OPERATOR_TOKEN"):
+        assert re.fullmatch(rf"\$\{{{token}:\?[^}}]+\}}", env[token]), token
+    assert "/api/v1/health" in " ".join(api["healthcheck"]["test"])
+    assert set(api["depends_on"]) == set(STORES) | {"migrate"}
