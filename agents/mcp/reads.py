@@ -1,8 +1,9 @@
 """What the read tools answer, as JSON-ready dicts (Decimals as exact strings).
 
 Balances, positions, the risk state and one decision come from the ledger's own read methods
-(``Ledger``); lists the ledger has no method for (open orders, recent fills, recent decisions)
-are ORM selects over the same tables, newest first and bounded by ``limit``. Nothing here
+(``Ledger``); fills and decisions from the console's list queries (``agents.api.queries``);
+open orders (status in the non-final set, which those filters cannot say) from one select.
+Every list is newest first and bounded by ``limit``. Nothing here
 writes: the MCP server never touches the ledger except through a proposal the risk manager
 decides.
 """
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agents.api.queries import LedgerReads, TimeRange
 from infra.db.ledger import Ledger, jsonable
-from infra.db.ledger.risk import decision_view
-from infra.db.models import Fill, Order, RiskDecision
+from infra.db.ledger.types import DecisionView
+from infra.db.models import Order
 from protocol import Candle, Heartbeat, IndicatorSnapshot, OrderStatus
 
 __all__ = [
@@ -56,7 +57,7 @@ def heartbeat_dict(beat: Heartbeat, age_seconds: float) -> dict[str, Any]:
     })
 
 
-def decision_dict(view: Any) -> dict[str, Any]:
+def decision_dict(view: DecisionView) -> dict[str, Any]:
     """A risk decision (``DecisionView``) without its bulky inputs, plus the order it sized."""
     order = view.output if view.decision.value == "APPROVED" else None
     return jsonable({
@@ -115,14 +116,9 @@ async def order_status(sessions: async_sessionmaker[AsyncSession], client_order_
 async def recent_fills(
     sessions: async_sessionmaker[AsyncSession], limit: int, symbol: str | None = None, strategy_id: str | None = None
 ) -> list[dict[str, Any]]:
-    """The ledger's booked fills (one per exchange trade), newest first."""
-    statement = select(Fill).order_by(Fill.filled_at.desc(), Fill.id.desc()).limit(limit)
-    if symbol is not None:
-        statement = statement.where(Fill.symbol == symbol)
-    if strategy_id is not None:
-        statement = statement.where(Fill.strategy_id == strategy_id)
-    async with sessions() as session:
-        rows = (await session.scalars(statement)).all()
+    """The ledger's booked fills (one per exchange trade), newest first (the console's query)."""
+    rows, _ = await LedgerReads(sessions).fills(symbol=symbol, strategy_id=strategy_id, client_order_id=None,
+                                                window=TimeRange(), limit=limit, offset=0)
     return [jsonable({
         "client_order_id": r.client_order_id, "trade_id": r.trade_id, "strategy_id": r.strategy_id,
         "exchange": r.exchange, "symbol": r.symbol, "side": r.side, "quantity": r.quantity, "price": r.price,
@@ -131,21 +127,9 @@ async def recent_fills(
 
 
 async def recent_decisions(
-    sessions: async_sessionmaker[AsyncSession],
-    limit: int,
-    *,
-    strategy_id: str | None = None,
-    decision: str | None = None,
-    signal_id: UUID | None = None,
+    sessions: async_sessionmaker[AsyncSession], limit: int, *, strategy_id: str | None = None, decision: str | None = None,
 ) -> list[dict[str, Any]]:
     """The risk decisions audit, newest first, each with its outcome, reason code and detail."""
-    statement = select(RiskDecision).order_by(RiskDecision.id.desc()).limit(limit)
-    if strategy_id is not None:
-        statement = statement.where(RiskDecision.strategy_id == strategy_id)
-    if decision is not None:
-        statement = statement.where(RiskDecision.decision == decision)
-    if signal_id is not None:
-        statement = statement.where(RiskDecision.signal_id == signal_id)
-    async with sessions() as session:
-        rows = (await session.scalars(statement)).all()
-    return [decision_dict(decision_view(r)) for r in rows]
+    views, _ = await LedgerReads(sessions).decisions(decision=decision, reason=None, strategy_id=strategy_id, symbol=None,
+                                                     window=TimeRange(), limit=limit, offset=0)
+    return [decision_dict(view) for view in views]

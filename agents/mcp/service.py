@@ -131,8 +131,11 @@ class McpService(Agent):
 
     async def decisions(self, strategy_id: str | None, decision: str | None, signal_id: UUID | None,
                         limit: int) -> list[dict[str, Any]]:
+        if signal_id is not None:
+            view = await self.ledger.decision(signal_id)
+            return [] if view is None else [reads.decision_dict(view)]
         return await reads.recent_decisions(self.sessions, min(limit, self.settings.mcp_max_rows),
-                                            strategy_id=strategy_id, decision=decision, signal_id=signal_id)
+                                            strategy_id=strategy_id, decision=decision)
 
     def agents_health(self) -> dict[str, Any]:
         """The newest heartbeat heard from each agent since this server started listening."""
