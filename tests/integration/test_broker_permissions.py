@@ -245,6 +245,8 @@ async def test_the_real_mcp_server_runs_as_its_own_user_and_may_only_propose(
         source="mcp", strategy_id="rsi", strategy="mcp", exchange="binance", symbol="BTC/USDT", timeframe="15m",
         side="BUY", confidence=0.9, reason="forged", indicators={}, candle_time=candle.open_time, price=candle.close,
     )
+    async with Bus(broker.url("mcp"), system_topology(EXCHANGE), connection_name="perm-mcp"):
+        pass  # the MCP server's user declares the whole topology, as every process does at start
     with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
         await _publish_raw(broker.url("mcp"), signal, topics.signal("rsi", "BTC/USDT"))
     await _publish_raw(broker.url("mcp"), signal.model_copy(update={"strategy_id": "mcp-x"}), topics.signal("mcp-x", "BTC/USDT"))
