@@ -39,6 +39,10 @@ async def _started(service: McpService, task: asyncio.Task[None]) -> bool:
             print(f"tradebus mcp: not connected within {_START_TIMEOUT:.0f}s (RABBITMQ_URL, DATABASE_URL)", file=sys.stderr)
             return False
         await asyncio.sleep(0.05)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        # The reason on stderr, not a "task exception was never retrieved" at exit.
+        print(f"tradebus mcp: could not start: {task.exception()!r}", file=sys.stderr)
+        return False
     return not task.done() and not service.stopping
 
 
