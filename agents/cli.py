@@ -270,6 +270,23 @@ from agents.strategy.cli import app as strategy_app  # noqa: E402
 app.add_typer(strategy_app, name="strategy")
 
 
+@app.command("mcp")
+def mcp(
+    transport: str = typer.Option("stdio", "--transport", help="stdio (an MCP client starts this command) or http (streamable HTTP at MCP_HOST:MCP_PORT/mcp, bearer tokens)"),
+    read_only: bool = typer.Option(False, "--read-only", help="stdio: refuse the acting tools (propose_signal, request_emergency_stop)"),
+    port: int = typer.Option(None, "--port", min=0, max=65535, help="http: port (default: MCP_PORT)"),
+) -> None:
+    """Model Context Protocol server: read tools, and tools that can only propose (a signal the
+    risk manager decides, or an emergency-stop request). It never places, sizes or cancels orders."""
+    from agents.mcp.run import Transport, run_mcp
+
+    try:
+        chosen = Transport(transport.strip().lower())
+    except ValueError:
+        raise typer.BadParameter("must be stdio or http", param_hint="--transport") from None
+    raise typer.Exit(run_mcp(chosen, read_only=read_only, port=port))
+
+
 def main() -> None:
     app()
 

@@ -226,3 +226,71 @@ async def test_the_monitor_listens_for_heartbeats_on_a_private_queue(broker: Bro
             ))
             heard = await asyncio.wait_for(listening, 15)
     assert heard["execution"].instance_id == "perm-private"
+
+
+async def test_the_real_mcp_server_runs_as_its_own_user_and_may_only_propose(
+    broker: Broker, postgres_url: str, influxdb_database: tuple[str, str], tmp_path: Path
+) -> None:
+    # The MCP server's user publishes its own strategy's signals and controls; a signal under a
+    # strategy's id (or any order) is refused by the broker, whatever a tool would try.
+    from agents.mcp.service import McpService
+    from agents.mcp.settings import McpSettings
+    from infra.db import upgrade_head
+    from infra.influx import InfluxPriceStore
+    from protocol import EmergencyStop, Signal
+    from tests.support.bus import make_candle
+
+    candle = make_candle(0)
+    signal = Signal(
+        source="mcp", strategy_id="rsi", strategy="mcp", exchange="binance", symbol="BTC/USDT", timeframe="15m",
+        side="BUY", confidence=0.9, reason="forged", indicators={}, candle_time=candle.open_time, price=candle.close,
+    )
+    async with Bus(broker.url("mcp"), system_topology(EXCHANGE), connection_name="perm-mcp"):
+        pass  # the MCP server's user declares the whole topology, as every process does at start
+    with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+        await _publish_raw(broker.url("mcp"), signal, topics.signal("rsi", "BTC/USDT"))
+    await _publish_raw(broker.url("mcp"), signal.model_copy(update={"strategy_id": "mcp-x"}), topics.signal("mcp-x", "BTC/USDT"))
+
+    await upgrade_head(postgres_url)
+    async with InfluxPriceStore(*influxdb_database) as prices:
+        await prices.write_candles([candle])
+    settings = McpSettings(
+        RABBITMQ_URL=broker.url("mcp"), DATABASE_URL=postgres_url, INFLUXDB_URL=influxdb_database[0],  # type: ignore[call-arg]
+        INFLUXDB_DATABASE=influxdb_database[1], BUS_EXCHANGE=EXCHANGE, MCP_CLIENT="perm", HEARTBEAT_INTERVAL=1,
+        BUS_CRASH_JOURNAL_DIR=tmp_path,
+    )
+    service = McpService(settings)
+    running = asyncio.create_task(service.run(install_signal_handlers=False))
+    try:
+        assert await wait_until(lambda: service.health is not HealthState.STARTING or running.done(), 30)
+        assert not running.done(), "the MCP service could not start as tradebus-mcp"
+        signals = f"{EXCHANGE}.risk_manager.signals"
+        before = await _ready(broker.url("monitor"), signals)
+        # No risk manager here: the proposal is confirmed by the broker and waits, PENDING.
+        answer = await service.propose(symbol="BTC/USDT", side="BUY", confidence=0.9, reason="perm test",
+                                       timeframe=None, wait=0.5)
+        assert answer["outcome"] == "PENDING" and answer["signal"]["strategy_id"] == "mcp-perm"
+        await service.request_emergency_stop("perm test")
+        assert await _ready(broker.url("monitor"), signals) == before + 1
+        assert await wait_until(lambda: _ready(broker.url("monitor"), f"{EXCHANGE}.risk_manager.control"), 10)
+        # It hears heartbeats on its private queue (the monitor queue's are left to the run panel).
+        async with Bus(broker.url("execution"), system_topology(EXCHANGE), connection_name="perm-beat") as bus:
+            await bus.publish(Heartbeat(
+                source="execution", agent="execution", instance_id="perm-mcp", started_at=datetime.now(UTC),
+                uptime_seconds=1, health=HealthState.HEALTHY, consumed=0, published=0, dead_lettered=0, errors=0,
+            ))
+        assert await wait_until(lambda: service.agents_health()["agents"]["execution"].get("instance_id") == "perm-mcp", 10)
+        assert service.health is HealthState.HEALTHY, service.heartbeat().detail
+        stop = decode((await _take(broker.url("monitor"), f"{EXCHANGE}.risk_manager.control")), EmergencyStop)
+        assert (stop.active, stop.requested_by) == (True, "mcp-perm")
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(running, 30)
+
+
+async def _take(url: str, queue: str) -> bytes:
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        message = await (await (await connection.channel()).get_queue(queue, ensure=False)).get(timeout=5)
+        await message.ack()
+        return message.body
