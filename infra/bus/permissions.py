@@ -87,7 +87,9 @@ ROLES: Final[dict[str, Role]] = {
         Role("operator", (topics.ALL_CONTROL,), "control commands (emergency stop, cancel, pause/resume, close)"),
         Role("api", (topics.ALL_CONTROL, heartbeat_key("api")), "control commands and api-* signals",
              own_signal_prefix="api-", private_queues=True),
-        Role("mcp", (topics.ALL_CONTROL, heartbeat_key("mcp")), "control commands and mcp-* signals",
+        # Least privilege: the MCP server's only control is asking for the stop (decision 0020);
+        # cancels, pauses, closes and releasing the stop stay with a person.
+        Role("mcp", (topics.emergency_stop(), heartbeat_key("mcp")), "emergency-stop requests and mcp-* signals",
              own_signal_prefix="mcp-", private_queues=True),
     )
 }

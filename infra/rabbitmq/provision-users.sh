@@ -65,6 +65,6 @@ provision execution RABBITMQ_PASSWORD_EXECUTION '(^execution\.report(\.[^.]+)*$)
 provision monitor RABBITMQ_PASSWORD_MONITOR '^$' "$PRIVATE" "$PRIVATE"  # nothing: reality check and run panel only read
 provision operator RABBITMQ_PASSWORD_OPERATOR '^control(\.[^.]+)*$' "$RESOURCES" "$RESOURCES"  # control commands (emergency stop, cancel, pause/resume, close)
 provision api RABBITMQ_PASSWORD_API '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.api$)|(^strategy\.signal\.api\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # control commands and api-* signals
-provision mcp RABBITMQ_PASSWORD_MCP '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.mcp$)|(^strategy\.signal\.mcp\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # control commands and mcp-* signals
+provision mcp RABBITMQ_PASSWORD_MCP '(^control\.emergency_stop$)|(^agent\.heartbeat\.mcp$)|(^strategy\.signal\.mcp\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # emergency-stop requests and mcp-* signals
 
 [ "$provisioned" -gt 0 ] || { echo "provision-users: no role provisioned" >&2; exit 2; }

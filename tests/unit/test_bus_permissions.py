@@ -36,7 +36,9 @@ KEYS = {
     topics.signal("mcp-claude", "BTC/USDT"): {"strategy", "mcp"},
     topics.signal("api-web", "ETH/USDT"): {"strategy", "api"},
     topics.emergency_stop(): {"operator", "api", "mcp"},
-    topics.cancel_order(): {"operator", "api", "mcp", "risk_manager"},
+    topics.cancel_order(): {"operator", "api", "risk_manager"},
+    topics.pause_strategy(): {"operator", "api"},
+    topics.close_position(): {"operator", "api"},
 }
 
 
