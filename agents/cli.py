@@ -69,6 +69,8 @@ def run(
     live: bool = typer.Option(None, "--live/--plain", help="live panel (default on a terminal) or summary lines"),
     keep_runs: int = typer.Option(3, min=1, help="fresh runs whose databases are kept (older ones are dropped)"),
     check: bool = typer.Option(True, "--check/--no-check", help="run the reality check at the end (exit code: its verdict)"),
+    notify: bool = typer.Option(None, "--notify/--no-notify",
+                                help="start the alert notifier (default: only when alert targets are configured)"),
 ) -> None:
     """Run the whole system here: migrate, start the five agents supervised, show progress, and at
     the end of the replay print the portfolio and the reality check (exit code: its verdict)."""
@@ -94,6 +96,7 @@ def run(
         live=live,
         keep_runs=keep_runs,
         reality_check=check,
+        notify=notify,
     )
     raise typer.Exit(run_command(options))
 
@@ -248,6 +251,17 @@ def drift(
 from agents.backtest.cli import backtest_command  # noqa: E402
 
 app.command("backtest")(backtest_command)
+
+
+@app.command("notifier")
+def notifier() -> None:
+    """Start the alert notifier: fills, refused orders, emergency stops, agents DEGRADED or down,
+    dead letters, drawdown pauses and ledger drift to NOTIFIER_WEBHOOK_URLS and Telegram
+    (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID); runs until SIGTERM or Ctrl-C."""
+    from agents.notifier import NotifierAgent
+    from agents.runtime.base import run_agent
+
+    raise typer.Exit(run_agent(NotifierAgent))
 
 
 def main() -> None:

@@ -89,6 +89,8 @@ ROLES: Final[dict[str, Role]] = {
              own_signal_prefix="api-", private_queues=True),
         Role("mcp", (topics.ALL_CONTROL, heartbeat_key("mcp")), "control commands and mcp-* signals",
              own_signal_prefix="mcp-", private_queues=True),
+        Role("notifier", (heartbeat_key("notifier"),), "its heartbeat only: alerts leave over HTTP",
+             private_queues=True),
     )
 }
 

@@ -1,0 +1,124 @@
+"""Which messages become alerts, with which key, and the heartbeat and risk state watchers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from agents.notifier.alerts import AgentWatch, Kind, RiskWatch, Severity, report_alert, stop_alert
+from protocol import (
+    EmergencyStop,
+    ExecutionReport,
+    HealthState,
+    Heartbeat,
+    OrderRefusal,
+    OrderStatus,
+    OrderType,
+    RiskMetrics,
+    Side,
+    TradingState,
+    WarningLevel,
+)
+
+D = Decimal
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def report(status: OrderStatus, cumulative: str = "0", last: str = "0", reason: str | None = None,
+           trade_id: str | None = None) -> ExecutionReport:
+    filled = D(last) > 0
+    return ExecutionReport(
+        source="execution", client_order_id="tb-0123456789abcdef", strategy_id="trend", exchange="binance",
+        symbol="BTC/USDT", side=Side.BUY, order_type=OrderType.MARKET, status=status, quantity=D("0.05"),
+        cumulative_filled_quantity=D(cumulative), last_fill_quantity=D(last),
+        last_fill_price=D("50000") if filled else None, average_price=D("50000") if D(cumulative) > 0 else None,
+        fee=D("2.5") if filled else D(0), fee_currency="USDT" if filled else None, trade_id=trade_id,
+        reason=reason, event_time=NOW,
+    )
+
+
+def beat(agent: str, health: HealthState, **detail: str) -> Heartbeat:
+    return Heartbeat(source=agent, agent=agent, instance_id="i1", started_at=NOW, uptime_seconds=1, health=health,
+                     consumed=0, published=0, dead_lettered=0, errors=0, detail=detail)
+
+
+def metrics(drawdown: str, state: TradingState = TradingState.ACTIVE) -> RiskMetrics:
+    return RiskMetrics(source="risk_manager", quote_asset="USDT", equity=D("9000"), total_exposure=D(0), heat=D(0),
+                       reserved=D(0), available=D("9000"), drawdown=D(drawdown), risk_score=D(10),
+                       warning_level=WarningLevel.SAFE, trading_state=state, open_positions=0)
+
+
+def test_a_fill_is_an_alert_keyed_by_its_trade() -> None:
+    alert = report_alert(report(OrderStatus.FILLED, "0.05", "0.05", trade_id="t-9"))
+    assert alert is not None and alert.kind is Kind.FILL and alert.severity is Severity.INFO
+    assert alert.key == "fill:tb-0123456789abcdef:t-9"
+    assert alert.title == "BUY 0.05 BTC/USDT @ 50000 (FILLED, strategy trend)"
+    assert alert.fields["fee"] == "2.5 USDT" and alert.fields["filled"] == "0.05/0.05"
+
+
+def test_a_report_without_a_fill_is_no_alert() -> None:
+    assert report_alert(report(OrderStatus.NEW)) is None
+    assert report_alert(report(OrderStatus.REJECTED, reason="insufficient funds: needs 5, 1 free")) is None
+
+
+def test_executions_refusal_of_an_order_without_reservation_is_a_critical_alert() -> None:
+    reason = OrderRefusal.NO_RESERVATION.reason("the ledger holds no reservation for tb-0123456789abcdef")
+    alert = report_alert(report(OrderStatus.REJECTED, reason=reason))
+    assert alert is not None and alert.kind is Kind.ORDER_REFUSED and alert.severity is Severity.CRITICAL
+    assert alert.key == "refused:tb-0123456789abcdef" and alert.fields["reason"] == reason
+
+
+def test_emergency_stop_engaged_and_released_are_distinct_alerts() -> None:
+    on = stop_alert(EmergencyStop(source="operator", active=True, reason="exchange outage", requested_by="ops"))
+    off = stop_alert(EmergencyStop(source="operator", active=False, reason="back", requested_by="ops"))
+    assert on.severity is Severity.CRITICAL and "ENGAGED by ops: exchange outage" in on.title
+    assert off.severity is Severity.WARNING and on.key != off.key
+
+
+def test_degraded_is_alerted_on_the_transition_only_then_recovery() -> None:
+    watch = AgentWatch(down_after=3, interval=1)
+    assert watch.on_heartbeat(beat("execution", HealthState.HEALTHY), now=0) == []
+    degraded = watch.on_heartbeat(beat("execution", HealthState.DEGRADED, problems="1 refused order(s)"), now=1)
+    assert [a.kind for a in degraded] == [Kind.AGENT_DEGRADED] and "1 refused order(s)" in degraded[0].title
+    assert watch.on_heartbeat(beat("execution", HealthState.DEGRADED, problems="1 refused order(s)"), now=2) == []
+    recovered = watch.on_heartbeat(beat("execution", HealthState.HEALTHY), now=3)
+    assert [a.kind for a in recovered] == [Kind.AGENT_RECOVERED]
+
+
+def test_an_agent_silent_for_n_intervals_is_down_once_then_back() -> None:
+    watch = AgentWatch(down_after=3, interval=2)
+    watch.on_heartbeat(beat("strategy", HealthState.HEALTHY), now=100)
+    assert watch.missing(now=105.9) == []
+    down = watch.missing(now=106)
+    assert [a.kind for a in down] == [Kind.AGENT_DOWN] and down[0].key == "agent:strategy:down"
+    assert watch.missing(now=200) == []  # one alert per outage
+    back = watch.on_heartbeat(beat("strategy", HealthState.HEALTHY), now=201)
+    assert [a.kind for a in back] == [Kind.AGENT_RECOVERED] and "back" in back[0].title
+
+
+def test_the_notifier_does_not_watch_itself() -> None:
+    watch = AgentWatch(down_after=3, interval=1, ignore=frozenset({"notifier"}))
+    assert watch.on_heartbeat(beat("notifier", HealthState.DEGRADED, problems="x"), now=0) == []
+    assert watch.missing(now=100) == []
+
+
+def test_ledger_drift_in_executions_heartbeat_is_alerted_and_its_resolution() -> None:
+    watch = AgentWatch(down_after=3, interval=1)
+    assert watch.on_heartbeat(beat("execution", HealthState.HEALTHY, ledger_drift="none"), now=0) == []
+    drift = watch.on_heartbeat(beat("execution", HealthState.HEALTHY, ledger_drift="USDT ledger 100 exchange 90"), 1)
+    assert [a.kind for a in drift] == [Kind.LEDGER_DRIFT] and drift[0].severity is Severity.CRITICAL
+    assert watch.on_heartbeat(beat("execution", HealthState.HEALTHY, ledger_drift="USDT ledger 100 exchange 90"), 2) == []
+    acked = watch.on_heartbeat(beat("execution", HealthState.HEALTHY, ledger_drift="acknowledged: USDT ..."), 3)
+    assert [a.kind for a in acked] == [Kind.LEDGER_DRIFT] and acked[0].severity is Severity.WARNING
+
+
+def test_drawdown_pause_and_trading_state_changes() -> None:
+    watch = RiskWatch(max_drawdown=D("0.2"))
+    assert watch.on_metrics(metrics("0.1")) == []
+    paused = watch.on_metrics(metrics("0.2"))
+    assert [a.kind for a in paused] == [Kind.DRAWDOWN_PAUSE] and paused[0].key == "drawdown:paused"
+    assert watch.on_metrics(metrics("0.25")) == []
+    resumed = watch.on_metrics(metrics("0.05", TradingState.REDUCING))
+    assert [(a.kind, a.key) for a in resumed] == [
+        (Kind.DRAWDOWN_PAUSE, "drawdown:resumed"), (Kind.TRADING_STATE, "trading_state:REDUCING")]
+    assert [a.key for a in watch.on_metrics(metrics("0.05"))] == ["trading_state:ACTIVE"]
