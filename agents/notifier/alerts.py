@@ -87,7 +87,7 @@ def report_alert(report: ExecutionReport) -> Alert | None:
                   f"(strategy {report.strategy_id})",
             fields={**base, "quantity": str(report.quantity), "reason": report.reason or ""},
             at=report.produced_at,
-            correlation_id=report.correlation_id,
+            correlation_id=str(report.correlation_id),
         )
     if report.last_fill_quantity <= 0:
         return None
@@ -104,7 +104,7 @@ def report_alert(report: ExecutionReport) -> Alert | None:
             "filled": f"{report.cumulative_filled_quantity}/{report.quantity}", "fee": fee,
         },
         at=report.event_time,
-        correlation_id=report.correlation_id,
+        correlation_id=str(report.correlation_id),
     )
 
 
@@ -118,7 +118,7 @@ def stop_alert(stop: EmergencyStop) -> Alert:
         title=f"emergency stop {word} by {stop.requested_by}: {stop.reason}",
         fields={"active": str(stop.active).lower(), "requested_by": stop.requested_by, "reason": stop.reason},
         at=stop.produced_at,
-        correlation_id=stop.correlation_id,
+        correlation_id=str(stop.correlation_id),
     )
 
 
@@ -246,7 +246,7 @@ class RiskWatch:
                 severity=Severity.CRITICAL if paused else Severity.WARNING,
                 title=(f"drawdown pause: drawdown {metrics.drawdown:.4f} >= {self.max_drawdown}, new BUYs paused"
                        if paused else f"drawdown {metrics.drawdown:.4f} below {self.max_drawdown} again: BUYs resume"),
-                fields=figures, at=metrics.produced_at, correlation_id=metrics.correlation_id,
+                fields=figures, at=metrics.produced_at, correlation_id=str(metrics.correlation_id),
             ))
         if metrics.trading_state is not self.state:
             before, self.state = self.state, metrics.trading_state
@@ -257,6 +257,6 @@ class RiskWatch:
                 severity=Severity.WARNING if active else Severity.CRITICAL,
                 title=f"trading state {before.value} -> {metrics.trading_state.value}",
                 fields={**figures, "trading_state": metrics.trading_state.value, "previous": before.value},
-                at=metrics.produced_at, correlation_id=metrics.correlation_id,
+                at=metrics.produced_at, correlation_id=str(metrics.correlation_id),
             ))
         return alerts

@@ -77,8 +77,11 @@ class TargetWorker:
     async def run(self) -> None:
         while True:
             alert = await self._queue.get()
-            if await self._deliver(alert):
-                return
+            try:
+                if await self._deliver(alert):
+                    return
+            except Exception as exc:  # a bug with one alert must not silence the target for good
+                self._give_up(alert, self.target.redact(f"{type(exc).__name__}: {exc}"), 0)
 
     async def _deliver(self, alert: Alert) -> bool:
         """Send one alert with retries; True when the notifier is stopping."""

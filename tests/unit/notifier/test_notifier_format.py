@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from agents.notifier.alerts import Alert, Kind, Severity
@@ -29,6 +30,7 @@ def test_webhook_body_is_the_alert_as_json() -> None:
     assert body["kind"] == "fill" and body["severity"] == "info" and body["key"] == "fill:x:1"
     assert body["fields"] == {"strategy": "trend", "empty": ""} and body["deployment"] == "prod"
     assert body["text"] == format_text(ALERT, "prod")
+    assert json.loads(json.dumps(body)) == body  # what httpx sends must serialise
 
 
 def test_telegram_posts_to_the_bot_path_and_names_only_the_host() -> None:
