@@ -212,10 +212,17 @@ class AgentWatch:
             silent = now - seen.last_seen
             if not seen.down and silent >= self.down_after * self.interval:
                 seen.down = True
+                figures = {"silent_seconds": f"{silent:.0f}", "last_health": seen.health.value}
+                if seen.health is HealthState.STOPPING:
+                    # It said goodbye: stopped on purpose (an operator, the end of a replay) or
+                    # by its supervisor; worth knowing, not an outage. A crash sends no STOPPING.
+                    alerts.append(self._alert(agent, Kind.AGENT_DOWN, Severity.INFO,
+                                              f"agent {agent} stopped (its last heartbeat said STOPPING)",
+                                              "stopped", figures))
+                    continue
                 alerts.append(self._alert(agent, Kind.AGENT_DOWN, Severity.CRITICAL,
                                           f"agent {agent} is DOWN: no heartbeat for {silent:.0f}s "
-                                          f"(last state {seen.health.value})", "down",
-                                          {"silent_seconds": f"{silent:.0f}", "last_health": seen.health.value}))
+                                          f"(last state {seen.health.value})", "down", figures))
         return alerts
 
     @staticmethod

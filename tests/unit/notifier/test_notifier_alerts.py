@@ -65,6 +65,14 @@ def test_an_agent_silent_for_n_intervals_is_down_once_then_back() -> None:
     assert [a.kind for a in back] == [Kind.AGENT_RECOVERED] and "back" in back[0].title
 
 
+def test_an_agent_that_said_stopping_is_reported_stopped_not_down() -> None:
+    watch = AgentWatch(down_after=3, interval=1)
+    watch.on_heartbeat(beat("data_collection", HealthState.STOPPING), now=0)
+    [stopped] = watch.missing(now=3)
+    assert stopped.severity is Severity.INFO and stopped.key == "agent:data_collection:stopped"
+    assert "stopped" in stopped.title
+
+
 def test_the_notifier_does_not_watch_itself() -> None:
     watch = AgentWatch(down_after=3, interval=1, ignore=frozenset({"notifier"}))
     assert watch.on_heartbeat(beat("notifier", HealthState.DEGRADED, problems="x"), now=0) == []
