@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +61,18 @@ async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 
     assert condition(), what
 
 
-async def started(agent: NotifierAgent) -> asyncio.Task[None]:
+@asynccontextmanager
+async def running_notifier(settings: NotifierSettings) -> AsyncIterator[NotifierAgent]:
+    """A NotifierAgent running in this event loop from setup done until the block ends."""
+    agent = NotifierAgent(settings)
     task = asyncio.create_task(agent.run(install_signal_handlers=False))
     await wait_until(lambda: agent.health is HealthState.HEALTHY or task.done(), "the notifier to finish setup")
     assert not task.done(), "the notifier stopped during setup"
-    return task
-
-
-async def stopped(agent: NotifierAgent, task: asyncio.Task[None]) -> None:
-    agent.request_stop()
-    await asyncio.wait_for(task, 30)
+    try:
+        yield agent
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 30)
 
 
 async def publish(bus: Bus, *messages: Message) -> None:
@@ -89,11 +92,9 @@ async def test_alerts_reach_webhooks_and_telegram_once_each(
         NOTIFIER_WEBHOOK_URLS=f"{server.url}/hook,{server.url}/flaky",
         TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_CHAT_ID=CHAT, TELEGRAM_API_URL=server.url,
     )
-    agent = NotifierAgent(settings)
-    task = await started(agent)
     topology = system_topology(exchange)
     dlq = dead_letter_queue_name(f"{exchange}.risk_manager.control")
-    try:
+    async with running_notifier(settings):
         async with Bus(rabbitmq_url, topology, connection_name="test-notifier-publisher") as bus:
             # A real consumer of the risk manager's control queue dead-letters what it cannot read.
             await bus.consume(f"{exchange}.risk_manager.control", _ignore, (EmergencyStop,))
@@ -122,8 +123,6 @@ async def test_alerts_reach_webhooks_and_telegram_once_each(
             # Execution fell silent after its last beat: down after 3 intervals of 0.5 s.
             await server.wait_for(lambda: "agent_down" in kinds(server.delivered("/hook")), "the agent_down alert")
             assert await queue_depth(rabbitmq_url, dlq) == 1, "the notifier must not consume the DLQ"
-    finally:
-        await stopped(agent, task)
 
     hook = server.delivered("/hook")
     assert kinds(hook) == ["agent_degraded", "agent_down", "agent_recovered", "dead_letter", "emergency_stop", "fill"]
@@ -157,12 +156,10 @@ async def test_a_dead_target_holds_back_neither_other_targets_nor_the_agents_que
         NOTIFIER_WEBHOOK_URLS=f"{server.url}/dead-target-secret,{server.url}/hook",
         NOTIFIER_TIMEOUT="1", NOTIFIER_RETRY_ATTEMPTS="2", NOTIFIER_QUEUE_SIZE="2",
     )
-    agent = NotifierAgent(settings)
-    task = await started(agent)
     fills = [report(OrderStatus.FILLED, "0.05", "0.05", trade_id=f"t-{n}", client_order_id=f"tb-{n:016x}")
              for n in range(8)]
     reports_queue = f"{exchange}.risk_manager.execution_reports"
-    try:
+    async with running_notifier(settings) as agent:
         async with Bus(rabbitmq_url, system_topology(exchange), connection_name="test-notifier-publisher") as bus:
             # One at a time, each after the previous reached the live target: that target keeps up,
             # the dead one (each alert holds it for two 1 s timeouts) overflows its queue of 2.
@@ -177,7 +174,5 @@ async def test_a_dead_target_holds_back_neither_other_targets_nor_the_agents_que
             assert agent.health is HealthState.DEGRADED
             problems = "; ".join(agent.health_problems())
             assert "webhook1 http://127.0.0.1" in problems and "dead-target-secret" not in problems
-    finally:
-        await stopped(agent, task)
     assert sorted(body["key"] for body in server.delivered("/hook")) == sorted(
         f"fill:tb-{n:016x}:t-{n}" for n in range(8))

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.notifier import NotifierAgent
 from protocol import OrderRefusal
 from tests.integration.test_execution_agent import T1, Running, World, world  # noqa: F401 (fixture)
-from tests.integration.test_notifier_bus import settings_for, started, stopped
+from tests.integration.test_notifier_bus import running_notifier, settings_for
 from tests.support.alert_server import AlertServer
 from tests.support.orders import make_order
 
@@ -28,19 +27,15 @@ def server() -> Iterator[AlertServer]:
 async def test_executions_refusal_of_a_forged_order_is_alerted(world: World, server: AlertServer, tmp_path: Path) -> None:
     settings = settings_for(world.rabbitmq_url, world.topology.exchange, tmp_path,
                             NOTIFIER_WEBHOOK_URLS=f"{server.url}/hook", HEARTBEAT_INTERVAL="1")
-    notifier = NotifierAgent(settings)
-    task = await started(notifier)
     forged = make_order(quantity="0.05", reference_time=T1).model_copy(update={"strategy_id": "forged"})
     real = make_order(quantity="0.001", reference_time=T1)
-    try:
+    async with running_notifier(settings):
         async with Running(world):
             await world.bus.publish(forged)  # on the exchange, no reservation behind it
             await world.publish(real)
             wanted = {"order_refused", "fill", "agent_degraded"}
             await server.wait_for(lambda: wanted <= {b["kind"] for b in server.delivered("/hook")},
                                   "the refusal, the fill and execution DEGRADED", timeout=60)
-    finally:
-        await stopped(notifier, task)
     by_kind = {body["kind"]: body for body in server.delivered("/hook")}
     refused = by_kind["order_refused"]
     assert refused["severity"] == "critical" and refused["fields"]["strategy"] == "forged"
