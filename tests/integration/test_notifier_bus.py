@@ -20,8 +20,8 @@ from agents.notifier import NotifierAgent
 from agents.notifier.settings import NotifierSettings
 from infra.bus import Bus, system_topology
 from infra.bus.topology import dead_letter_queue_name
-from protocol import EmergencyStop, HealthState, Message, OrderStatus, topics
-from tests.support.alert_messages import beat, report
+from protocol import EmergencyStop, HealthState, Message, OrderStatus, TradingState, topics
+from tests.support.alert_messages import beat, metrics, report
 from tests.support.alert_server import AlertServer
 from tests.support.bus import cleanup, queue_depth
 
@@ -109,23 +109,25 @@ async def test_alerts_reach_webhooks_and_telegram_once_each(
                 beat("execution", HealthState.HEALTHY),
                 beat("execution", HealthState.DEGRADED, problems="1 refused order(s)"),
                 beat("execution", HealthState.DEGRADED, problems="1 refused order(s)"),
-                beat("execution", HealthState.HEALTHY),
+                beat("execution", HealthState.HEALTHY, ledger_drift="USDT: ledger 1000, exchange 990"),
+                metrics("0.1"),  # calm
+                metrics("0.25", TradingState.REDUCING),  # past the 0.2 pause, and BUYs halted
             )
             await bus.publisher.publish(
                 aio_pika.Message(b'{"schema": "control.emergency_stop/1", "active": "maybe"}'),
                 routing_key=topics.emergency_stop(),
             )
-            expected = ["agent_degraded", "agent_recovered", "dead_letter", "emergency_stop", "fill"]
-            await server.wait_for(lambda: len(server.delivered("/hook")) >= len(expected), "5 alerts on /hook")
-            await server.wait_for(lambda: len(server.delivered(TELEGRAM)) >= len(expected), "5 alerts on Telegram")
-            await server.wait_for(lambda: len(server.delivered("/flaky")) >= len(expected), "5 alerts on /flaky")
+            expected = 8  # fill, stop, degraded, recovered, drift, drawdown, trading state, dead letter
+            for path in ("/hook", TELEGRAM, "/flaky"):
+                await server.wait_for(lambda: len(server.delivered(path)) >= expected, f"{expected} alerts on {path}")
 
             # Execution fell silent after its last beat: down after 3 intervals of 0.5 s.
             await server.wait_for(lambda: "agent_down" in kinds(server.delivered("/hook")), "the agent_down alert")
             assert await queue_depth(rabbitmq_url, dlq) == 1, "the notifier must not consume the DLQ"
 
     hook = server.delivered("/hook")
-    assert kinds(hook) == ["agent_degraded", "agent_down", "agent_recovered", "dead_letter", "emergency_stop", "fill"]
+    assert kinds(hook) == ["agent_degraded", "agent_down", "agent_recovered", "dead_letter", "drawdown_pause",
+                           "emergency_stop", "fill", "ledger_drift", "trading_state"]
     by_kind = {body["kind"]: body for body in hook}
     assert by_kind["fill"]["title"] == "BUY 0.05 BTC/USDT @ 50000 (FILLED, strategy trend)"
     assert by_kind["fill"]["key"] == "fill:tb-0123456789abcdef:t-1"
@@ -134,6 +136,9 @@ async def test_alerts_reach_webhooks_and_telegram_once_each(
     assert by_kind["dead_letter"]["fields"]["error_kind"] == "validation"
     assert by_kind["emergency_stop"]["fields"]["reason"] == "exchange outage"
     assert by_kind["agent_down"]["fields"]["agent"] == "execution"
+    assert by_kind["ledger_drift"]["fields"]["drift"] == "USDT: ledger 1000, exchange 990"
+    assert by_kind["drawdown_pause"]["fields"]["drawdown"] == "0.25"
+    assert by_kind["trading_state"]["title"] == "trading state ACTIVE -> REDUCING"
 
     telegram = server.delivered(TELEGRAM)
     assert len(telegram) == len(hook)

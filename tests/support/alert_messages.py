@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from protocol import ExecutionReport, HealthState, Heartbeat, OrderStatus, OrderType, Side
+from protocol import (
+    ExecutionReport,
+    HealthState,
+    Heartbeat,
+    OrderStatus,
+    OrderType,
+    RiskMetrics,
+    Side,
+    TradingState,
+    WarningLevel,
+)
 
 D = Decimal
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -29,3 +39,10 @@ def beat(agent: str, health: HealthState, **detail: str) -> Heartbeat:
     """A heartbeat of ``agent`` in ``health`` with ``detail``."""
     return Heartbeat(source=agent, agent=agent, instance_id="i1", started_at=NOW, uptime_seconds=1, health=health,
                      consumed=0, published=0, dead_lettered=0, errors=0, detail=detail)
+
+
+def metrics(drawdown: str, state: TradingState = TradingState.ACTIVE) -> RiskMetrics:
+    """The risk manager's metrics with ``drawdown`` and ``state`` (other figures calm)."""
+    return RiskMetrics(source="risk_manager", quote_asset="USDT", equity=D("9000"), total_exposure=D(0), heat=D(0),
+                       reserved=D(0), available=D("9000"), drawdown=D(drawdown), risk_score=D(10),
+                       warning_level=WarningLevel.SAFE, trading_state=state, open_positions=0)

@@ -28,6 +28,9 @@ class Received:
 @dataclass
 class AlertServer:
     fail_first: dict[str, int] = field(default_factory=dict)
+    # The status of those failures (default 500), and a Retry-After header to send with them.
+    fail_status: dict[str, int] = field(default_factory=dict)
+    retry_after: dict[str, str] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
     port: int = 0
@@ -61,7 +64,7 @@ class AlertServer:
     def _answer(self, path: str, body: Any) -> int:
         with self._changed:
             remaining = self.fail_first.get(path, 0)
-            status = 500 if remaining > 0 else 200
+            status = self.fail_status.get(path, 500) if remaining > 0 else 200
             if remaining > 0:
                 self.fail_first[path] = remaining - 1
             self.received.append(Received(path, body, status))
@@ -87,6 +90,8 @@ class AlertServer:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
+                    if status != 200 and self.path in owner.retry_after:
+                        self.send_header("Retry-After", owner.retry_after[self.path])
                     self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
                     self.wfile.write(answer)

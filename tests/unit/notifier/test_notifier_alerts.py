@@ -5,16 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from agents.notifier.alerts import AgentWatch, Kind, RiskWatch, Severity, report_alert, stop_alert
-from protocol import EmergencyStop, HealthState, OrderRefusal, OrderStatus, RiskMetrics, TradingState, WarningLevel
-from tests.support.alert_messages import beat, report
+from protocol import EmergencyStop, HealthState, OrderRefusal, OrderStatus, TradingState
+from tests.support.alert_messages import beat, metrics, report
 
 D = Decimal
-
-
-def metrics(drawdown: str, state: TradingState = TradingState.ACTIVE) -> RiskMetrics:
-    return RiskMetrics(source="risk_manager", quote_asset="USDT", equity=D("9000"), total_exposure=D(0), heat=D(0),
-                       reserved=D(0), available=D("9000"), drawdown=D(drawdown), risk_score=D(10),
-                       warning_level=WarningLevel.SAFE, trading_state=state, open_positions=0)
 
 
 def test_a_fill_is_an_alert_keyed_by_its_trade() -> None:
