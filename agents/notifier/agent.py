@@ -106,7 +106,10 @@ class NotifierAgent(Agent):
         except Exception as exc:  # one odd message must not stop the alerts behind it
             self.log.error("message not turned into an alert", error=repr(exc), routing_key=incoming.routing_key)
         finally:
-            await incoming.ack()
+            try:
+                await incoming.ack()
+            except Exception as exc:  # the channel closed under it: the private queue went with it
+                self.log.warning("delivery not acked", error=repr(exc))
 
     def alerts_for(self, incoming: AbstractIncomingMessage) -> list[Alert]:
         """The alerts one delivery causes (most cause none)."""
