@@ -169,7 +169,7 @@ class AgentWatch:
         if seen is not None and seen.down:
             alerts.append(self._alert(beat.agent, Kind.AGENT_RECOVERED, Severity.WARNING,
                                       f"agent {beat.agent} is back ({beat.health.value}, instance {beat.instance_id})",
-                                      "back", {"health": beat.health.value}))
+                                      f"back:{beat.instance_id}", {"health": beat.health.value}))
         if beat.health is HealthState.DEGRADED and (seen is None or seen.health is not HealthState.DEGRADED):
             alerts.append(self._alert(beat.agent, Kind.AGENT_DEGRADED, Severity.CRITICAL,
                                       f"agent {beat.agent} DEGRADED: {problems or 'no reason given'}",
@@ -206,7 +206,8 @@ class AgentWatch:
         return None
 
     def missing(self, now: float) -> list[Alert]:
-        """Agents silent for ``down_after`` heartbeat intervals: one alert each until they beat again."""
+        """Agents silent for ``down_after`` heartbeat intervals: one alert each until they beat again.
+        The key names the silent process, so a second outage (a new instance) is not a duplicate."""
         alerts: list[Alert] = []
         for agent, seen in self.agents.items():
             silent = now - seen.last_seen
@@ -218,11 +219,11 @@ class AgentWatch:
                     # by its supervisor; worth knowing, not an outage. A crash sends no STOPPING.
                     alerts.append(self._alert(agent, Kind.AGENT_DOWN, Severity.INFO,
                                               f"agent {agent} stopped (its last heartbeat said STOPPING)",
-                                              "stopped", figures))
+                                              f"stopped:{seen.instance_id}", figures))
                     continue
                 alerts.append(self._alert(agent, Kind.AGENT_DOWN, Severity.CRITICAL,
                                           f"agent {agent} is DOWN: no heartbeat for {silent:.0f}s "
-                                          f"(last state {seen.health.value})", "down", figures))
+                                          f"(last state {seen.health.value})", f"down:{seen.instance_id}", figures))
         return alerts
 
     @staticmethod

@@ -53,7 +53,7 @@ def test_an_agent_silent_for_n_intervals_is_down_once_then_back() -> None:
     watch.on_heartbeat(beat("strategy", HealthState.HEALTHY), now=100)
     assert watch.missing(now=105.9) == []
     down = watch.missing(now=106)
-    assert [a.kind for a in down] == [Kind.AGENT_DOWN] and down[0].key == "agent:strategy:down"
+    assert [a.kind for a in down] == [Kind.AGENT_DOWN] and down[0].key == "agent:strategy:down:i1"
     assert watch.missing(now=200) == []  # one alert per outage
     back = watch.on_heartbeat(beat("strategy", HealthState.HEALTHY), now=201)
     assert [a.kind for a in back] == [Kind.AGENT_RECOVERED] and "back" in back[0].title
@@ -63,7 +63,7 @@ def test_an_agent_that_said_stopping_is_reported_stopped_not_down() -> None:
     watch = AgentWatch(down_after=3, interval=1)
     watch.on_heartbeat(beat("data_collection", HealthState.STOPPING), now=0)
     [stopped] = watch.missing(now=3)
-    assert stopped.severity is Severity.INFO and stopped.key == "agent:data_collection:stopped"
+    assert stopped.severity is Severity.INFO and stopped.key == "agent:data_collection:stopped:i1"
     assert "stopped" in stopped.title
 
 
