@@ -30,7 +30,9 @@ def server() -> Iterator[AlertServer]:
         yield running
 
 
-async def deliver(server: AlertServer, path: str, *alerts: Alert, queue_size: int = 10) -> tuple[TargetWorker, list[float]]:
+async def deliver(
+    server: AlertServer, path: str, *alerts: Alert, queue_size: int = 10, per_minute: int = 6000
+) -> tuple[TargetWorker, list[float]]:
     """Run a worker until the alerts were handled; the waits it asked for (never really slept)."""
     waits: list[float] = []
 
@@ -40,7 +42,7 @@ async def deliver(server: AlertServer, path: str, *alerts: Alert, queue_size: in
 
     async with httpx.AsyncClient(timeout=5) as client:
         worker = TargetWorker(WebhookTarget(f"{server.url}{path}"), client, deployment="test", queue_size=queue_size,
-                              per_minute=6000, retry=RetryPlan(attempts=3, initial=1.0, cap=30.0), sleep=sleep)
+                              per_minute=per_minute, retry=RetryPlan(attempts=3, initial=1.0, cap=30.0), sleep=sleep)
         for item in alerts:
             worker.put(item)
         task = asyncio.create_task(worker.run())
@@ -81,3 +83,9 @@ async def test_a_full_queue_drops_the_oldest_alert(server: AlertServer) -> None:
     worker, _ = await deliver(server, "/ok", alert("a"), alert("b"), alert("c"), queue_size=2)
     assert worker.stats.dropped == 1
     assert [body["key"] for body in server.delivered("/ok")] == ["b", "c"]
+
+
+async def test_beyond_the_rate_limit_the_worker_waits_for_the_next_send(server: AlertServer) -> None:
+    worker, waits = await deliver(server, "/ok", alert("a"), alert("b"), alert("c"), per_minute=2)
+    assert worker.stats.sent == 3
+    assert waits == [pytest.approx(30.0, abs=1.0)]  # a burst of 2, then one send every 30 s
