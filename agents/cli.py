@@ -70,6 +70,8 @@ def run(
     keep_runs: int = typer.Option(3, min=1, help="fresh runs whose databases are kept (older ones are dropped)"),
     check: bool = typer.Option(True, "--check/--no-check", help="run the reality check at the end (exit code: its verdict)"),
     api: bool = typer.Option(True, "--api/--no-api", help="start the operator console (API_HOST:API_PORT, default 127.0.0.1:8080)"),
+    notify: bool = typer.Option(None, "--notify/--no-notify",
+                                help="start the alert notifier (default: only when alert targets are configured)"),
 ) -> None:
     """Run the whole system here: migrate, start the five agents supervised, show progress, and at
     the end of the replay print the portfolio and the reality check (exit code: its verdict)."""
@@ -96,6 +98,7 @@ def run(
         keep_runs=keep_runs,
         reality_check=check,
         api=api,
+        notify=notify,
     )
     raise typer.Exit(run_command(options))
 
@@ -285,6 +288,17 @@ def mcp(
     except ValueError:
         raise typer.BadParameter("must be stdio or http", param_hint="--transport") from None
     raise typer.Exit(run_mcp(chosen, read_only=read_only, port=port))
+
+
+@app.command("notifier")
+def notifier() -> None:
+    """Start the alert notifier: fills, refused orders, emergency stops, agents DEGRADED or down,
+    dead letters, drawdown pauses and ledger drift to NOTIFIER_WEBHOOK_URLS and Telegram
+    (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID); runs until SIGTERM or Ctrl-C."""
+    from agents.notifier import NotifierAgent
+    from agents.runtime.base import run_agent
+
+    raise typer.Exit(run_agent(NotifierAgent))
 
 
 def main() -> None:

@@ -55,6 +55,7 @@ log = get_logger(component="run")
 # The strategy agent's setting for its config file (issue #4); `--strategies` sets it.
 STRATEGIES_ENV = "STRATEGY_CONFIG"
 COLLECTOR = "data-collection"
+NOTIFIER = "notifier"
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -87,6 +88,18 @@ class RunOptions:
     probe_interval: float = 2.0  # seconds between probes of the run's services (services.py)
     probe_timeout: float = 3.0  # seconds one probe may take before the service counts as down
     api: bool = True  # --no-api: run without the operator console (agents.run.console)
+    # The alert notifier: None starts it only when a target is configured (NOTIFIER_WEBHOOK_URLS,
+    # TELEGRAM_BOT_TOKEN + TELEGRAM_CHAT_ID); --notify / --no-notify decide (decision 0019).
+    notify: bool | None = None
+
+
+def notifier_wanted(notify: bool | None) -> bool:
+    """Whether the run starts the alert notifier: as asked, else when it has somewhere to send."""
+    if notify is not None:
+        return notify
+    from agents.notifier.settings import NotifierSettings
+
+    return NotifierSettings().has_targets
 
 
 def agent_env(options: RunOptions, settings: Settings, environ: dict[str, str]) -> dict[str, str]:
@@ -240,6 +253,9 @@ class RunSession:
         ]
         if api is not None:
             specs.append(api.spec)
+        if notifier_wanted(options.notify):
+            specs.append(ProcessSpec(NOTIFIER, agent_command("agents.notifier"), env=plan.env,
+                                     log_path=log_dir / f"{NOTIFIER}.log"))
         supervisor = Supervisor(specs, policy=options.backoff, stop_timeout=options.stop_timeout, on_event=self._on_event)
         consumers = {e.package.rsplit(".", 1)[1] for e in entries}
         work_queues = [spec.name for spec in watch.work_queues if spec.consumer in consumers]

@@ -93,6 +93,10 @@ def _describe(message: AbstractIncomingMessage) -> DeadLetter:
     )
 
 
+# Public name: the alert notifier describes the copies of dead letters it receives the same way.
+describe_dead_letter = _describe
+
+
 def _first_death(headers: dict[str, Any]) -> dict[str, Any]:
     deaths = headers.get("x-death")
     return deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}

@@ -91,6 +91,8 @@ ROLES: Final[dict[str, Role]] = {
         # cancels, pauses, closes and releasing the stop stay with a person.
         Role("mcp", (topics.emergency_stop(), heartbeat_key("mcp")), "emergency-stop requests and mcp-* signals",
              own_signal_prefix="mcp-", private_queues=True),
+        Role("notifier", (heartbeat_key("notifier"),), "its heartbeat only: alerts leave over HTTP",
+             private_queues=True),
     )
 }
 

@@ -66,5 +66,6 @@ provision monitor RABBITMQ_PASSWORD_MONITOR '^$' "$PRIVATE" "$PRIVATE"  # nothin
 provision operator RABBITMQ_PASSWORD_OPERATOR '^control(\.[^.]+)*$' "$RESOURCES" "$RESOURCES"  # control commands (emergency stop, cancel, pause/resume, close)
 provision api RABBITMQ_PASSWORD_API '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.api$)|(^strategy\.signal\.api\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # control commands and api-* signals
 provision mcp RABBITMQ_PASSWORD_MCP '(^control\.emergency_stop$)|(^agent\.heartbeat\.mcp$)|(^strategy\.signal\.mcp\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # emergency-stop requests and mcp-* signals
+provision notifier RABBITMQ_PASSWORD_NOTIFIER '^agent\.heartbeat\.notifier$' "$PRIVATE" "$PRIVATE"  # its heartbeat only: alerts leave over HTTP
 
 [ "$provisioned" -gt 0 ] || { echo "provision-users: no role provisioned" >&2; exit 2; }

@@ -77,3 +77,10 @@ def test_topic_patterns_become_anchored_regexes(pattern: str, key: str, matches:
 
 def test_no_pattern_contains_a_brace_rabbitmq_would_expand() -> None:
     assert not any("{" in publish_regex(role) or "}" in publish_regex(role) for role in ROLES.values())
+
+
+def test_the_notifier_publishes_only_its_heartbeat_and_listens_on_private_queues() -> None:
+    assert not any(may_publish("notifier", key) for key in KEYS)
+    assert may_publish("notifier", topics.heartbeat("notifier"))
+    assert not may_publish("notifier", topics.heartbeat("execution"))
+    assert ROLES["notifier"].private_queues and not ROLES["notifier"].default_exchange

@@ -179,7 +179,7 @@ def test_broker_provisions_the_users_before_it_is_healthy(services: dict) -> Non
     assert f"test -e {marker}" in rabbitmq["healthcheck"]["test"][1]
     env = rabbitmq["environment"]
     roles = set(env["TRADEBUS_REQUIRED_ROLES"].split())
-    assert roles == {name.replace("-", "_") for name in AGENTS} | {"monitor", "api"}
+    assert roles == {name.replace("-", "_") for name in AGENTS} | {"monitor", "api", "notifier"}
     for role in roles:
         assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", env[f"RABBITMQ_PASSWORD_{role.upper()}"])
 
@@ -255,3 +255,14 @@ def test_the_console_runs_from_the_one_image_on_localhost_with_its_own_user_and_
         assert re.fullmatch(rf"\$\{{{token}:\?[^}}]+\}}", env[token]), token
     assert "/api/v1/health" in " ".join(api["healthcheck"]["test"])
     assert set(api["depends_on"]) == set(STORES) | {"migrate"}
+
+
+def test_the_notifier_runs_from_the_one_image_as_its_own_broker_user(services: dict) -> None:
+    notifier = services["notifier"]
+    assert notifier["command"] == ["notifier"]
+    assert notifier["image"] == services["execution"]["image"]
+    assert notifier["healthcheck"]["test"] == ["CMD", "tradebus", "healthcheck"]
+    env = notifier["environment"]
+    assert env["RABBITMQ_URL"].startswith("amqp://tradebus-notifier:${RABBITMQ_PASSWORD_NOTIFIER:?")
+    # Targets pass through from .env only when set (an empty token must not count as configured).
+    assert all(env[key] is None for key in ("NOTIFIER_WEBHOOK_URLS", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"))
