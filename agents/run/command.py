@@ -36,7 +36,7 @@ from agents.run.progress import Progress
 from agents.run.record import RunRecord
 from agents.run.services import INFLUXDB, POSTGRES, RABBITMQ, ServiceWatch, influx_probe, postgres_probe
 from agents.run.watch import BusWatch
-from agents.runtime.registry import AGENTS, resolve
+from agents.runtime.registry import AGENTS, AgentEntry, resolve
 from agents.runtime.supervisor import (
     BackoffPolicy,
     ProcessSpec,
@@ -47,6 +47,7 @@ from agents.runtime.supervisor import (
 )
 from infra.bus import delete_topology
 from infra.logging import configure_logging, get_logger
+from infra.metrics import assign_ports
 from infra.settings import DataSource, Settings
 
 log = get_logger(component="run")
@@ -223,8 +224,10 @@ class RunSession:
         )
         services.start()
         entries = [resolve(name) for name in options.agents]
+        ports = self._metrics_ports(entries, settings)
         specs = [
-            ProcessSpec(e.cli_name, agent_command(e.package), env=plan.env, log_path=log_dir / f"{e.cli_name}.log")
+            ProcessSpec(e.cli_name, agent_command(e.package), env={**plan.env, **ports.get(e.cli_name, {})},
+                        log_path=log_dir / f"{e.cli_name}.log")
             for e in entries
         ]
         supervisor = Supervisor(specs, policy=options.backoff, stop_timeout=options.stop_timeout, on_event=self._on_event)
@@ -258,6 +261,19 @@ class RunSession:
         outages = f"; service outages ridden out: {self.outages.total}" if self.outages.total else ""
         console.print(f"agent restarts: {supervisor.total_restarts}{outages}; exit code {code}")
         return code
+
+    def _metrics_ports(self, entries: list[AgentEntry], settings: Settings) -> dict[str, dict[str, str]]:
+        """Each process's own METRICS_PORT (its role's default, or a free one), shown in the header;
+        METRICS_PORT=0 turns metrics off for the whole run."""
+        if settings.metrics_port == 0:
+            self.console.print(f"[bold]{'metrics':>12}[/] off (METRICS_PORT=0)")
+            return {}
+        roles = {e.cli_name: e.package.rsplit(".", 1)[1] for e in entries}
+        ports = assign_ports(roles.values(), settings.metrics_host)
+        shown = ", ".join(f"{name} :{ports[role]}" for name, role in roles.items())
+        self.console.print(f"[bold]{'metrics':>12}[/] http://{settings.metrics_host}:PORT/metrics — {shown}")
+        self._update_record(metrics={name: ports[role] for name, role in roles.items()})
+        return {name: {"METRICS_PORT": str(ports[role])} for name, role in roles.items()}
 
     async def _watch_until_done(
         self, supervisor: Supervisor, watch: BusWatch, work_queues: list[str], settings: Settings

@@ -19,6 +19,7 @@ from infra.bus.retry import RetryPolicy
 from infra.bus.stats import BusStats
 from infra.bus.topology import Topology, declare_topology, server_supports_quorum
 from infra.logging import get_logger
+from infra.metrics.observe import published
 from infra.settings import redact_url
 from protocol import Message, topic_for
 
@@ -144,6 +145,7 @@ class Bus:
         key = routing_key if routing_key is not None else topic_for(message)
         await self.publisher.publish(to_amqp(message), routing_key=key)
         self.stats.published += 1
+        published(message)
 
     async def consume(
         self,
