@@ -41,7 +41,7 @@ from infra.bus.stats import BusStats
 from infra.faults import Fault, classify
 from infra.logging import bind_correlation, clear_correlation, get_logger
 from infra.metrics import catalogue as metrics
-from infra.metrics.observe import Timer, queue_label
+from infra.metrics.observe import Timer
 from protocol import Message, MessageDecodeError, decode_any
 
 log = get_logger(component="bus.consumer")
@@ -94,6 +94,7 @@ class QueueConsumer:
         policy: RetryPolicy | None = None,
         journal: CrashJournal | None = None,
         gate: IsolationGate | None = None,
+        metrics_label: str | None = None,
     ) -> None:
         self.queue = queue
         self._handler = handler
@@ -113,8 +114,9 @@ class QueueConsumer:
         self._stopping = asyncio.Event()
         self._retrying: dict[int, _Retrying] = {}
         self.last_message_at: datetime | None = None
-        # Children resolved once: the labels of this queue never change.
-        label = queue_label(queue, publisher.exchange_name)
+        # Children resolved once: the labels of this queue never change. The label is the queue
+        # without a per-run exchange prefix (Bus.consume passes it).
+        label = metrics_label or queue
         self._m_consumed = metrics.CONSUMED.labels(queue=label)
         self._m_retried = metrics.RETRIED.labels(queue=label)
         self._m_ok = metrics.HANDLER_SECONDS.labels(queue=label, outcome="ok")
