@@ -114,12 +114,24 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
+    # Prometheus /metrics of this process (infra/metrics, decision 0018).
+    metrics_host: str = Field(default="127.0.0.1", alias="METRICS_HOST")
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, alias="METRICS_PORT",
+        description="unset: the process role's default port (9101-9108); 0: no metrics server",
+    )
+
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().upper() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _blank_port(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("api_cors_origins", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ Postgres database, its own InfluxDB database — so tests never see each other's
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +21,10 @@ from tests.support.services import (
     rabbitmq_container,
     service_url,
 )
+
+# Agent processes the tests start serve no /metrics unless a test gives them a port: six test runs
+# on one machine would otherwise fight over the roles' default ports (9101-9105).
+os.environ.setdefault("METRICS_PORT", "0")
 
 
 def unique_name(prefix: str) -> str:

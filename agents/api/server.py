@@ -12,6 +12,7 @@ import sys
 
 from agents.api.settings import ApiSettings
 from infra.logging import configure_logging, get_logger
+from infra.metrics import MetricsPortBusy, start_metrics_server
 from infra.tokens import MissingTokens
 
 __all__ = ["PortUnavailable", "check_port", "main", "serve"]
@@ -47,6 +48,9 @@ def serve(settings: ApiSettings) -> None:
 
     app = create_app(settings)
     check_port(settings.api_host, settings.api_port)
+    # /metrics on its own port like every process (API :9106 by default), not on the API's port:
+    # every API route needs a token, and a scrape target on the internal network needs none.
+    start_metrics_server(settings, "api")
     # access_log off: uvicorn would log the query string, which may hold the stream's token;
     # the app logs every request itself, path only (agents.api.app).
     config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None,
@@ -61,7 +65,7 @@ def main(settings: ApiSettings | None = None) -> int:
     configure_logging("api", settings.log_level)
     try:
         serve(settings)
-    except (MissingTokens, PortUnavailable) as exc:
+    except (MissingTokens, PortUnavailable, MetricsPortBusy) as exc:
         log.error("api not started", reason=str(exc))
         print(f"tradebus api: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -24,6 +24,8 @@ from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, sessio
 from infra.exchanges.adapter import ExchangeAdapter, OrderOutcomeUnknown, OrderRejected, OrderState, RateLimited
 from infra.exchanges.paper import PaperConfig, PaperExchange
 from infra.influx import from_settings
+from infra.metrics import catalogue as metrics
+from infra.metrics import observe
 from infra.settings import DataSource, Settings, TradingMode, redact_url
 from protocol import CancelOrder, Candle, ControlOutcome, EmergencyStop, Message, OrderRequest, OrderStatus
 
@@ -156,6 +158,8 @@ class ExecutionAgent(Agent):
         assert isinstance(message, OrderRequest)
         async with self._locks[message.client_order_id]:
             claim = await self.store.claim(message, "execution.orders", _now())
+            if claim.outcome is not ClaimOutcome.EXISTING:  # a new row of the orders table
+                metrics.ORDERS.labels(symbol=message.symbol).inc()
             self.log.info("order received", client_order_id=message.client_order_id, outcome=claim.outcome.value)
             if claim.outcome is ClaimOutcome.REFUSED:
                 self._alert_refused(message, claim.refusal)
@@ -170,6 +174,7 @@ class ExecutionAgent(Agent):
         (error log, DEGRADED heartbeat with the reason, a count in the heartbeat detail)."""
         assert refusal is not None
         self.refused += 1
+        metrics.ORDERS_REFUSED.labels(reason=refusal.code.value).inc()
         self.log.error(
             "order refused: not backed by a reservation", client_order_id=request.client_order_id,
             code=refusal.code.value, detail=refusal.detail, strategy_id=request.strategy_id,
@@ -365,6 +370,7 @@ class ExecutionAgent(Agent):
                 continue
             await self.bus.publish(report)
             await self.store.mark_published([event_id])
+            observe.order_report(report)
             self._bad_events.pop(event_id, None)
 
     # ------------------------------------------------------------------ reconciliation

@@ -38,6 +38,7 @@ from infra.db.ledger import (
 )
 from infra.faults import is_transient
 from infra.influx import PriceStoreError, from_settings
+from infra.metrics import observe
 from infra.settings import TradingMode
 from protocol import (
     CancelOrder,
@@ -208,6 +209,7 @@ class RiskManagerAgent(Agent):
                                            decision.inputs, decided_at=wall)
             await self.ledger.reject(CONSUMER_SIGNALS, signal.message_id, record)
             self.counts["ignored"] += 1
+            observe.risk_decision(DecisionKind.IGNORED.value)
             return
         snapshot, reading, extra = await self._snapshot(signal, wall)
         try:
@@ -231,12 +233,16 @@ class RiskManagerAgent(Agent):
         result = await self.ledger.approve(CONSUMER_SIGNALS, signal.message_id, outgoing.reservation(order), record)
         if result.status is ApproveStatus.RESERVED:
             self.counts["approved"] += 1
+            observe.risk_decision(DecisionKind.APPROVED.value)
             self.log.info("order approved", client_order_id=order.client_order_id, detail=detail)
             await self._publish(order)
         elif result.decision is not None:
             # DUPLICATE (decided by a concurrent delivery) or INSUFFICIENT_BALANCE (lost the race
             # for the balance): publish exactly what the audit says was decided.
             self.counts["rejected" if result.decision.decision is DecisionKind.REJECTED else "replayed"] += 1
+            if result.status is ApproveStatus.INSUFFICIENT_BALANCE:  # recorded just now, as a rejection
+                reason = result.decision.reason
+                observe.risk_decision(result.decision.decision.value, reason.value if reason else None)
             await self._publish(outgoing.replay(signal, result.decision, source=self.name))
 
     async def _reject(self, signal: Signal, reason: RejectionReason, detail: str, inputs: dict[str, Any], decided_at: datetime) -> None:
@@ -245,6 +251,7 @@ class RiskManagerAgent(Agent):
                                        reason=reason, output=message)
         await self.ledger.reject(CONSUMER_SIGNALS, signal.message_id, record)
         self.counts["rejected"] += 1
+        observe.risk_decision(DecisionKind.REJECTED.value, reason.value)
         self.log.info("signal rejected", signal_id=str(signal.message_id), reason=reason.value, detail=detail)
         await self._publish(message)
 
@@ -435,10 +442,17 @@ class RiskManagerAgent(Agent):
         # recorded by the decisions (at signal time), never from these marks.
         live_peak = figures.equity > 0 and not s.signal_clock
         peak = await self.ledger.record_peak_equity(figures.equity) if live_peak else state.peak_equity
-        await self._publish(risk_metrics(
+        message = risk_metrics(
             source=self.name, quote_asset=quote, figures=figures, balances=balances, peak_equity=peak,
             trading_state=state.trading_state, emergency_stop=state.emergency_stop, limits=self.limits,
-        ))
+        )
+        observe.risk_account(
+            quote=quote, equity=message.equity, drawdown=message.drawdown, trading_state=state.trading_state.value,
+            trading_states=(t.value for t in TradingState), emergency_stop=state.emergency_stop,
+            positions=((p.strategy_id, p.symbol, p.quantity) for p in positions),
+            reservations_held=len(await self.ledger.open_reservations()),
+        )
+        await self._publish(message)
 
     async def _publish(self, message: Message | None) -> None:
         if message is None:

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -48,6 +48,7 @@ from agents.runtime.supervisor import (
 )
 from infra.bus import delete_topology
 from infra.logging import configure_logging, get_logger
+from infra.metrics import assign_ports
 from infra.settings import DataSource, Settings
 
 log = get_logger(component="run")
@@ -247,14 +248,22 @@ class RunSession:
         )
         services.start()
         entries = [resolve(name) for name in options.agents]
+        notifier = notifier_wanted(options.notify)
+        roles = {e.cli_name: e.package.rsplit(".", 1)[1] for e in entries}
+        if api is not None:
+            roles[api.spec.name] = "api"
+        if notifier:
+            roles[NOTIFIER] = NOTIFIER
+        ports = self._metrics_ports(roles, settings)
         specs = [
-            ProcessSpec(e.cli_name, agent_command(e.package), env=plan.env, log_path=log_dir / f"{e.cli_name}.log")
+            ProcessSpec(e.cli_name, agent_command(e.package), env={**plan.env, **ports.get(e.cli_name, {})},
+                        log_path=log_dir / f"{e.cli_name}.log")
             for e in entries
         ]
         if api is not None:
-            specs.append(api.spec)
-        if notifier_wanted(options.notify):
-            specs.append(ProcessSpec(NOTIFIER, agent_command("agents.notifier"), env=plan.env,
+            specs.append(replace(api.spec, env={**api.spec.env, **ports.get(api.spec.name, {})}))
+        if notifier:
+            specs.append(ProcessSpec(NOTIFIER, agent_command("agents.notifier"), env={**plan.env, **ports.get(NOTIFIER, {})},
                                      log_path=log_dir / f"{NOTIFIER}.log"))
         supervisor = Supervisor(specs, policy=options.backoff, stop_timeout=options.stop_timeout, on_event=self._on_event)
         consumers = {e.package.rsplit(".", 1)[1] for e in entries}
@@ -287,6 +296,18 @@ class RunSession:
         outages = f"; service outages ridden out: {self.outages.total}" if self.outages.total else ""
         console.print(f"agent restarts: {supervisor.total_restarts}{outages}; exit code {code}")
         return code
+
+    def _metrics_ports(self, roles: dict[str, str], settings: Settings) -> dict[str, dict[str, str]]:
+        """Each process's own METRICS_PORT (its role's default, or a free one), shown in the header;
+        METRICS_PORT=0 turns metrics off for the whole run. ``roles``: process name → role."""
+        if settings.metrics_port == 0:
+            self.console.print(f"[bold]{'metrics':>12}[/] off (METRICS_PORT=0)")
+            return {}
+        ports = assign_ports(roles.values(), settings.metrics_host)
+        shown = ", ".join(f"{name} :{ports[role]}" for name, role in roles.items())
+        self.console.print(f"[bold]{'metrics':>12}[/] http://{settings.metrics_host}:PORT/metrics — {shown}")
+        self._update_record(metrics={name: ports[role] for name, role in roles.items()})
+        return {name: {"METRICS_PORT": str(ports[role])} for name, role in roles.items()}
 
     async def _watch_until_done(
         self, supervisor: Supervisor, watch: BusWatch, work_queues: list[str], settings: Settings

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +43,8 @@ class RunRecord:
     replay_finished: bool = False
     finished_at: str | None = None
     exit_code: int | None = None
+    # Each process's metrics port (process name -> port), for a Prometheus scrape of the run.
+    metrics: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, plan: RunPlan, data_source: str) -> RunRecord:

@@ -7,7 +7,9 @@ handlers, open stores) and optionally `teardown` and `health_problems`.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -16,8 +18,14 @@ from typing import ClassVar
 from agents.runtime.health_file import write_health_file
 from infra.bus import Bus, PublishFailed, RetryPolicy, Topology, system_topology
 from infra.logging import configure_logging, get_logger
+from infra.metrics import RESTARTS_ENV, MetricsPortBusy, start_metrics_server
+from infra.metrics.catalogue import AGENT_HEALTH, AGENT_HEARTBEATS
+from infra.metrics.observe import one_hot
 from infra.settings import Settings
 from protocol import HealthState, Heartbeat
+
+# Exit code of an agent that cannot start as configured (a busy metrics port): not a crash.
+EXIT_MISCONFIGURED = 2
 
 
 class Agent:
@@ -139,6 +147,8 @@ class Agent:
     async def send_heartbeat(self) -> None:
         beat = self.heartbeat()
         write_health_file(beat)  # for container healthchecks; no-op unless TRADEBUS_HEALTH_FILE is set
+        one_hot(AGENT_HEALTH, beat.health.value, (state.value for state in HealthState))
+        AGENT_HEARTBEATS.labels(state=beat.health.value).inc()
         try:
             await self.bus.publish(beat)
         except PublishFailed as exc:  # telemetry must not take the agent down
@@ -181,6 +191,16 @@ def run_agent(agent_cls: type[Agent], settings: Settings | None = None) -> int:
     """Process entry point: configure logs, run the agent until SIGTERM/SIGINT; the exit code."""
     settings = settings or agent_cls.settings_class()
     configure_logging(agent_cls.name, settings.log_level)
+    # Metrics belong to the process, not the Agent object: tests run agents in-process by the
+    # dozen, and only a real agent process binds a port.
+    try:
+        server = start_metrics_server(settings, agent_cls.name, restarts=os.environ.get(RESTARTS_ENV))
+    except MetricsPortBusy as exc:
+        get_logger().error("metrics server not started", error=str(exc))
+        print(f"tradebus {agent_cls.name}: {exc}", file=sys.stderr)
+        return EXIT_MISCONFIGURED
+    if server is not None:
+        get_logger().info("metrics served", url=f"http://{server.host}:{server.port}/metrics")
     agent = agent_cls(settings)
     asyncio.run(agent.run())
     return agent.exit_code

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from agents.runtime.launch import EXIT_NOT_AVAILABLE
 from infra.logging import get_logger
+from infra.metrics import RESTARTS_ENV
 
 log = get_logger(component="supervisor")
 
@@ -284,7 +285,8 @@ class Supervisor:
             os.killpg(proc.pid, sig)
 
     async def _spawn(self, spec: ProcessSpec) -> asyncio.subprocess.Process:
-        env = {**os.environ, **spec.env}
+        # The child exports its restart count as a metric (infra.metrics: tradebus_agent_restarts).
+        env = {**os.environ, **spec.env, RESTARTS_ENV: str(self.status[spec.name].restarts)}
         out: IO[bytes] | None = None
         if spec.log_path is not None:
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)

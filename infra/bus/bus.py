@@ -19,6 +19,7 @@ from infra.bus.retry import RetryPolicy
 from infra.bus.stats import BusStats
 from infra.bus.topology import Topology, declare_topology, server_supports_quorum
 from infra.logging import get_logger
+from infra.metrics.observe import published, queue_label
 from infra.settings import redact_url
 from protocol import Message, topic_for
 
@@ -144,6 +145,7 @@ class Bus:
         key = routing_key if routing_key is not None else topic_for(message)
         await self.publisher.publish(to_amqp(message), routing_key=key)
         self.stats.published += 1
+        published(message)
 
     async def consume(
         self,
@@ -171,6 +173,7 @@ class Bus:
             policy=self._retry_policy,
             journal=self._journal,
             gate=self._gate,
+            metrics_label=queue_label(queue, self.topology.exchange),
         )
         tag = await amqp_queue.consume(consumer.on_message, no_ack=False)
         self._consumers.append((amqp_queue, tag, consumer, channel))

@@ -40,6 +40,8 @@ from infra.bus.retry import RetryPolicy, retrying_problem
 from infra.bus.stats import BusStats
 from infra.faults import Fault, classify
 from infra.logging import bind_correlation, clear_correlation, get_logger
+from infra.metrics import catalogue as metrics
+from infra.metrics.observe import Timer
 from protocol import Message, MessageDecodeError, decode_any
 
 log = get_logger(component="bus.consumer")
@@ -92,6 +94,7 @@ class QueueConsumer:
         policy: RetryPolicy | None = None,
         journal: CrashJournal | None = None,
         gate: IsolationGate | None = None,
+        metrics_label: str | None = None,
     ) -> None:
         self.queue = queue
         self._handler = handler
@@ -111,6 +114,14 @@ class QueueConsumer:
         self._stopping = asyncio.Event()
         self._retrying: dict[int, _Retrying] = {}
         self.last_message_at: datetime | None = None
+        # Children resolved once: the labels of this queue never change. The label is the queue
+        # without a per-run exchange prefix (Bus.consume passes it).
+        label = metrics_label or queue
+        self._m_consumed = metrics.CONSUMED.labels(queue=label)
+        self._m_retried = metrics.RETRIED.labels(queue=label)
+        self._m_ok = metrics.HANDLER_SECONDS.labels(queue=label, outcome="ok")
+        self._m_error = metrics.HANDLER_SECONDS.labels(queue=label, outcome="error")
+        self._label = label
 
     @property
     def policy(self) -> RetryPolicy:
@@ -153,6 +164,7 @@ class QueueConsumer:
             return  # shutting down: leave it unacked for the next consumer, in its place
         self.last_message_at = datetime.now(UTC)
         self._stats.consumed += 1
+        self._m_consumed.inc()
         key = message_key(incoming)
         # A first delivery cannot have killed anyone yet: only a redelivery is looked up.
         crashes = 0
@@ -206,9 +218,11 @@ class QueueConsumer:
         failures = int(delivery.headers.get(h.FAILURES, 0))  # permanent ones, carried by re-published copies
         failed_tries = 0  # consecutive failed tries here, for the backoff
         while True:
+            timer = Timer()
             try:
                 await self._handler(message, delivery)
             except Exception as exc:  # a handler failure is data: retry it or dead-letter it, never drop
+                self._m_error.observe(timer.seconds)
                 self._stats.errors += 1
                 failed_tries += 1
                 fault = classify(exc)
@@ -233,6 +247,7 @@ class QueueConsumer:
                 if not await self._wait_to_retry(incoming, self._policy.delay(failed_tries)):
                     return False  # stopping, or the channel is gone: the broker redelivers it
                 self._stats.retried += 1
+                self._m_retried.inc()
                 delivery = replace(
                     delivery,
                     attempt=delivery.attempt + 1,
@@ -241,6 +256,7 @@ class QueueConsumer:
                     },
                 )
             else:
+                self._m_ok.observe(timer.seconds)
                 return await self._settle(incoming, "ack")
 
     def _note_transient(self, incoming: AbstractIncomingMessage, delivery: Delivery, fault: Fault) -> None:
@@ -309,6 +325,7 @@ class QueueConsumer:
         if not await self._forward_then_ack(incoming, retry_headers, exchange="", routing_key=self.queue):
             return False
         self._stats.retried += 1
+        self._m_retried.inc()
         return True
 
     async def _settle_dead(
@@ -338,6 +355,7 @@ class QueueConsumer:
         if not await self._forward_then_ack(incoming, headers, exchange=self._dlx, routing_key=self.queue):
             return False
         self._stats.dead_lettered += 1
+        metrics.DEAD_LETTERED.labels(queue=self._label, reason=kind).inc()
         return True
 
     async def _forward_then_ack(

@@ -10,6 +10,8 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from infra.bus.errors import PublishFailed, PublishRejected, PublishTimeout, UnroutableMessage
+from infra.metrics.catalogue import PUBLISH_CONFIRM_SECONDS
+from infra.metrics.observe import Timer
 from protocol import Message, encode
 
 
@@ -59,20 +61,27 @@ class Publisher:
     async def publish(self, message: aio_pika.Message, routing_key: str, exchange: str | None = None) -> None:
         """Return only once the broker confirmed the message; raise a PublishFailed otherwise."""
         target = self._exchange if exchange is None else await self._exchange_named(exchange)
+        timer, outcome = Timer(), "failed"
         try:
             # The robust channel blocks while reconnecting; wait_for bounds that as well.
             await asyncio.wait_for(
                 target.publish(message, routing_key=routing_key, mandatory=True, timeout=self._timeout),
                 timeout=self._timeout,
             )
+            outcome = "confirmed"
         except aiormq.exceptions.PublishError as exc:
+            outcome = "unroutable"
             raise UnroutableMessage(target.name, routing_key) from exc
         except aiormq.exceptions.DeliveryError as exc:
+            outcome = "rejected"
             raise PublishRejected(f"broker refused message for {routing_key!r}: {exc}") from exc
         except asyncio.TimeoutError as exc:
+            outcome = "timeout"
             raise PublishTimeout(f"no confirmation within {self._timeout}s for {routing_key!r}") from exc
         except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             raise PublishFailed(f"publish to {routing_key!r} failed: {exc!r}") from exc
+        finally:
+            PUBLISH_CONFIRM_SECONDS.labels(outcome=outcome).observe(timer.seconds)
 
     async def _exchange_named(self, name: str) -> AbstractExchange:
         if name == "":

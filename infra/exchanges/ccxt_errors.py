@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import ccxt
 
 from infra.exchanges.adapter import AdapterError, OrderOutcomeUnknown, OrderRejected, RateLimited
+from infra.metrics.observe import exchange_error
 
 __all__ = ["MAX_MESSAGE", "is_duplicate_order", "scrub", "translate"]
 
@@ -72,10 +73,14 @@ def translate(error: BaseException, *, placing: bool, secrets: Iterable[str | No
     doubt becomes OrderOutcomeUnknown. For other requests a refusal is a plain AdapterError and
     a failure to get an answer is OrderOutcomeUnknown (the state is unknown; ask again)."""
     message = f"{type(error).__name__}: {scrub(str(error), secrets)}"
+    translated: AdapterError
     if isinstance(error, _RATE_LIMITS):
-        return RateLimited(message)
-    if isinstance(error, _REFUSALS):
-        return OrderRejected(message) if placing else AdapterError(message)
-    # OperationFailed (network, timeouts, 5xx, bad answers), unclassified ExchangeErrors and
-    # anything unexpected: the request may have been acted on.
-    return OrderOutcomeUnknown(message)
+        translated = RateLimited(message)
+    elif isinstance(error, _REFUSALS):
+        translated = OrderRejected(message) if placing else AdapterError(message)
+    else:
+        # OperationFailed (network, timeouts, 5xx, bad answers), unclassified ExchangeErrors and
+        # anything unexpected: the request may have been acted on.
+        translated = OrderOutcomeUnknown(message)
+    exchange_error("trading", translated)  # every failed request of the adapter passes here
+    return translated

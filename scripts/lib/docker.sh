@@ -5,7 +5,7 @@
 #   ensure_docker          install docker.io, docker-compose, debootstrap (Debian, as root) and
 #                          start dockerd when nothing answers
 #   build_standin_images   the Debian base image (debootstrap, cached by recipe) and the stand-ins
-#                          of infra/standins/; exports STANDIN_{BASE,PYTHON,RABBITMQ,POSTGRES,INFLUXDB}_IMAGE
+#                          of infra/standins/; exports STANDIN_{BASE,PYTHON,RABBITMQ,POSTGRES,INFLUXDB,PROMETHEUS}_IMAGE
 
 dsay() { printf '[docker] %s\n' "$*" >&2; }
 
@@ -140,6 +140,7 @@ build_standin_images() {
   export STANDIN_RABBITMQ_IMAGE=tradebus-standin/rabbitmq:3
   export STANDIN_POSTGRES_IMAGE=tradebus-standin/postgres:15
   export STANDIN_INFLUXDB_IMAGE=tradebus-standin/influxdb:1
+  export STANDIN_PROMETHEUS_IMAGE=tradebus-standin/prometheus:2
   build_base_image "$STANDIN_BASE_IMAGE"
   # In parallel: a cold build is mostly package downloads (~1.5 min each one after another).
   local pids=() pid failed=0
@@ -147,6 +148,7 @@ build_standin_images() {
   build_image "$STANDIN_RABBITMQ_IMAGE" "$root/infra/standins/rabbitmq" & pids+=($!)
   build_image "$STANDIN_POSTGRES_IMAGE" "$root/infra/standins/postgres" & pids+=($!)
   build_image "$STANDIN_INFLUXDB_IMAGE" "$root/infra/standins/influxdb" & pids+=($!)
+  build_image "$STANDIN_PROMETHEUS_IMAGE" "$root/infra/standins/prometheus" & pids+=($!)
   for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
   return "$failed"
 }

@@ -109,6 +109,8 @@ class SystemRun:
             **env,
         }
         self.logs = logs
+        # Settings for one agent only (its own METRICS_PORT, for instance), on top of ``env``.
+        self.agent_env: dict[str, dict[str, str]] = {}
         self.processes: dict[str, subprocess.Popen[str]] = {}
         self.restarts: dict[str, int] = {}
         self.engine = create_engine(database_url)
@@ -119,7 +121,7 @@ class SystemRun:
         process = subprocess.Popen(
             [sys.executable, "-m", AGENT_MODULES[agent]],
             cwd=ROOT,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **self.agent_env.get(agent, {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,

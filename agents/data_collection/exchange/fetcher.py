@@ -16,7 +16,9 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from agents.data_collection.exchange.backoff import Backoff
-from agents.data_collection.exchange.breaker import CircuitBreaker, FailureKind
+from agents.data_collection.exchange.breaker import BreakerState, CircuitBreaker, FailureKind
+from infra.metrics.catalogue import CIRCUIT_STATE
+from infra.metrics.observe import exchange_error, one_hot
 from infra.logging import get_logger
 
 __all__ = ["ResilientFetcher", "failure_kind"]
@@ -74,6 +76,9 @@ class ResilientFetcher:
         self.consecutive_errors = 0
         self.last_error: str | None = None
 
+    def _show_state(self) -> None:
+        one_hot(CIRCUIT_STATE, str(self.breaker.state), (str(state) for state in BreakerState))
+
     async def ohlcv(
         self, symbol: str, timeframe: str, since_ms: int, limit: int, until_ms: int | None = None
     ) -> list[list[Any]]:
@@ -82,7 +87,9 @@ class ResilientFetcher:
         params = {} if until_ms is None else {"until": until_ms}
         attempt = 0
         while True:
-            if not self.breaker.allow():
+            allowed = self.breaker.allow()
+            self._show_state()
+            if not allowed:
                 # Another task may hold the half-open trial: look again shortly after.
                 await self._sleep(max(self.breaker.retry_in(), self._backoff.base))
                 continue
@@ -90,11 +97,13 @@ class ResilientFetcher:
                 rows = await self._exchange.fetch_ohlcv(symbol, timeframe, since_ms, limit, params)
             except Exception as error:
                 kind = failure_kind(error)
+                exchange_error("market_data", str(kind) if kind is not None else type(error).__name__)
                 if kind is None:
                     raise
                 attempt += 1
                 retry_after = _retry_after(self._exchange) if kind is not FailureKind.NETWORK else None
                 self.breaker.record_failure(kind, retry_after)
+                self._show_state()
                 self.consecutive_errors += 1
                 self.last_error = f"{type(error).__name__}: {str(error)[:200]}"
                 delay = max(self._backoff.delay(attempt), retry_after or 0.0)
@@ -110,6 +119,7 @@ class ResilientFetcher:
                 await self._sleep(delay)
                 continue
             self.breaker.record_success()
+            self._show_state()
             self.consecutive_errors = 0
             self.last_error = None
             return list(rows)
