@@ -41,7 +41,7 @@ async def run_with_webhook(
     base = f"tbnrun_{uuid.uuid4().hex[:8]}"
     env = {**run_env(rabbitmq_url, postgres_server_url, influxdb_server_url, base), "NOTIFIER_WEBHOOK_URLS": webhook}
     process = await asyncio.create_subprocess_exec(
-        TRADEBUS, "run", "--agents", "data-collection", "--limit", "5", "--follow", "--plain", "--no-check",
+        TRADEBUS, "run", "--agents", "data-collection", "--limit", "5", "--follow", "--plain", "--no-check", "--no-api",  # the console is not what this counts
         "--timeout", "120", *extra, cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
