@@ -1,4 +1,4 @@
-"""The five agents scraped by a real Prometheus server: PromQL answers equal the stores.
+"""The five agents and the console scraped by a real Prometheus server: PromQL answers equal the stores.
 
 A short replay runs to a settled end; Prometheus (Debian's package, our own instance on a
 temporary directory) scrapes every agent's /metrics each second; then its answers are compared
@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from infra.influx import InfluxPriceStore
 from infra.metrics import assign_ports
+from tests.support.failures import closed_port
 from tests.support.prometheus import PrometheusServer, prometheus_binary
 from tests.support.promql import SYNTHETIC, dashboard_exprs, metric_names, series_names
 from tests.support.system import AGENT_MODULES, QueueProbe, SystemRun
@@ -37,13 +38,16 @@ async def test_prometheus_answers_equal_the_ledger_the_audit_and_every_agent_is_
 ) -> None:
     prometheus_binary()  # skip (or fail under CI=true) before starting anything
     # The collector keeps running after the replay so its target stays up for the assertions.
-    run: SystemRun = await make_system(REPLAY_EXIT_ON_END="false")
+    # The console is one more process with /metrics (on its own port, not the API's).
+    run: SystemRun = await make_system(REPLAY_EXIT_ON_END="false", API_HOST="127.0.0.1", API_PORT=str(closed_port()),
+                                       API_READ_TOKEN="metrics-read", API_OPERATOR_TOKEN="metrics-operator")
     ports = assign_ports(AGENT_MODULES, "127.0.0.1")
     run.agent_env = {agent: {"METRICS_PORT": str(port), "METRICS_HOST": "127.0.0.1"} for agent, port in ports.items()}
     directory = tmp_path / "prometheus"
     directory.mkdir()
     async with PrometheusServer(directory, ports) as prometheus:
         await run.start_consumers(probe.consumers)
+        run.start("api")
         run.start("data_collection")
         async with InfluxPriceStore(run.env["INFLUXDB_URL"], run.env["INFLUXDB_DATABASE"]) as store:
             async def replayed() -> bool:
