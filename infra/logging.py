@@ -83,6 +83,10 @@ def configure_logging(agent: str, level: str = "INFO") -> None:
     root.setLevel(max(numeric_level, logging.INFO))
     logging.getLogger("aiormq").setLevel(logging.WARNING)
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO: userinfo of INFLUXDB_URL, a webhook's secret
+    # path, a Telegram bot token. The callers log what they did themselves, without secrets.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:

@@ -10,7 +10,7 @@ import tempfile
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -181,10 +181,22 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def _secret_query_key(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in ("p", "pwd") or any(word in lowered for word in ("pass", "secret", "token", "key"))
+
+
 def redact_url(url: str) -> str:
-    """The URL with its password replaced, for logs and error messages."""
+    """The URL with its password replaced, for logs, error messages and the console's /run.
+
+    A password may also ride in the query (``?password=`` for asyncpg, ``?p=`` for InfluxDB 1.x),
+    so secret-looking query values are masked too."""
     parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(_secret_query_key(key) for key, _ in pairs):
+            masked = [(key, "***" if _secret_query_key(key) else value) for key, value in pairs]
+            parts = parts._replace(query=urlencode(masked, safe="*"))
+    return parts.geturl()

@@ -27,7 +27,7 @@ from agents.api.queries import LedgerReads
 from agents.api.settings import ApiSettings
 from agents.api.stream import EventRing
 from infra.bus import Bus, system_topology
-from infra.db import create_engine, session_factory
+from infra.db import read_only_engine, session_factory
 from infra.db.ledger import Ledger
 from infra.influx import InfluxPriceStore
 from infra.logging import get_logger
@@ -125,12 +125,7 @@ class Services:
 
 def build_services(settings: ApiSettings) -> Services:
     # Read-only at the database: the API cannot write the ledger, even by mistake (decision 0015).
-    engine = create_engine(
-        settings.database_url.get_secret_value(),
-        pool_size=5, max_overflow=5, pool_timeout=STORE_TIMEOUT,
-        connect_args={"server_settings": {"default_transaction_read_only": "on"}, "timeout": STORE_TIMEOUT,
-                      "command_timeout": STORE_TIMEOUT},
-    )
+    engine = read_only_engine(settings.database_url.get_secret_value(), STORE_TIMEOUT)
     sessions = session_factory(engine)
     token = settings.influxdb_token.get_secret_value() if settings.influxdb_token else None
     prices = InfluxPriceStore(settings.influxdb_url, settings.influxdb_database, token,

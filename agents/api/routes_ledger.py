@@ -239,7 +239,8 @@ async def candles(
     else:
         end = window.until or datetime.now(UTC) + step
         start = window.since or end - step * limit
-        found = (await bounded(prices.candles_between(venue, symbol, tf, start, end), "InfluxDB (candles)"))[-limit:]
+        # The newest `limit` of the window, read as such: a window of years must not load years.
+        found = await bounded(prices.last_candles(venue, symbol, tf, limit, start=start, end=end), "InfluxDB (candles)")
     snapshots = []
     if found:
         snapshots = await bounded(prices.indicators_between(venue, symbol, tf, found[0].open_time, found[-1].open_time + step),

@@ -180,7 +180,10 @@ async def strategies(request: Request, _: Read) -> m.Strategies:
     s = services_of(request).settings
     path = s.strategy_config or DEFAULT_CONFIG_PATH
     try:
-        loaded = load_strategy_config(path, default_symbols=s.symbols, default_timeframe=s.timeframe)
+        # build=False: listing the configuration must not import the user's strategy files in
+        # the console (their code runs in the strategy agent), nor hide every instance because
+        # one file is broken.
+        loaded = load_strategy_config(path, default_symbols=s.symbols, default_timeframe=s.timeframe, build=False)
     except (StrategyConfigError, OSError) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"strategy config {path}: {exc}") from None
     paused = await bounded(_pauses(services_of(request), [c.strategy_id for c in loaded]), "Postgres (strategy pauses)")

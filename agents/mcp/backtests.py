@@ -17,19 +17,30 @@ from agents.backtest.data import Bars, load_influx_bars, select_window
 from agents.backtest.engine import BacktestConfig
 from agents.backtest.report import result_document
 from agents.backtest.runs import resolve_strategy, run_specs, spec_for, warmup_for
+from agents.strategy.loader import is_reference
 from agents.technical_analysis.indicators import IndicatorParams
 from infra.exchanges import load_market_snapshot, market_rules
 from infra.exchanges.paper import PaperConfig
 from infra.influx import InfluxPriceStore
 from protocol import timeframe_seconds
 
-__all__ = ["BacktestRefused", "stored_backtest"]
+__all__ = ["BacktestRefused", "refuse_code_reference", "stored_backtest"]
 
 _KEEP = 20
 
 
 class BacktestRefused(ValueError):
     """The request cannot run (unknown strategy, too large, too little data); the text says why."""
+
+
+def refuse_code_reference(strategy: str) -> None:
+    """``BacktestRefused`` for ``file.py:Class`` / ``module:Class``: loading it runs that code in
+    this process, and a caller (even with only the read token) must not get to execute a file or
+    import a module of its choosing. A user strategy the operator configured is reachable by its
+    instance id."""
+    if is_reference(strategy):
+        raise BacktestRefused(f"{strategy!r}: a strategy file or module is not loaded over MCP; "
+                              "name a built-in kind or a configured instance id")
 
 
 async def stored_backtest(
@@ -50,6 +61,7 @@ async def stored_backtest(
 ) -> dict[str, Any]:
     """Backtest ``strategy`` (a kind or a configured instance id) on stored candles: the last
     ``candles`` ones, or ``start <= open_time < end``. ``BacktestRefused`` with the reason."""
+    refuse_code_reference(strategy)
     try:
         spec = spec_for(resolve_strategy(strategy), indicator_base, params)
         warm = warmup_for([spec])

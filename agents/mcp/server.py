@@ -24,7 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from agents.mcp.backtests import BacktestRefused
+from agents.mcp.backtests import BacktestRefused, refuse_code_reference
 from agents.mcp.service import McpService, ProposalRefused
 from infra.tokens import Role
 
@@ -144,6 +144,7 @@ def build_server(
         """Backtest a strategy on the candles stored in InfluxDB with the live strategy, sizing and
         paper-fill code (a signal at a close fills at the next open). Metrics, recent trades and signals."""
         try:
+            refuse_code_reference(strategy)  # before anything is loaded or read
             return await service.backtest(strategy=strategy, symbol=symbol, timeframe=timeframe, candles=candles,
                                           start=start, end=end, params=params or {},
                                           fraction=_decimal(fraction, "fraction"), cash=_decimal(cash, "cash"))

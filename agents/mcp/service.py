@@ -25,7 +25,7 @@ from agents.ops.controls import ControlKind, build_control, publish_control
 from agents.runtime import Agent
 from agents.runtime.registry import AGENTS
 from agents.technical_analysis.settings import TechnicalAnalysisSettings
-from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
+from infra.db import DatabaseNotMigrated, ensure_migrated, read_only_engine, session_factory
 from infra.db.controls import read_controls
 from infra.db.ledger import Ledger, jsonable
 from infra.influx import from_settings
@@ -38,6 +38,9 @@ __all__ = ["McpService", "ProposalRefused"]
 # Seconds the stop request waits for the agents' record of it (the answer says when it is not there yet).
 _STOP_RECORD_WAIT = 5.0
 AGENT_NAMES = tuple(entry.package.rsplit(".", 1)[-1] for entry in AGENTS.values())
+
+
+STORE_TIMEOUT = 10.0  # seconds: connect, each statement, waiting for a pooled connection
 
 
 class ProposalRefused(ValueError):
@@ -53,7 +56,9 @@ class McpService(Agent):
 
     async def setup(self) -> None:
         s = self.settings
-        self.engine = create_engine(s.database_url.get_secret_value())
+        # Read-only and bounded: the server only reads the ledger (its acts are bus messages), and a
+        # stuck Postgres must fail a tool call with a reason, not hang the assistant's session.
+        self.engine = read_only_engine(s.database_url.get_secret_value(), STORE_TIMEOUT)
         self.store = from_settings(s)
         self.beats: dict[str, Heartbeat] = {}
         self.listening_since = datetime.now(UTC)

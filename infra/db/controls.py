@@ -24,6 +24,7 @@ __all__ = [
     "ControlView",
     "PauseView",
     "control_recorded",
+    "newer_stop_applied",
     "read_controls",
     "read_pause",
     "record_control",
@@ -88,6 +89,23 @@ async def record_control(
 async def control_recorded(session: AsyncSession, message_id: uuid.UUID, agent: str) -> bool:
     """Whether ``agent`` has recorded this control already."""
     found = await session.scalar(select(Control.id).where(Control.message_id == message_id, Control.agent == agent))
+    return found is not None
+
+
+async def newer_stop_applied(session: AsyncSession, agent: str, produced_at: datetime) -> bool:
+    """Whether ``agent`` applied an emergency-stop command produced after ``produced_at``.
+
+    Deliveries are not in production order (a retried command goes to the back of its queue),
+    so a release delayed past a later engage would otherwise undo the operator's latest word;
+    execution orders its halt by ``produced_at`` the same way."""
+    found = await session.scalar(
+        select(Control.id).where(
+            Control.agent == agent,
+            Control.kind.in_([ControlKind.ENGAGE_STOP.value, ControlKind.RELEASE_STOP.value]),
+            Control.outcome == ControlOutcome.APPLIED.value,
+            Control.requested_at > produced_at,
+        ).limit(1)
+    )
     return found is not None
 
 

@@ -32,6 +32,19 @@ def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
     return create_async_engine(_asyncpg_url(url), **engine_options)
 
 
+def read_only_engine(url: str, timeout: float, pool_size: int = 5) -> AsyncEngine:
+    """An engine for a process that only reads the ledger (the console API, the MCP server).
+
+    Read-only at the database (``default_transaction_read_only``), so a bug cannot write the
+    ledger; every wait bounded by ``timeout`` seconds (connect, each statement, a pooled
+    connection), so a stuck Postgres fails a request with a reason instead of hanging it."""
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=timeout,
+        connect_args={"server_settings": {"default_transaction_read_only": "on"}, "timeout": timeout,
+                      "command_timeout": timeout},
+    )
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions bound to ``engine``.
 

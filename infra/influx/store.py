@@ -162,13 +162,21 @@ class InfluxPriceStore:
         rows = await self._range(CANDLE_MEASUREMENT, _CANDLE_COLUMNS, exchange, symbol, timeframe, start, end)
         return [candle_from_row(row, exchange, symbol, timeframe) for row in rows]
 
-    async def last_candles(self, exchange: str, symbol: str, timeframe: str, n: int) -> list[Candle]:
-        """The newest ``n`` candles, oldest first."""
+    async def last_candles(
+        self, exchange: str, symbol: str, timeframe: str, n: int, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Candle]:
+        """The newest ``n`` candles (with ``start <= open_time < end`` when given), oldest first;
+        never more than ``n`` rows are read, however wide the range."""
         if n < 0:
             raise ValueError("n must be >= 0")
         if n == 0:
             return []
-        rows = await self._select(CANDLE_MEASUREMENT, _CANDLE_COLUMNS, _series(exchange, symbol, timeframe), "DESC", n)
+        where = _series(exchange, symbol, timeframe)
+        if start is not None:
+            where += f" AND time >= {quote_literal(rfc3339_ms(start))}"
+        if end is not None:
+            where += f" AND time < {quote_literal(rfc3339_ms(end))}"
+        rows = await self._select(CANDLE_MEASUREMENT, _CANDLE_COLUMNS, where, "DESC", n)
         return [candle_from_row(row, exchange, symbol, timeframe) for row in reversed(rows)]
 
     async def candle_count(self, exchange: str, symbol: str, timeframe: str) -> int:

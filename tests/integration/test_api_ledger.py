@@ -196,3 +196,27 @@ async def test_signals_and_markers_for_a_symbol(client: Any, seeded: Seeded) -> 
     assert [(s["signal_id"], s["decision"]) for s in signals] == [(str(r[0]), r[1]) for r in decided]
     markers = await get(client, "/markers", symbol="BTC/USDT")
     assert [f["trade_id"] for f in markers["fills"]] == ["t1", "t2", "t3"]
+
+
+async def test_a_wide_candle_window_reads_only_the_candles_it_answers(
+    seeded: Seeded, rabbitmq_url: str, influxdb_database: tuple[str, str]
+) -> None:
+    # Years of window with limit=2: the API must ask the store for 2 rows, not load the range.
+    settings = api_settings(rabbitmq_url, seeded.database_url, influxdb_database, "unused_exchange")
+    read: list[int] = []
+    async with running_app(settings, connect_bus=False) as (app, http):
+        store = app.state.services.prices
+        real_query = store._http.query
+
+        async def counting(statement: str, *args: Any, **kwargs: Any) -> Any:
+            rows = await real_query(statement, *args, **kwargs)
+            if f'"{CANDLE_MEASUREMENT}"' in statement or f" {CANDLE_MEASUREMENT} " in statement:
+                read.append(len(rows))
+            return rows
+
+        store._http.query = counting
+        answer = await get(http, "/candles", symbol="BTC/USDT", since="2000-01-01T00:00:00Z",
+                           until="2100-01-01T00:00:00Z", limit=2)
+    stored = await seeded.prices.last_candles("binance", "BTC/USDT", "15m", 2)
+    assert [c["open_time"] for c in answer["candles"]] == [c.open_time.isoformat().replace("+00:00", "Z") for c in stored]
+    assert read and sum(read) <= 2, f"rows read from the price store: {read}"

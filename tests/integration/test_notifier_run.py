@@ -35,14 +35,15 @@ def server() -> Iterator[AlertServer]:
 async def run_with_webhook(
     urls: tuple[str, str, str], tmp_path: Path, webhook: str, *extra: str
 ) -> AsyncIterator[tuple[RunOutput, str]]:
-    """`tradebus run` of 5 candles (data collection only, following) with NOTIFIER_WEBHOOK_URLS
-    set; yields its output and run id; interrupted and its stores dropped afterwards."""
+    """`tradebus run` of 5 candles (data collection only, following; the console left out so the
+    agent counts below are the notifier's doing) with NOTIFIER_WEBHOOK_URLS set; yields its
+    output and run id; interrupted and its stores dropped afterwards."""
     rabbitmq_url, postgres_server_url, influxdb_server_url = urls
     base = f"tbnrun_{uuid.uuid4().hex[:8]}"
     env = {**run_env(rabbitmq_url, postgres_server_url, influxdb_server_url, base), "NOTIFIER_WEBHOOK_URLS": webhook}
     process = await asyncio.create_subprocess_exec(
-        TRADEBUS, "run", "--agents", "data-collection", "--limit", "5", "--follow", "--plain", "--no-check", "--no-api",  # the console is not what this counts
-        "--timeout", "120", *extra, cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
+        TRADEBUS, "run", "--agents", "data-collection", "--limit", "5", "--follow", "--plain", "--no-check",
+        "--timeout", "120", "--no-api", *extra, cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     run = RunOutput(process)

@@ -52,3 +52,14 @@ def test_logging_outlives_the_stream_it_was_configured_with(capsys: pytest.Captu
     logging.getLogger("lib").warning("library line too")
     first, second = lines(capsys.readouterr().err)
     assert first["event"] == "after the old stream closed" and second["event"] == "library line too"
+
+
+def test_http_client_request_urls_are_not_logged(capsys: pytest.CaptureFixture[str]) -> None:
+    # The console and MCP server query InfluxDB over httpx; a URL can hold credentials.
+    import httpx
+
+    configure_logging("api")
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, text="ok"))
+    with httpx.Client(transport=transport) as client:
+        assert client.get("http://reader:influx-pass-123@influx.local:8086/query?db=x").status_code == 200
+    assert "influx-pass-123" not in capsys.readouterr().err

@@ -43,3 +43,11 @@ def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_redact_url_hides_password() -> None:
     assert redact_url("amqp://user:hunter2@host:5672/") == "amqp://user:***@host:5672/"
     assert redact_url("http://host:8086") == "http://host:8086"
+
+
+def test_redact_url_hides_a_password_in_the_query() -> None:
+    # asyncpg takes ?password=, InfluxDB 1.x ?u=&p=: the console's /run and the logs show these URLs.
+    assert redact_url("postgresql+asyncpg://tb@db:5432/tb?password=hunter2&sslmode=require") == (
+        "postgresql+asyncpg://tb@db:5432/tb?password=***&sslmode=require")
+    assert redact_url("http://influx:8086/?u=reader&p=hunter2") == "http://influx:8086/?u=reader&p=***"
+    assert redact_url("http://host:8086/?db=tradebus") == "http://host:8086/?db=tradebus"

@@ -16,6 +16,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infra.db import controls as control_ops
+from infra.db.idempotency import claim_message
 from infra.db.ledger import balances as balance_ops
 from infra.db.ledger import reservations as reservation_ops
 from infra.db.ledger import risk as risk_ops
@@ -209,8 +210,15 @@ class Ledger:
             return await risk_ops.set_emergency_stop(session, consumer, message_id, active, reason, by)
 
     async def apply_emergency_stop(self, consumer: str, command: EmergencyStop, agent: str) -> bool:
-        """:meth:`set_emergency_stop` and its row in ``controls``, in one transaction."""
+        """:meth:`set_emergency_stop` and its row in ``controls``, in one transaction. A command
+        older than the last one applied changes nothing and is recorded REFUSED (as for a pause)."""
         async with self._sessions() as session, session.begin():
+            if await control_ops.newer_stop_applied(session, agent, command.produced_at):
+                if not await claim_message(session, consumer, command.message_id):
+                    return False  # a redelivery of a command refused already
+                detail = "a newer emergency-stop command was applied already; this older one changes nothing"
+                await control_ops.record_control(session, command, agent, ControlOutcome.REFUSED, detail)
+                return False
             changed = await risk_ops.set_emergency_stop(
                 session, consumer, command.message_id, command.active, command.reason, command.requested_by
             )

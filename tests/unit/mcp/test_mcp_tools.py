@@ -68,3 +68,19 @@ async def test_a_read_only_caller_is_refused_the_acting_tools_before_anything_is
         result = await client.call_tool(tool, arguments)
     assert result.is_error
     assert "needs the operator token" in result.content[0].text
+
+
+@pytest.mark.parametrize("role", [Role.READ, Role.OPERATOR])
+async def test_the_backtest_tool_never_loads_a_strategy_file_of_the_callers_choosing(tmp_path: Any, role: Role) -> None:
+    # A file that leaves a mark when it is imported: the mark is the proof that code ran.
+    mark = tmp_path / "ran"
+    source = tmp_path / "evil.py"
+    source.write_text(f"from pathlib import Path\nPath({str(mark)!r}).write_text('x')\nclass Evil: ...\n")
+    server = build_server(McpService(McpSettings()), default_role=role)
+    async with Client(server) as client:
+        result = await client.call_tool("run_backtest", {"strategy": f"{source}:Evil"})
+        by_module = await client.call_tool("run_backtest", {"strategy": "evil:Evil"})
+    assert result.is_error and by_module.is_error
+    assert "not loaded over MCP" in result.content[0].text, result.content[0].text
+    assert "not loaded over MCP" in by_module.content[0].text
+    assert not mark.exists(), "the caller's file was executed by the MCP server"
