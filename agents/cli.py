@@ -184,6 +184,7 @@ def emergency_stop(
     from agents.ops.control_cli import confirm_and_send
     from agents.ops.controls import ControlKind
     from infra.settings import redact_url
+    from protocol import topic_for
 
     if state.strip().lower() not in {"on", "off"}:
         raise typer.BadParameter("must be 'on' or 'off'", param_hint="STATE")
@@ -197,7 +198,7 @@ def emergency_stop(
         prompt=f"{action} the emergency stop on bus exchange {settings.bus_exchange!r} ({reason})?",
     )
     typer.echo(
-        f"emergency stop {action}D: published control.emergency_stop {message.message_id} "
+        f"emergency stop {action}D: published {topic_for(message)} {message.message_id} "
         f"(reason: {message.reason}; by: {message.requested_by}) to exchange {settings.bus_exchange!r} "
         f"at {redact_url(settings.rabbitmq_url.get_secret_value())}, confirmed by the broker"
     )

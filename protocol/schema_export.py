@@ -252,6 +252,10 @@ _CONTROLS: Final = [
     "  the stop and cancel. Each applying agent writes one row per message in `controls` (kind,",
     "  target, requested_by, reason, received_at, agent, outcome `APPLIED` / `REFUSED` with the",
     "  detail), in the transaction of the effect: a redelivery records nothing twice.",
+    "- Engaging the stop is published under `control.emergency_stop`, releasing it under",
+    "  `control.emergency_stop.release`, so broker permissions can allow one without the other (the",
+    "  MCP server may ask for the stop, never lift it). Every consumer refuses a message whose",
+    "  routing key is not the one its own fields give (`topic_for`): dead-lettered `misrouted`.",
     "",
 ]
 

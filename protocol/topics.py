@@ -44,6 +44,8 @@ __all__ = [
     "CANCEL_ORDER",
     "CLOSE_POSITION",
     "EMERGENCY_STOP",
+    "EMERGENCY_STOP_RELEASE",
+    "ALL_EMERGENCY_STOP",
     "EXCHANGE",
     "PAUSE_STRATEGY",
     "RISK_METRICS",
@@ -86,6 +88,10 @@ ALL_POSITIONS: Final = "portfolio.position.#"
 ALL_HEARTBEATS: Final = "agent.heartbeat.#"
 RISK_METRICS: Final = "risk.metrics"
 EMERGENCY_STOP: Final = "control.emergency_stop"
+# Releasing the stop has a key of its own, so broker permissions can allow engaging without
+# allowing release (the MCP server may ask for the stop; only a person lifts it).
+EMERGENCY_STOP_RELEASE: Final = "control.emergency_stop.release"
+ALL_EMERGENCY_STOP: Final = "control.emergency_stop.#"  # both: '#' is zero or more words
 CANCEL_ORDER: Final = "control.order.cancel"
 PAUSE_STRATEGY: Final = "control.strategy.pause"
 CLOSE_POSITION: Final = "control.position.close"
@@ -103,7 +109,7 @@ TOPIC_PATTERNS: Final[dict[type[Message], str]] = {
     ExecutionReport: "execution.report.{symbol}",
     PositionUpdate: "portfolio.position.{symbol}",
     RiskMetrics: RISK_METRICS,
-    EmergencyStop: EMERGENCY_STOP,
+    EmergencyStop: EMERGENCY_STOP,  # a release: EMERGENCY_STOP_RELEASE (topic_for)
     CancelOrder: CANCEL_ORDER,
     PauseStrategy: PAUSE_STRATEGY,
     ClosePosition: CLOSE_POSITION,
@@ -203,9 +209,9 @@ def heartbeat(agent: str) -> str:
     return _key("agent", "heartbeat", _token(agent, "agent"))
 
 
-def emergency_stop() -> str:
-    """control.emergency_stop"""
-    return EMERGENCY_STOP
+def emergency_stop(active: bool = True) -> str:
+    """control.emergency_stop (engage) or control.emergency_stop.release"""
+    return EMERGENCY_STOP if active else EMERGENCY_STOP_RELEASE
 
 
 def cancel_order() -> str:
@@ -269,7 +275,7 @@ _BUILDERS: Final[dict[type[Message], Callable[[Any], str]]] = {
     ExecutionReport: lambda m: execution_report(m.symbol),
     PositionUpdate: lambda m: position(m.symbol),
     RiskMetrics: lambda m: risk_metrics(),
-    EmergencyStop: lambda m: emergency_stop(),
+    EmergencyStop: lambda m: emergency_stop(m.active),
     CancelOrder: lambda m: cancel_order(),
     PauseStrategy: lambda m: pause_strategy(),
     ClosePosition: lambda m: close_position(),

@@ -15,13 +15,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from agents.api.auth import read_role
 from agents.api.listener import BusListener
 from agents.api.queries import LedgerReads
 from agents.api.settings import ApiSettings
@@ -32,7 +34,7 @@ from infra.db.ledger import Ledger
 from infra.influx import InfluxPriceStore
 from infra.logging import get_logger
 from infra.settings import redact_url
-from infra.tokens import require_tokens
+from infra.tokens import Role, require_tokens
 from protocol import Message
 
 __all__ = ["STATIC_DIR", "Services", "create_app"]
@@ -137,7 +139,7 @@ def build_services(settings: ApiSettings) -> Services:
 
 _PLACEHOLDER = (
     "<!doctype html><title>tradebus</title><p>tradebus console: the dashboard is not built "
-    f"(agents/api/static/); the API is at <a href='{API_PREFIX}/docs'>{API_PREFIX}/docs</a>.</p>\n"
+    f"(agents/api/static/); the API is under {API_PREFIX} (claudedocs/api.md).</p>\n"
 )
 
 
@@ -177,8 +179,10 @@ def create_app(settings: ApiSettings | None = None, *, connect_bus: bool = True)
         version="1",
         description="Reads the ledger, the price store and the bus; controls are bus messages the agents apply. "
                     "See claudedocs/api.md.",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        # The OpenAPI document needs a token like every route but health (served below); no
+        # Swagger page: it loads its scripts from a CDN, and the contract is claudedocs/api.md.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -201,5 +205,10 @@ def create_app(settings: ApiSettings | None = None, *, connect_bus: bool = True)
 
     for router in (system_router, ledger_router, controls_router):
         app.include_router(router, prefix=API_PREFIX)
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
+    async def openapi_document(_: Annotated[Role, Depends(read_role)]) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
     _mount_dashboard(app)
     return app

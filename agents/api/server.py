@@ -56,7 +56,7 @@ def serve(settings: ApiSettings) -> None:
     config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5)
     print(f"tradebus api listening on http://{settings.api_host}:{settings.api_port}/ "
-          f"(API: /api/v1, docs: /api/v1/docs)", file=sys.stderr, flush=True)
+          f"(API: /api/v1, OpenAPI: /api/v1/openapi.json with a token)", file=sys.stderr, flush=True)
     uvicorn.Server(config).run()
 
 

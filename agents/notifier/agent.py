@@ -33,7 +33,7 @@ __all__ = ["NotifierAgent", "build_targets"]
 
 NAME = "notifier"
 # Alerts for the bus topics it listens to; dead letters come through the dead-letter exchange.
-BINDINGS = (topics.ALL_EXECUTION_REPORTS, topics.emergency_stop(), topics.ALL_HEARTBEATS, topics.risk_metrics())
+BINDINGS = (topics.ALL_EXECUTION_REPORTS, topics.ALL_EMERGENCY_STOP, topics.ALL_HEARTBEATS, topics.risk_metrics())
 
 
 def build_targets(settings: NotifierSettings) -> list[Target]:

@@ -36,7 +36,7 @@ class ConsoleProcess:
 
     def describe(self) -> list[tuple[str, str]]:
         tokens = f"tokens in {self.tokens_file}" if self.tokens_file else "tokens: API_READ_TOKEN / API_OPERATOR_TOKEN"
-        return [("console", f"{self.url}  (API {self.url}api/v1/docs; {tokens}; --no-api leaves it out)")]
+        return [("console", f"{self.url}  (API {self.url}api/v1; {tokens}; --no-api leaves it out)")]
 
 
 def _write_tokens(path: Path, read: str, operator: str) -> None:

@@ -42,7 +42,7 @@ from infra.faults import Fault, classify
 from infra.logging import bind_correlation, clear_correlation, get_logger
 from infra.metrics import catalogue as metrics
 from infra.metrics.observe import Timer
-from protocol import Message, MessageDecodeError, decode_any
+from protocol import Message, MessageDecodeError, decode_any, topic_for
 
 log = get_logger(component="bus.consumer")
 
@@ -204,12 +204,33 @@ class QueueConsumer:
             expected = ", ".join(model.__name__ for model in self._accepts)
             reason = f"queue {self.queue} accepts {expected}, got {type(message).__name__}"
             return await self._settle_dead(incoming, h.KIND_UNEXPECTED_TYPE, reason, "UnexpectedMessageType")
+        if (misrouted := self._misrouted(incoming, message)) is not None:
+            log.error("message refused: its routing key does not match its content", queue=self.queue, reason=misrouted)
+            return await self._settle_dead(incoming, h.KIND_MISROUTED, misrouted, "MisroutedMessage")
         bind_correlation(str(message.correlation_id))
         try:
             return await self._handle(incoming, message, admitted)
         finally:
             self._retrying.pop(id(incoming), None)
             clear_correlation()
+
+    def _misrouted(self, incoming: AbstractIncomingMessage, message: Message) -> str | None:
+        """Why a message published on the bus exchange is refused: its routing key is not the one
+        its own fields give (``topic_for``). The broker lets each user publish only its own keys
+        (decision 0011), but it cannot read bodies: without this, the mcp user could publish a
+        signal of strategy "rsi" under its own ``strategy.signal.mcp-*`` key, or an emergency-stop
+        release under the engage key. Copies this consumer re-published (default exchange) and
+        dead letters moved back (``tradebus dead-letters requeue``) were checked on first arrival."""
+        if not incoming.exchange or incoming.exchange == self._dlx:
+            return None
+        try:
+            expected = topic_for(message)
+        except TypeError:  # a message type without a topic of its own: nothing to compare
+            return None
+        if incoming.routing_key == expected:
+            return None
+        return (f"{type(message).__name__} published under routing key {incoming.routing_key!r}; "
+                f"its content belongs under {expected!r} (forged or misrouted)")
 
     async def _handle(self, incoming: AbstractIncomingMessage, message: Message, admitted: Pass) -> bool:
         """Call the handler until it succeeds, fails permanently too often, or we must stop.

@@ -18,6 +18,9 @@ PREVIOUS_ERROR = "x-tradebus-previous-error"
 KIND_VALIDATION = "validation"
 KIND_UNEXPECTED_TYPE = "unexpected_type"
 KIND_HANDLER = "handler"
+# Published under a routing key its content does not match (a forgery the broker's topic
+# permissions cannot see: they judge the key, never the body).
+KIND_MISROUTED = "misrouted"
 # In handling when max_crashes consumer processes died (infra.bus.journal).
 KIND_CRASH = "crash"
 

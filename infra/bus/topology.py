@@ -82,11 +82,11 @@ def system_topology(exchange: str = topics.EXCHANGE) -> Topology:
             QueueSpec(f"{prefix}.risk_manager.execution_reports", (topics.ALL_EXECUTION_REPORTS,), "risk_manager"),
             QueueSpec(
                 f"{prefix}.risk_manager.control",
-                (topics.emergency_stop(), topics.pause_strategy(), topics.close_position()),
+                (topics.ALL_EMERGENCY_STOP, topics.pause_strategy(), topics.close_position()),
                 "risk_manager",
             ),
             QueueSpec(f"{prefix}.execution.orders", (topics.ALL_ORDERS,), "execution"),
-            QueueSpec(f"{prefix}.execution.control", (topics.emergency_stop(), topics.cancel_order()), "execution"),
+            QueueSpec(f"{prefix}.execution.control", (topics.ALL_EMERGENCY_STOP, topics.cancel_order()), "execution"),
             # Paper mode fills resting limit orders from later candles; live mode acks them unread.
             QueueSpec(f"{prefix}.execution.candles", (topics.ALL_CANDLES,), "execution"),
             QueueSpec(

@@ -83,9 +83,11 @@ async def test_the_read_token_cannot_steer_and_no_token_reads_nothing(api: httpx
     assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
     assert await controls_heard.get(no_ack=True, fail=False) is None  # nothing was published
     assert (await api.post("/api/v1/controls/emergency-stop", headers=OPERATOR, json={"active": True, "reason": " "})).status_code == 422
-    for path in ("/balances", "/orders", "/agents", "/run", "/controls"):
+    for path in ("/balances", "/orders", "/agents", "/run", "/controls", "/openapi.json"):
         assert (await api.get(f"/api/v1{path}")).status_code == 401, path
         assert (await api.get(f"/api/v1{path}", headers=READ)).status_code == 200, path
+    assert "/api/v1/balances" in (await api.get("/api/v1/openapi.json", headers=READ)).json()["paths"]
+    assert (await api.get("/api/v1/docs")).status_code == 404  # no Swagger page: it loads from a CDN
     assert (await api.get("/api/v1/whoami", headers=OPERATOR)).json() == {"role": "operator"}
     health = await api.get("/api/v1/health")  # the probe needs no token
     assert health.status_code == 200 and health.json()["bus"] is True and health.json()["postgres"] is True

@@ -157,15 +157,15 @@ async def test_every_agent_role_can_do_its_real_work(broker: Broker) -> None:
         assert private.name.startswith("amq.gen-")
 
     # Execution consumes its order queue and dead-letters what it cannot read, through the DLX.
-    order = make_order(quantity="0.01")
+    order, refused = make_order(quantity="0.01"), make_order(quantity="0.02")
     async with Bus(broker.url("risk_manager"), topology, connection_name="perm-rm") as rm:
+        await rm.publish(refused)  # valid, but we make the handler refuse it
         await rm.publish(order)
-        await rm.publish(order, routing_key="trade.order.BAD")  # valid, but we make the handler refuse it
     seen: list[OrderRequest] = []
 
     async def handler(message: Message, delivery: Delivery) -> None:
         assert isinstance(message, OrderRequest)
-        if delivery.routing_key == "trade.order.BAD":
+        if message.client_order_id == refused.client_order_id:
             raise ValueError("refused for the test")
         seen.append(message)
 
@@ -178,7 +178,7 @@ async def test_every_agent_role_can_do_its_real_work(broker: Broker) -> None:
     async with connection:
         dead = await (await connection.channel()).get_queue(f"{EXCHANGE}.execution.orders.dlq", ensure=False)
         message = await dead.get(timeout=5)
-        assert decode(message.body, OrderRequest).client_order_id == order.client_order_id
+        assert decode(message.body, OrderRequest).client_order_id == refused.client_order_id
         assert "refused for the test" in str((message.headers or {}).get(h.ERROR, ""))
 
 

@@ -191,3 +191,24 @@ async def test_queues_are_quorum_queues(rabbitmq_url: str, topology: Topology) -
     async with connection:
         with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
             await declare_topology(await connection.channel(), topology, quorum=False)
+
+
+async def test_a_message_under_a_key_its_content_does_not_match_is_dead_lettered(
+    bus: Bus, topology: Topology, rabbitmq_url: str
+) -> None:
+    """Broker permissions judge keys, not bodies: a BTC candle published under the ETH key (as a
+    forged signal of another strategy under a user's own key would be) never reaches the handler."""
+    from protocol import topics
+
+    handled: list[str] = []
+
+    async def handler(message: Message, delivery: Delivery) -> None:
+        handled.append(message.symbol)  # type: ignore[attr-defined]
+
+    await bus.consume(work_queue(topology), handler, (Candle,))
+    await bus.publish(make_candle(0, symbol="BTC/USDT"), routing_key=topics.candle("binance", "ETH/USDT", "15m"))
+    await bus.publish(make_candle(1, symbol="ETH/USDT"))  # its own key: handled
+    dead = await drain(rabbitmq_url, topology.queues[0].dead_letter_queue, expect=1)
+    assert dead[0].headers[h.ERROR_KIND] == h.KIND_MISROUTED
+    assert "market.candle.binance.ETH-USDT.15m" in dead[0].headers[h.ERROR] and "forged or misrouted" in dead[0].headers[h.ERROR]
+    assert await wait_until(lambda: handled == ["ETH/USDT"])

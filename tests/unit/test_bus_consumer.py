@@ -15,7 +15,7 @@ import pytest
 from infra.bus import BusStats, Delivery, QueueConsumer, RetryPolicy
 from infra.bus import headers as h
 from infra.bus.journal import CrashJournal
-from protocol import Message, encode
+from protocol import Message, encode, topic_for
 from tests.support.bus import make_candle
 
 FAST = RetryPolicy(backoff_initial=0.001, backoff_cap=0.005)
@@ -27,7 +27,8 @@ class RecordedDelivery:
     def __init__(self, message: Message, *, redelivered: bool = False, headers: dict[str, Any] | None = None) -> None:
         self.body = encode(message)
         self.headers = headers or {}
-        self.routing_key = "market.candle.binance.BTC-USDT.15m"
+        self.exchange = "tradebus"  # delivered by the bus exchange, under the message's own key
+        self.routing_key = topic_for(message)
         self.redelivered = redelivered
         self.message_id = str(message.message_id)
         self.content_type = "application/json"

@@ -36,6 +36,7 @@ KEYS = {
     topics.signal("mcp-claude", "BTC/USDT"): {"strategy", "mcp"},
     topics.signal("api-web", "ETH/USDT"): {"strategy", "api"},
     topics.emergency_stop(): {"operator", "api", "mcp"},
+    topics.emergency_stop(active=False): {"operator", "api"},  # only a person releases the stop
     topics.cancel_order(): {"operator", "api", "risk_manager"},
     topics.pause_strategy(): {"operator", "api"},
     topics.close_position(): {"operator", "api"},

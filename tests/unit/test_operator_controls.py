@@ -20,7 +20,7 @@ def _build(kind: ControlKind, **fields: str) -> object:
     ("kind", "fields", "cls", "target", "topic"),
     [
         (ControlKind.ENGAGE_STOP, {}, EmergencyStop, "*", "control.emergency_stop"),
-        (ControlKind.RELEASE_STOP, {}, EmergencyStop, "*", "control.emergency_stop"),
+        (ControlKind.RELEASE_STOP, {}, EmergencyStop, "*", "control.emergency_stop.release"),
         (ControlKind.CANCEL_ORDER, {"client_order_id": "tb-abc"}, CancelOrder, "tb-abc", "control.order.cancel"),
         (ControlKind.PAUSE_STRATEGY, {"strategy_id": "rsi-btc"}, PauseStrategy, "rsi-btc", "control.strategy.pause"),
         (ControlKind.RESUME_STRATEGY, {"strategy_id": "rsi-btc"}, PauseStrategy, "rsi-btc", "control.strategy.pause"),

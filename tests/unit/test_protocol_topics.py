@@ -22,6 +22,7 @@ def test_builders() -> None:
     assert topics.risk_metrics() == "risk.metrics"
     assert topics.heartbeat("execution") == "agent.heartbeat.execution"
     assert topics.emergency_stop() == "control.emergency_stop"
+    assert topics.emergency_stop(active=False) == "control.emergency_stop.release"
     assert topics.cancel_order() == "control.order.cancel"
 
 
@@ -87,3 +88,15 @@ def test_topic_for_unknown_type() -> None:
 
     with pytest.raises(TypeError, match="no topic"):
         topic_for(Custom(source="x"))
+
+
+def test_engaging_and_releasing_the_stop_have_their_own_keys_and_one_binding_for_both() -> None:
+    from protocol import EmergencyStop, topic_for
+    from infra.bus.permissions import topic_regex
+    import re
+
+    engage = EmergencyStop(source="cli", active=True, reason="r", requested_by="me")
+    release = EmergencyStop(source="cli", active=False, reason="r", requested_by="me")
+    assert (topic_for(engage), topic_for(release)) == ("control.emergency_stop", "control.emergency_stop.release")
+    both = re.compile(topic_regex(topics.ALL_EMERGENCY_STOP))
+    assert both.match(topic_for(engage)) and both.match(topic_for(release))
