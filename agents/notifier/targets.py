@@ -7,6 +7,7 @@ path), and every error text passes :meth:`Target.redact` before it is logged.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,15 +51,16 @@ def _host(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
 
-class Target:
+class Target(ABC):
     """One destination: its display name, its URL (secret) and the request body for an alert."""
 
     name: str
     url: str
     secrets: tuple[str, ...]
 
+    @abstractmethod
     def body(self, alert: Alert, deployment: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """The JSON the target is sent for ``alert`` (each kind of target has its own shape)."""
 
     def redact(self, text: str) -> str:
         """``text`` without the URL or any secret in it (error messages quote the URL)."""
