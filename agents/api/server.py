@@ -7,12 +7,12 @@ that says what to change (exit 2), never a traceback.
 from __future__ import annotations
 
 import errno
-import socket
 import sys
 
 from agents.api.settings import ApiSettings
 from infra.logging import configure_logging, get_logger
 from infra.metrics import MetricsPortBusy, start_metrics_server
+from infra.ports import bind_error
 from infra.tokens import MissingTokens
 
 __all__ = ["PortUnavailable", "check_port", "main", "serve"]
@@ -27,17 +27,13 @@ class PortUnavailable(RuntimeError):
 
 def check_port(host: str, port: int) -> None:
     """Bind and release ``host:port`` once, so a busy port is a clear error before anything starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # uvicorn sets SO_REUSEADDR as well: a port in TIME_WAIT is free for both.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise PortUnavailable(f"port {port} on {host} is already in use: stop what listens there or set "
-                                      "API_PORT (tradebus run: --no-api leaves the API out)") from None
-            raise PortUnavailable(f"cannot listen on {host}:{port} ({exc.strerror}); check API_HOST and API_PORT") from None
+    exc = bind_error(host, port)
+    if exc is None:
+        return
+    if exc.errno == errno.EADDRINUSE:
+        raise PortUnavailable(f"port {port} on {host} is already in use: stop what listens there or set "
+                              "API_PORT (tradebus run: --no-api leaves the API out)")
+    raise PortUnavailable(f"cannot listen on {host}:{port} ({exc.strerror}); check API_HOST and API_PORT")
 
 
 def serve(settings: ApiSettings) -> None:

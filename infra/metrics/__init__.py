@@ -24,6 +24,7 @@ from typing import Any
 from prometheus_client import make_asgi_app, start_http_server
 
 from infra.metrics.catalogue import AGENT_RESTARTS, AGENT_START_TIME, REGISTRY, STANDARD_PREFIXES
+from infra.ports import bind_error
 from infra.settings import Settings
 
 __all__ = [
@@ -115,13 +116,7 @@ def metrics_app() -> Any:
 
 def port_is_free(host: str, port: int) -> bool:
     """Can ``host:port`` be bound right now (without SO_REUSEPORT tricks)?"""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+    return bind_error(host, port) is None
 
 
 def free_port(host: str, preferred: int | None = None, taken: Iterable[int] = ()) -> int:
