@@ -98,18 +98,3 @@ async def influxdb_database(influxdb_server_url: str) -> AsyncIterator[tuple[str
         response.raise_for_status()
         yield influxdb_server_url, name
         await client.post("/query", data={"q": f'DROP DATABASE "{name}"'})
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """A test that configures the process's logging (a CLI command, configure_logging) binds it to
-    that test's captured stderr, which pytest closes afterwards; every later log line would then
-    raise "I/O operation on closed file". Each test leaves logging as it found it."""
-    import logging
-
-    import structlog
-
-    saved, handlers = structlog.get_config(), logging.getLogger().handlers[:]
-    yield
-    structlog.configure(**saved)
-    logging.getLogger().handlers[:] = handlers
