@@ -22,6 +22,7 @@ from infra.db.ledger.risk import decision_view
 from infra.db.ledger.types import DecisionView, LedgerError
 from infra.db.models.ledger import Fill, RiskDecision
 from infra.db.models.orders import Order, OrderEvent
+from protocol import OrderStatus
 
 __all__ = ["EquityRow", "LedgerReads", "OrderFilter", "TimeRange"]
 
@@ -48,6 +49,7 @@ class OrderFilter:
     symbol: str | None = None
     strategy_id: str | None = None
     side: str | None = None
+    open_only: bool = False  # any status that is not final (NEW, PARTIALLY_FILLED, UNKNOWN, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,8 @@ class LedgerReads:
             (Order.status, where.status), (Order.symbol, where.symbol),
             (Order.strategy_id, where.strategy_id), (Order.side, where.side),
         ])
+        if where.open_only:
+            statement = statement.where(Order.status.in_([s.value for s in OrderStatus if not s.is_terminal]))
         return await self._page(window.apply(statement, Order.created_at), Order.id.desc(), limit, offset)
 
     async def order(self, client_order_id: str) -> tuple[Order, list[OrderEvent]] | None:

@@ -1,8 +1,7 @@
 """What the read tools answer, as JSON-ready dicts (Decimals as exact strings).
 
 Balances, positions, the risk state and one decision come from the ledger's own read methods
-(``Ledger``); fills and decisions from the console's list queries (``agents.api.queries``);
-open orders (status in the non-final set, which those filters cannot say) from one select.
+(``Ledger``); fills, decisions and orders from the console's list queries (``agents.api.queries``).
 Every list is newest first and bounded by ``limit``. Nothing here
 writes: the MCP server never touches the ledger except through a proposal the risk manager
 decides.
@@ -13,14 +12,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agents.api.queries import LedgerReads, TimeRange
+from agents.api.queries import LedgerReads, OrderFilter, TimeRange
 from infra.db.ledger import Ledger, jsonable
 from infra.db.ledger.types import DecisionView
-from infra.db.models import Order
-from protocol import Candle, Heartbeat, IndicatorSnapshot, OrderStatus
+from protocol import Candle, Heartbeat, IndicatorSnapshot
 
 __all__ = [
     "account",
@@ -33,7 +30,6 @@ __all__ = [
     "recent_fills",
 ]
 
-_OPEN = [status.value for status in OrderStatus if not status.is_terminal]
 
 
 def candle_dict(candle: Candle) -> dict[str, Any]:
@@ -90,11 +86,7 @@ async def account(ledger: Ledger, strategy_id: str | None = None) -> dict[str, A
 
 async def open_orders(sessions: async_sessionmaker[AsyncSession], limit: int, symbol: str | None = None) -> list[dict[str, Any]]:
     """Orders execution holds that are not final yet (NEW, PARTIALLY_FILLED, UNKNOWN), newest first."""
-    statement = select(Order).where(Order.status.in_(_OPEN)).order_by(Order.id.desc()).limit(limit)
-    if symbol is not None:
-        statement = statement.where(Order.symbol == symbol)
-    async with sessions() as session:
-        rows = (await session.scalars(statement)).all()
+    rows, _ = await LedgerReads(sessions).orders(OrderFilter(symbol=symbol, open_only=True), TimeRange(), limit, 0)
     return [jsonable({
         "client_order_id": r.client_order_id, "strategy_id": r.strategy_id, "exchange": r.exchange, "symbol": r.symbol,
         "side": r.side, "order_type": r.order_type, "quantity": r.quantity, "limit_price": r.limit_price,
@@ -105,10 +97,10 @@ async def open_orders(sessions: async_sessionmaker[AsyncSession], limit: int, sy
 
 async def order_status(sessions: async_sessionmaker[AsyncSession], client_order_id: str) -> dict[str, Any] | None:
     """Execution's latest state of one order, or None while execution has not claimed it yet."""
-    async with sessions() as session:
-        row = await session.scalar(select(Order).where(Order.client_order_id == client_order_id))
-    if row is None:
+    found = await LedgerReads(sessions).order(client_order_id)
+    if found is None:
         return None
+    row, _ = found
     return jsonable({"status": row.status, "filled": row.filled, "average_price": row.average_price,
                      "reason": row.reason, "fees": row.fees})
 
