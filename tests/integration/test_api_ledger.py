@@ -220,3 +220,22 @@ async def test_a_wide_candle_window_reads_only_the_candles_it_answers(
     stored = await seeded.prices.last_candles("binance", "BTC/USDT", "15m", 2)
     assert [c["open_time"] for c in answer["candles"]] == [c.open_time.isoformat().replace("+00:00", "Z") for c in stored]
     assert read and sum(read) <= 2, f"rows read from the price store: {read}"
+
+
+async def test_open_orders_are_those_whose_status_is_not_final(seeded: Seeded) -> None:
+    from agents.api.queries import LedgerReads, OrderFilter, TimeRange
+    from infra.db import create_engine
+
+    engine = create_engine(seeded.database_url)
+    try:
+        sessions = session_factory(engine)
+        reads = LedgerReads(sessions)
+        assert (await reads.orders(OrderFilter(open_only=True), TimeRange(), 10, 0))[1] == 0  # the seeded one is REJECTED
+        order = make_order(quantity="0.02")
+        await hold(seeded.database_url, order)
+        await OrderStore(sessions, "execution").claim(order, "execution.test", datetime.now(UTC))
+        rows, total = await reads.orders(OrderFilter(open_only=True), TimeRange(), 10, 0)
+        assert total == 1 and [r.client_order_id for r in rows] == [order.client_order_id]
+        assert (await reads.orders(OrderFilter(), TimeRange(), 10, 0))[1] == 2
+    finally:
+        await engine.dispose()
