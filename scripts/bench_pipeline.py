@@ -340,7 +340,7 @@ def agent_env(urls: Urls, name: str, database_url: str, args: argparse.Namespace
         "DATA_SOURCE": "replay", "TRADING_MODE": "paper",
         "SYMBOLS": "BTC/USDT", "TIMEFRAME": "15m", "EXCHANGE": "binance",
         "REPLAY_OFFSET": str(args.offset), "REPLAY_LIMIT": str(args.candles),
-        "REPLAY_SPEED": "max", "REPLAY_EXIT_ON_END": "true",
+        "REPLAY_SPEED": args.replay_speed, "REPLAY_EXIT_ON_END": "true",
         "INGEST_BATCH_SIZE": str(args.batch_size), "MAX_BACKLOG": str(args.max_backlog),
         "PAPER_BALANCES": "USDT:10000", "RISK_MAX_TRADE_NOTIONAL": "500", "RISK_SETTLE_WAIT": "60",
         "HEARTBEAT_INTERVAL": "2", "LOG_LEVEL": args.log_level,
@@ -577,6 +577,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--offset", type=int, default=4000, help="candles of the bundled BTC data skipped")
     parser.add_argument("--batch-size", type=int, default=10, help="INGEST_BATCH_SIZE of the replay")
     parser.add_argument("--max-backlog", type=int, default=20, help="MAX_BACKLOG: agent queue depth the replay waits at")
+    parser.add_argument("--replay-speed", default="max",
+                        help="REPLAY_SPEED: 'max' (saturated) or a multiple of real time (900: one 15m candle per second)")
     parser.add_argument("--hop-messages", type=int, default=2000, help="messages of the single-hop baseline")
     parser.add_argument("--timeout", type=float, default=600, help="seconds the pipeline part may take")
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the agents (INFO is their default)")

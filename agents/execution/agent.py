@@ -92,7 +92,7 @@ class ExecutionAgent(Agent):
         s = self.settings
         self.engine = create_engine(s.database_url.get_secret_value())
         self.sessions = session_factory(self.engine)
-        self.store = OrderStore(self.sessions, self.name)
+        self.store = OrderStore(self.sessions, self.name, exchange_in_database=s.trading_mode is TradingMode.PAPER)
         self.prices = from_settings(s)
         self.adapter = await self._build_adapter()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)

@@ -21,6 +21,7 @@ from agents.execution.guard import Refusal, check_reservation
 from agents.execution.lifecycle import Recorded, Transition, fees_after, fees_of, next_transition, report_for
 from infra.db import claim_message
 from infra.db.controls import record_control
+from infra.db.durability import defer_flush
 from infra.db.ledger import ReservationView
 from infra.db.ledger.reservations import reservation_view
 from infra.db.models import ExecutionHalt, Order, OrderEvent, Reservation
@@ -92,9 +93,18 @@ class Claim:
 class OrderStore:
     """Orders, transitions and the halt flag of one execution agent."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], source: str) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], source: str, *, exchange_in_database: bool = False) -> None:
+        """``exchange_in_database``: the exchange keeps its orders in this same database (paper).
+
+        Then a claim that leads to a placement, and the count of a send, commit without waiting
+        for their disk flush (infra.db.durability): the transition recorded from the exchange's
+        answer is committed synchronously before it is reported, and a Postgres crash before
+        that loses the exchange's order with them, so the redelivered request places it afresh.
+        A real exchange keeps its order through our crash: there both stay synchronous, so a
+        send is always known before it happens."""
         self._sessions = sessions
         self._source = source
+        self._defer_placement = exchange_in_database
 
     # ------------------------------------------------------------------ orders
 
@@ -139,6 +149,8 @@ class OrderStore:
                 await self._apply(session, row, _plain_state(request, OrderStatus.REJECTED, refusal.reason, now))
                 return Claim(ClaimOutcome.REFUSED, await self._record_of(session, row), refusal)
             settled = await self._settle_without_exchange(session, row, request, now)
+            if settled is None and self._defer_placement:
+                await defer_flush(session)  # nothing is reported from this claim (see __init__)
             return Claim(settled or ClaimOutcome.SUBMIT, await self._record_of(session, row))
 
     async def _reservation(self, session: AsyncSession, client_order_id: str) -> ReservationView | None:
@@ -196,6 +208,8 @@ class OrderStore:
         a crash during it is known); ``delta=-1`` takes back a send the exchange refused to
         process (rate limit). The number of sends so far."""
         async with self._sessions.begin() as session:
+            if self._defer_placement:
+                await defer_flush(session)  # see __init__
             result = await session.execute(
                 update(Order)
                 .where(Order.client_order_id == client_order_id)
@@ -248,6 +262,9 @@ class OrderStore:
         if not event_ids:
             return
         async with self._sessions.begin() as session:
+            # A mark lost with a Postgres crash only re-publishes the report under its own
+            # message id, which every consumer deduplicates: never worth a disk flush.
+            await defer_flush(session)
             await session.execute(
                 update(OrderEvent).where(OrderEvent.id.in_(event_ids)).values(published_at=datetime.now(UTC))
             )

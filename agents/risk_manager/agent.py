@@ -8,6 +8,7 @@ ledger transaction before publishing what it produced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -84,6 +85,7 @@ class RiskManagerAgent(Agent):
         # The other open orders the signal being decided waits for (empty when none): shown in
         # the heartbeat, so a signal held by an unsettled order is visible rather than silent.
         self.settling_on: tuple[str, ...] = ()
+        self._report_settled = asyncio.Event()  # set by each report settled here (wakes _await_settled)
         self.counts = {"approved": 0, "rejected": 0, "ignored": 0, "replayed": 0, "reports": 0}
         try:
             await ensure_migrated(self.engine)
@@ -117,13 +119,17 @@ class RiskManagerAgent(Agent):
         ]
 
     async def _await_settled(self, signal: Signal) -> None:
-        """Decide only on a settled account: wait (bounded) until no other order is open.
+        """Decide only on a settled symbol: wait (bounded) until no other order of the
+        signal's exchange and symbol is open (decision 0026; 0007 waited for the whole account).
 
         The risk manager only places market orders, so an open reservation normally settles
         within milliseconds. Deciding before it has would make the outcome depend on timing:
         a SELL one candle after its BUY would see no position if the BUY's fill report had
         not been applied yet. Past RISK_SETTLE_WAIT (execution down, a resting order) the
-        signal is decided on the ledger as it stands, and the wait is logged.
+        signal is decided on the ledger as it stands, and the wait is logged. Another
+        symbol's open order changes only balances and exposure here: balances stay exact
+        through the ledger's atomic reservations, so symbols are decided concurrently.
+        Woken by each report this process settles; polled for those another instance settles.
 
         A reservation without any report that is older than RISK_SETTLE_WAIT is not waited
         for: its order has had the whole wait to reach execution, so it is most likely lost
@@ -137,8 +143,9 @@ class RiskManagerAgent(Agent):
         try:
             while True:
                 stranded_before = datetime.now(UTC) - timedelta(seconds=wait)
+                self._report_settled.clear()  # before the read: a report settled during it wakes us
                 pending = [
-                    r.client_order_id for r in await self.ledger.open_reservations()
+                    r.client_order_id for r in await self.ledger.open_reservations(signal.exchange, signal.symbol)
                     if r.client_order_id != own and (r.last_report_status is not None or r.created_at > stranded_before)
                 ]
                 if not pending:
@@ -147,7 +154,9 @@ class RiskManagerAgent(Agent):
                 if loop.time() > deadline:
                     self.log.warning("deciding with orders still open", open_orders=len(pending), first=pending[0])
                     return
-                if await self.sleep_unless_stopped(0.02):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._report_settled.wait(), 0.02)
+                if self.stopping:
                     return
         finally:
             self.settling_on = ()
@@ -290,7 +299,7 @@ class RiskManagerAgent(Agent):
         peak = state.peak_equity if state.peak_equity is not None else eq
         if at is not None and valuation_error is None and eq > 0:
             # The replay's peak follows the signals' market time (metrics use the latest marks).
-            peak = await self.ledger.record_peak_equity(eq)
+            peak = await self.ledger.record_peak_equity(eq, known_peak=state.peak_equity)
         order_times = await self.ledger.recent_order_times(reading.now - _DAY, strategy_id=signal.strategy_id)
         atr = signal.indicators.get("atr")
         if atr is None and self.sizing.mode is SizingMode.ATR:
@@ -325,6 +334,7 @@ class RiskManagerAgent(Agent):
         """Settle a report (idempotent in the ledger), then publish the position it changed."""
         assert isinstance(message, ExecutionReport)
         outcome = await self.ledger.apply_report(CONSUMER_REPORTS, message)
+        self._report_settled.set()
         self.counts["reports"] += 1
         if outcome.applied and outcome.problem is not None:
             # Booked as far as it could be (never a dead-letter loop); new BUYs are halted

@@ -16,6 +16,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infra.db import controls as control_ops
+from infra.db.durability import defer_flush
 from infra.db.idempotency import claim_message
 from infra.db.ledger import balances as balance_ops
 from infra.db.ledger import reservations as reservation_ops
@@ -122,10 +123,11 @@ class Ledger:
         async with self._sessions() as session:
             return await reservation_ops.read_one(session, client_order_id)
 
-    async def open_reservations(self) -> list[ReservationView]:
-        """Reservations still holding balance (HELD or PARTIALLY_SETTLED), oldest first."""
+    async def open_reservations(self, exchange: str | None = None, symbol: str | None = None) -> list[ReservationView]:
+        """Reservations still holding balance (HELD or PARTIALLY_SETTLED), oldest first;
+        only those of ``exchange`` / ``symbol`` when given."""
         async with self._sessions() as session:
-            return await reservation_ops.read_open(session)
+            return await reservation_ops.read_open(session, exchange, symbol)
 
     async def expired_reservations(self, now: datetime) -> list[ReservationView]:
         """Open reservations (HELD or PARTIALLY_SETTLED) with ``expires_at <= now``.
@@ -269,7 +271,19 @@ class Ledger:
         async with self._sessions() as session:
             return await risk_ops.recent_order_times(session, since, strategy_id, symbol)
 
-    async def record_peak_equity(self, equity: Decimal) -> Decimal:
-        """Store ``equity`` if it is a new peak; return the peak so far (persisted)."""
+    async def record_peak_equity(self, equity: Decimal, known_peak: Decimal | None = None) -> Decimal:
+        """Store ``equity`` if it is a new peak; return the peak so far (persisted).
+
+        ``known_peak`` (a decision in progress): the peak read from the ledger for it (the
+        account view). The peak only ever grows, so equity at or below it changes nothing and
+        is answered without a transaction: most decisions are not a new peak, and each write
+        would be a row lock every risk-manager instance queues on, plus a commit. A decision's
+        new peak commits without waiting for its disk flush: the decision commits synchronously
+        right after (infra.db.durability), and a redelivered signal recomputes the same peak."""
+        deciding = known_peak is not None
+        if known_peak is not None and equity <= known_peak:
+            return known_peak
         async with self._sessions() as session, session.begin():
+            if deciding:
+                await defer_flush(session)
             return await risk_ops.record_peak_equity(session, equity)

@@ -85,10 +85,13 @@ async def read_one(session: AsyncSession, client_order_id: str) -> ReservationVi
     return reservation_view(row) if row is not None else None
 
 
-async def read_open(session: AsyncSession) -> list[ReservationView]:
-    rows = await session.scalars(
-        select(Reservation).where(Reservation.status.in_(_OPEN)).order_by(Reservation.created_at, Reservation.id)
-    )
+async def read_open(session: AsyncSession, exchange: str | None = None, symbol: str | None = None) -> list[ReservationView]:
+    statement = select(Reservation).where(Reservation.status.in_(_OPEN))
+    if exchange is not None:
+        statement = statement.where(Reservation.exchange == exchange)
+    if symbol is not None:
+        statement = statement.where(Reservation.symbol == symbol)
+    rows = await session.scalars(statement.order_by(Reservation.created_at, Reservation.id))
     return [reservation_view(row) for row in rows]
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infra.db.durability import defer_flush
 from infra.db.models import PaperBalance, PaperFill, PaperOrder
 from infra.exchanges.adapter import Fill, OrderRejected, OrderState
 from infra.exchanges.markets import MarketRules, load_market_snapshot, market_rules
@@ -140,6 +141,7 @@ class PaperExchange:
                 raise OrderRejected(existing.reason or "rejected")
             return existing
         candle, problem = await self._latest(order)
+        placed: OrderState | None = None
         try:
             if problem is None:
                 try:
@@ -147,10 +149,15 @@ class PaperExchange:
                         problem = await self._execute(session, order, candle)
                         if problem is not None:
                             raise _Undo  # whatever was half-done (a lock) goes with the transaction
+                        # The caller records the answer with a synchronous commit of its own
+                        # before reporting it (execution's order store), which flushes this too.
+                        await defer_flush(session)
+                        placed = await self._fetch_in(session, order.client_order_id)
                 except _Undo:
                     pass
             if problem is not None:
                 async with self._sessions.begin() as session:
+                    await defer_flush(session)  # as above: the REJECTED transition is recorded next
                     session.add(self._new_row(order, OrderStatus.REJECTED, problem))
         except IntegrityError:
             # A concurrent placement of the same client_order_id won: report that order.
@@ -161,16 +168,16 @@ class PaperExchange:
         if problem is not None:
             _log.info("paper_order_rejected", client_order_id=order.client_order_id, reason=problem)
             raise OrderRejected(problem)
-        state = await self.fetch(order.client_order_id, order.symbol)
-        assert state is not None
-        return state
+        assert placed is not None
+        return placed
 
     async def fetch(self, client_order_id: str, symbol: str) -> OrderState | None:
         async with self._sessions() as session:
-            row = await session.scalar(select(PaperOrder).where(PaperOrder.client_order_id == client_order_id))
-            if row is None:
-                return None
-            return await self._state(session, row)
+            return await self._fetch_in(session, client_order_id)
+
+    async def _fetch_in(self, session: AsyncSession, client_order_id: str) -> OrderState | None:
+        row = await session.scalar(select(PaperOrder).where(PaperOrder.client_order_id == client_order_id))
+        return None if row is None else await self._state(session, row)
 
     async def cancel(self, client_order_id: str, symbol: str) -> OrderState:
         """Cancel a resting order and release what it locked; a finished order stays as it is."""
