@@ -27,10 +27,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, Uuid, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infra.db.models import ProcessedMessage
+
+
+# Written out rather than built with the PostgreSQL dialect's insert(): SQLAlchemy cannot cache
+# the compiled form of an INSERT ... ON CONFLICT (that Insert sets inherit_cache = False), so
+# every claim, one per handled message in every consumer, compiled it again (a few tenths of a
+# millisecond of CPU each, several under load). A text() statement is compiled once.
+_CLAIM = text(
+    f"INSERT INTO {ProcessedMessage.__tablename__} (consumer, message_id) VALUES (:consumer, :message_id) "
+    "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id"
+).bindparams(bindparam("consumer", type_=Text()), bindparam("message_id", type_=Uuid(as_uuid=True)))
 
 
 async def claim_message(session: AsyncSession, consumer: str, message_id: UUID) -> bool:
@@ -41,13 +51,7 @@ async def claim_message(session: AsyncSession, consumer: str, message_id: UUID) 
     still acks). Blocks while another open transaction holds a claim on the same id.
     Does not commit; the caller's commit (or rollback) decides for the claim and effects together.
     """
-    statement = (
-        insert(ProcessedMessage)
-        .values(consumer=consumer, message_id=message_id)
-        .on_conflict_do_nothing(index_elements=[ProcessedMessage.consumer, ProcessedMessage.message_id])
-        .returning(ProcessedMessage.message_id)
-    )
-    result = await session.execute(statement)
+    result = await session.execute(_CLAIM, {"consumer": consumer, "message_id": message_id})
     # RETURNING yields a row only when the insert happened; a conflict returns nothing.
     return result.scalar_one_or_none() is not None
 

@@ -13,13 +13,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.ledger import Ledger, ReservationStatus, position_update
-from protocol.enums import OrderStatus, Side, TradingState
+from protocol.enums import OrderStatus, RejectionReason, Side, TradingState
 from tests.support.ledger import (
     CONSUMER,
     EXCHANGE,
     STRATEGY,
     SYMBOL,
     D,
+    decision_for,
     invariants_hold,
     migrated_ledger,
     new_reservation,
@@ -242,7 +243,20 @@ async def test_fees_in_base_and_in_a_third_asset(postgres_url: str) -> None:
 async def test_sell_beyond_the_position_is_refused(postgres_url: str) -> None:
     async with migrated_ledger(postgres_url, {"USDT": D("0"), "BTC": D("1")}) as (ledger, engine):
         sale = new_reservation(Side.SELL, amount=D("1"), quantity=D("1"))
-        await reserve(ledger, sale)  # the coins exist, but this strategy never bought them
+        # The coins exist, but this strategy never bought them: the approval refuses it ...
+        refused = await ledger.approve(CONSUMER, sale.signal_id, sale, decision_for(sale))
+        assert refused.decision is not None and refused.decision.reason is RejectionReason.NO_POSITION
+        assert await balance(ledger, "BTC") == (D("1"), D("1"), D("0"))  # nothing held
+        # ... and a reservation that holds it anyway (a ledger from before that check) is not
+        # settled either.
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO reservations (client_order_id, signal_id, strategy_id, exchange, symbol, side, asset, "
+                "amount, remaining, quantity, status, expires_at) VALUES (:c, :s, :strategy, :e, :sym, 'SELL', 'BTC', "
+                "1, 1, 1, 'HELD', now() + interval '5 minutes')"
+            ), {"c": sale.client_order_id, "s": sale.signal_id, "strategy": sale.strategy_id, "e": sale.exchange,
+                "sym": sale.symbol})
+            await conn.execute(text("UPDATE balances SET available = 0, reserved = 1 WHERE asset = 'BTC'"))
         outcome = await ledger.apply_report(CONSUMER, report(sale, FILLED, "1", "1", "100", "100", "0.1", "USDT", "T1"))
         assert "position holds only 0" in (outcome.unbooked or "")
         assert await balance(ledger, "BTC") == (D("1"), D("0"), D("1"))  # nothing booked

@@ -1,4 +1,4 @@
-"""The ``Ledger`` facade: one transaction per call, each call a complete, consistent change.
+"""The ``Ledger`` facade: each call a complete, consistent change in one transaction.
 
 The risk manager is the only writer. Every method opens its own session and transaction, so a
 call either commits all its effects (balances, reservation, position, fills, audit, processed
@@ -19,6 +19,7 @@ from infra.db import controls as control_ops
 from infra.db.durability import defer_flush
 from infra.db.idempotency import claim_message
 from infra.db.ledger import balances as balance_ops
+from infra.db.ledger.batching import ApprovalBatcher
 from infra.db.ledger import reservations as reservation_ops
 from infra.db.ledger import risk as risk_ops
 from infra.db.ledger import settlement as settlement_ops
@@ -47,12 +48,14 @@ class Ledger:
     """The account's ledger in Postgres: balances, reservations, positions, fills, risk state.
 
     ``sessions`` is ``infra.db.session_factory(engine)``. Safe to use from many concurrent
-    tasks and processes: each call is its own transaction and concurrency is resolved by row
-    locks and conditional updates in Postgres (READ COMMITTED, the default).
+    tasks and processes: each call is its own transaction (concurrent approvals share one,
+    each in a savepoint, see :meth:`approve`) and concurrency is resolved by row locks and
+    conditional updates in Postgres (READ COMMITTED, the default).
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._approvals = ApprovalBatcher(sessions)
 
     # --- balances and positions ------------------------------------------------------------
 
@@ -100,9 +103,11 @@ class Ledger:
         reserved. A message already processed returns DUPLICATE with the original reservation
         and decision. Raises LedgerError for a non-positive amount or a client_order_id that
         already has a reservation under another message.
+
+        Approvals made concurrently in this process share one transaction, each in its own
+        savepoint (:mod:`infra.db.ledger.batching`): the same checks, one disk flush.
         """
-        async with self._sessions() as session, session.begin():
-            return await reservation_ops.approve(session, consumer, message_id, reservation, decision)
+        return await self._approvals.approve(consumer, message_id, reservation, decision)
 
     async def reject(self, consumer: str, message_id: UUID, decision: DecisionRecord) -> bool:
         """Audit a rejection (or IGNORED decision) and claim ``message_id``, in one transaction.

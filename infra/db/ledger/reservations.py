@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +31,7 @@ from infra.db.ledger.types import (
     ReservationStatus,
     ReservationView,
 )
-from infra.db.models import Balance, Reservation
+from infra.db.models import Balance, Position, Reservation
 from infra.logging import get_logger
 from protocol.enums import RejectionReason, Side
 
@@ -50,7 +51,8 @@ _ZERO = Decimal(0)
 _OPEN = (ReservationStatus.HELD.value, ReservationStatus.PARTIALLY_SETTLED.value)
 
 
-def reservation_view(row: Reservation) -> ReservationView:
+def reservation_view(row: Reservation | Row[Any]) -> ReservationView:
+    """The view of an ORM row, or of a RETURNING row with the table's columns."""
     return ReservationView(
         id=row.id,
         client_order_id=row.client_order_id,
@@ -151,6 +153,9 @@ async def approve(
             extra_inputs={**ledger_inputs, "available": available},
         )
         return ApproveOutcome(ApproveStatus.INSUFFICIENT_BALANCE, None, decision, available)
+    # After the balance's lock, as settlement takes them (balances, then the position): no cycle.
+    if Side(new.side) is Side.SELL and (refused := await _oversold(session, new, record, ledger_inputs)) is not None:
+        return refused
 
     values: dict[str, object] = {
         "client_order_id": new.client_order_id,
@@ -168,12 +173,13 @@ async def approve(
     }
     if new.created_at is not None:
         values["created_at"] = new.created_at
-    inserted = await session.scalar(
+    # RETURNING the whole row: the view is built from it, with no read after the insert.
+    inserted = (await session.execute(
         insert(Reservation)
         .values(**values)
         .on_conflict_do_nothing(index_elements=[Reservation.client_order_id])
-        .returning(Reservation.id)
-    )
+        .returning(*Reservation.__table__.c)
+    )).one_or_none()
     if inserted is None:
         # Same order id under a different message id: a bug upstream; never hold twice.
         raise LedgerError(f"client_order_id {new.client_order_id} already has a reservation")
@@ -186,10 +192,40 @@ async def approve(
         extra_inputs={**ledger_inputs, "available": available_after + new.amount},
         client_order_id=new.client_order_id,
     )
-    row = await _row(session, new.client_order_id)
-    assert row is not None
     _log.info("reserved", client_order_id=new.client_order_id, asset=new.asset, amount=str(new.amount))
-    return ApproveOutcome(ApproveStatus.RESERVED, reservation_view(row), decision, available_after)
+    return ApproveOutcome(ApproveStatus.RESERVED, reservation_view(inserted), decision, available_after)
+
+
+async def _oversold(
+    session: AsyncSession, new: NewReservation, record: DecisionRecord, ledger_inputs: dict[str, object]
+) -> ApproveOutcome | None:
+    """A SELL larger than the strategy's position less its open SELLs: refused (NO_POSITION).
+
+    The risk rules check the same (``Holdings.sellable``) on what they read before deciding;
+    this is the invariant, in the approval's transaction with the position row locked: two
+    decisions in flight at once for one strategy and symbol (two risk-manager instances during
+    a takeover, or one queue consumed by two) cannot both sell the same units. The base balance's
+    own conditional update cannot see this: it is the account's, shared by every strategy."""
+    key = (Position.strategy_id == new.strategy_id, Position.exchange == new.exchange, Position.symbol == new.symbol)
+    selling = (
+        select(func.coalesce(func.sum(Reservation.remaining), _ZERO))
+        .where(Reservation.strategy_id == new.strategy_id, Reservation.exchange == new.exchange,
+               Reservation.symbol == new.symbol, Reservation.side == Side.SELL.value, Reservation.status.in_(_OPEN))
+        .scalar_subquery()
+    )
+    found = (await session.execute(
+        select(Position.quantity, selling).where(*key).with_for_update(of=Position)
+    )).one_or_none()
+    held, sold = (found[0], found[1]) if found is not None else (_ZERO, _ZERO)
+    if held - sold >= new.quantity:
+        return None
+    await balance_ops.adjust(session, new.asset, available=new.amount, reserved=-new.amount)  # undo the hold
+    decision = await insert_decision(
+        session, record, decision=DecisionKind.REJECTED, reason=RejectionReason.NO_POSITION,
+        detail=f"{new.symbol}: selling {new.quantity}, the position {held} less open sells {sold} allows {max(held - sold, _ZERO)}",
+        extra_inputs={**ledger_inputs, "position": held, "open_sells": sold},
+    )
+    return ApproveOutcome(ApproveStatus.INSUFFICIENT_BALANCE, None, decision, await _available(session, new.asset))
 
 
 async def reject(session: AsyncSession, consumer: str, message_id: UUID, record: DecisionRecord) -> bool:

@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infra.db.idempotency import claim_message
@@ -31,7 +31,8 @@ _log = get_logger(component="ledger")
 _STATE_ID = 1
 
 
-def decision_view(row: RiskDecision) -> DecisionView:
+def decision_view(row: RiskDecision | Row[Any]) -> DecisionView:
+    """The view of an ORM row, or of a RETURNING row with the table's columns."""
     return DecisionView(
         id=row.id,
         signal_id=row.signal_id,
@@ -63,23 +64,23 @@ async def insert_decision(
     if extra_inputs:
         # Under its own key, so it never overwrites an input the caller recorded.
         inputs["ledger"] = jsonable(extra_inputs)
-    row = RiskDecision(
-        signal_id=record.signal_id,
-        strategy_id=record.strategy_id,
-        symbol=record.symbol,
-        side=str(record.side),
-        decision=decision.value,
-        reason=reason.value if reason is not None else None,
-        detail=detail,
-        inputs=inputs,
-        output=jsonable(dict(record.output)) if record.output is not None else None,
-        client_order_id=client_order_id,
-    )
+    values: dict[str, Any] = {
+        "signal_id": record.signal_id,
+        "strategy_id": record.strategy_id,
+        "symbol": record.symbol,
+        "side": str(record.side),
+        "decision": decision.value,
+        "reason": reason.value if reason is not None else None,
+        "detail": detail,
+        "inputs": inputs,
+        "output": jsonable(dict(record.output)) if record.output is not None else None,
+        "client_order_id": client_order_id,
+    }
     if record.decided_at is not None:
-        row.decided_at = record.decided_at
-    session.add(row)
-    await session.flush()
-    await session.refresh(row)  # decided_at may come from the server default
+        values["decided_at"] = record.decided_at
+    # One round trip: RETURNING brings back the id and the server's default decided_at. The
+    # core insert (not the PostgreSQL dialect's, which SQLAlchemy never caches) compiles once.
+    row = (await session.execute(insert(RiskDecision).values(**values).returning(*RiskDecision.__table__.c))).one()
     return decision_view(row)
 
 
@@ -118,7 +119,7 @@ def _state_view(row: RiskState) -> RiskStateView:
 async def _locked_state(session: AsyncSession, *, lock: bool = True) -> RiskState:
     # Migration 0002 inserts the row; recreating it keeps a hand-cleaned database working.
     await session.execute(
-        insert(RiskState)
+        upsert(RiskState)
         .values(id=_STATE_ID, trading_state=TradingState.ACTIVE.value, emergency_stop=False)
         .on_conflict_do_nothing(index_elements=[RiskState.id])
     )

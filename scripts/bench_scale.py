@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Scale benchmark (issue 19): the figures of "Fast", in one run, next to a raw hop of that run.
+
+Prints, in this order:
+- baseline: the raw aio-pika single hop (bench_pipeline.single_hop), messages/s and latency;
+- reservations: risk reservations per second with ``--concurrency`` (200) approvals in flight at
+  once against one balance on real Postgres, through ``Ledger.approve`` (concurrent approvals
+  share a transaction) and, as the in-run baseline, one transaction per approval (the same
+  ``reservations.approve``); each followed by the over-reservation check: exactly
+  floor(balance / amount) approvals reserved, ``reserved`` equal to the held reservations' sum,
+  ``available + reserved`` equal to the seed, nothing negative;
+- saturated throughput, one instance per role: bench_pipeline's run (replay at max speed,
+  five strategies, one symbol);
+- saturated throughput with several instances per role, and failover time when an active
+  instance is killed: measured only where the build runs several instances of a role over
+  partitioned queues; otherwise printed as "not measured" with the reason;
+- paced latency: one candle per second (REPLAY_SPEED=900 on 15-minute candles, batches of one,
+  so nothing queues), candle on the bus to its order's first execution report, p50/p99 and by
+  stage;
+- one JSON line with every figure (null where not measured).
+
+Usage: scripts/bench_scale.py [--candles 400] [--paced-candles 120] [--concurrency 200]
+Needs RABBITMQ_URL, DATABASE_URL and INFLUXDB_URL (see bench_pipeline.py); every part uses its
+own databases and exchange, removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_pipeline import BenchError, PipelineResult, Urls, ms, percentile, pipeline, single_hop  # noqa: E402
+
+from agents.run.plan import ensure_postgres_database, with_database  # noqa: E402
+from infra.db import create_engine, session_factory, upgrade_head  # noqa: E402
+from infra.db.ledger import ApproveStatus, DecisionKind, DecisionRecord, Ledger, NewReservation  # noqa: E402
+from infra.db.ledger import reservations as reservation_ops  # noqa: E402
+from protocol import Side, client_order_id_for  # noqa: E402
+
+SEED = Decimal("100000")
+AMOUNT = Decimal("7.01")
+CONSUMER = "bench.reservations"
+PACED_SPEED = "900"  # 15-minute candles at 900x real time: one candle per second
+
+
+# --- reservations ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReservationFigures:
+    per_second: float
+    requests: int
+    reserved: int
+    expected: int
+    over_reserved: bool
+    detail: str
+
+
+def _request(index: int) -> tuple[NewReservation, DecisionRecord]:
+    signal_id = uuid.uuid4()
+    item = NewReservation(
+        client_order_id=client_order_id_for(signal_id), signal_id=signal_id, strategy_id=f"bench-{index % 5}",
+        exchange="paper", symbol="BTC/USDT", side=Side.BUY, asset="USDT", amount=AMOUNT, quantity=Decimal("0.0001"),
+        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+    )
+    record = DecisionRecord(signal_id=signal_id, strategy_id=item.strategy_id, symbol=item.symbol, side=item.side.value,
+                            decision=DecisionKind.APPROVED, detail="bench", inputs={"bench": index})
+    return item, record
+
+
+async def _drop(server: str, name: str) -> None:
+    admin = await asyncpg.connect(with_database(server, "postgres").replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def reservations(server: str, concurrency: int, rounds: int, batched: bool) -> ReservationFigures:
+    """``rounds`` waves of ``concurrency`` approvals in flight at once; the seed covers about
+    three quarters of them, so the last wave also exercises refusals at the edge."""
+    name = f"bench_resv_{uuid.uuid4().hex[:10]}"
+    url = with_database(server, name)
+    await ensure_postgres_database(url)
+    total = concurrency * rounds
+    seed = (AMOUNT * total * 3 / 4).quantize(Decimal("0.01"))
+    engine = create_engine(url, pool_size=20, max_overflow=0)
+    try:
+        await upgrade_head(url)
+        sessions = session_factory(engine)
+        ledger = Ledger(sessions)
+        await ledger.ensure_initial_balances({"USDT": seed})
+
+        async def one_transaction_each(item: NewReservation, record: DecisionRecord) -> ApproveStatus:
+            async with sessions() as session, session.begin():
+                return (await reservation_ops.approve(session, CONSUMER, item.signal_id, item, record)).status
+
+        async def batched_approve(item: NewReservation, record: DecisionRecord) -> ApproveStatus:
+            return (await ledger.approve(CONSUMER, item.signal_id, item, record)).status
+
+        approve = batched_approve if batched else one_transaction_each
+        statuses: list[ApproveStatus] = []
+        started = time.perf_counter()
+        for wave in range(rounds):
+            requests = [_request(wave * concurrency + i) for i in range(concurrency)]
+            statuses += await asyncio.gather(*(approve(item, record) for item, record in requests))
+        elapsed = time.perf_counter() - started
+        return await _check(ledger, engine, statuses, seed, total / elapsed)
+    finally:
+        await engine.dispose()
+        await _drop(server, name)
+
+
+async def _check(ledger: Ledger, engine: Any, statuses: list[ApproveStatus], seed: Decimal, rate: float) -> ReservationFigures:
+    from sqlalchemy import text
+
+    reserved = statuses.count(ApproveStatus.RESERVED)
+    expected = int(seed // AMOUNT)
+    balance = (await ledger.balances())["USDT"]
+    async with engine.connect() as conn:
+        held = (await conn.execute(text(
+            "SELECT coalesce(sum(remaining), 0) FROM reservations WHERE status IN ('HELD', 'PARTIALLY_SETTLED')"
+        ))).scalar_one()
+    problems = []
+    if reserved != expected:
+        problems.append(f"{reserved} reserved, {expected} fit")
+    if balance.reserved != held or balance.reserved != AMOUNT * reserved:
+        problems.append(f"balance reserved {balance.reserved}, reservations hold {held}")
+    if balance.available < 0 or balance.available + balance.reserved != seed:
+        problems.append(f"available {balance.available} + reserved {balance.reserved} != seed {seed}")
+    detail = "; ".join(problems) or (f"{reserved} of {len(statuses)} reserved = floor({seed} / {AMOUNT}); "
+                                     f"reserved {balance.reserved} = the held reservations' sum; available "
+                                     f"{balance.available}")
+    return ReservationFigures(rate, len(statuses), reserved, expected, bool(problems), detail)
+
+
+# --- pipeline runs --------------------------------------------------------------------------
+def run_args(args: argparse.Namespace, *, candles: int, speed: str, batch_size: int) -> argparse.Namespace:
+    return argparse.Namespace(candles=candles, offset=args.offset, batch_size=batch_size, max_backlog=args.max_backlog,
+                              timeout=args.timeout, log_level=args.log_level, replay_speed=speed)
+
+
+def multi_instance_support() -> str | None:
+    """Why several instances per role cannot be measured in this build (None: they can)."""
+    from infra.settings import Settings
+
+    if "bus_partitions" not in Settings.model_fields:
+        return "this build runs one instance per role: no partitioned queues (issue 19, 'Partitions and instances')"
+    return "bench_scale does not start several instances per role yet"
+
+
+@dataclass(frozen=True)
+class Stages:
+    p50: float
+    p99: float
+    samples: int
+    by_stage: dict[str, float]
+
+
+def stages(result: PipelineResult) -> Stages:
+    chain = result.chain
+    if not chain.latencies:
+        raise BenchError("no execution report in the run: no strategy traded in this slice")
+    return Stages(percentile(chain.latencies, 0.5), percentile(chain.latencies, 0.99), len(chain.latencies),
+                  {name: percentile(values, 0.5) for name, values in chain.stages.items()})
+
+
+# --- the run --------------------------------------------------------------------------------
+async def main() -> int:
+    args = parse_args()
+    urls = Urls(
+        rabbitmq=os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        database_server=os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
+        influx=os.environ.get("INFLUXDB_URL", "http://127.0.0.1:8086"),
+    )
+    figures: dict[str, Any] = {}
+    hop_rate, hop_latency = await single_hop(urls.rabbitmq, args.hop_messages)
+    hop_p50 = percentile(hop_latency, 0.5)
+    figures["hop"] = {"msg_per_s": round(hop_rate, 1), "p50_ms": round(hop_p50 * 1000, 3),
+                      "p99_ms": round(percentile(hop_latency, 0.99) * 1000, 3)}
+    print(f"baseline     raw aio-pika single hop (persistent, confirmed, one at a time): {hop_rate:,.0f} msg/s, "
+          f"latency p50 {ms(hop_p50)}, p99 {ms(percentile(hop_latency, 0.99))}", flush=True)
+
+    code = 0
+    for label, batched in (("one transaction each", False), ("Ledger.approve", True)):
+        found = await reservations(urls.database_server, args.concurrency, args.rounds, batched)
+        key = "reservations" if batched else "reservations_one_transaction_each"
+        figures[key] = {"per_s": round(found.per_second, 1), "requests": found.requests,
+                        "concurrency": args.concurrency, "over_reservation": found.over_reserved}
+        verdict = "OVER-RESERVED: " if found.over_reserved else "no over-reservation: "
+        print(f"reservations {label}: {found.per_second:,.0f}/s ({found.requests} approvals, {args.concurrency} in "
+              f"flight); {verdict}{found.detail}", flush=True)
+        code |= int(found.over_reserved)
+    base = figures["reservations_one_transaction_each"]["per_s"]
+    print(f"             Ledger.approve / one transaction each: {figures['reservations']['per_s'] / base:.1f}x")
+    if args.reservations_only:
+        print(json.dumps(figures, sort_keys=True))
+        return code
+
+    try:
+        saturated = await pipeline(urls, run_args(args, candles=args.candles, speed="max", batch_size=args.batch_size))
+    except BenchError as exc:
+        print(f"FAILED       saturated run: {exc}", file=sys.stderr)
+        return 1
+    rate = saturated.candles / saturated.elapsed
+    figures["saturated_1_instance_candles_per_s"] = round(rate, 2)
+    print(f"saturated    1 instance per role: {rate:,.1f} candles/s ({saturated.candles} candles, five strategies, "
+          f"one symbol, in {saturated.elapsed:.1f} s); pipeline/hop {rate / hop_rate:.4f}", flush=True)
+
+    reason = multi_instance_support()
+    figures["saturated_several_instances_candles_per_s"] = None
+    figures["failover_s"] = None
+    print(f"saturated    several instances per role: not measured ({reason})")
+    print(f"failover     kill of an active instance: not measured ({reason})", flush=True)
+
+    try:
+        paced = await pipeline(urls, run_args(args, candles=args.paced_candles, speed=PACED_SPEED, batch_size=1))
+        found = stages(paced)
+    except BenchError as exc:
+        print(f"FAILED       paced run: {exc}", file=sys.stderr)
+        return 1
+    figures["paced"] = {"p50_ms": round(found.p50 * 1000, 1), "p99_ms": round(found.p99 * 1000, 1),
+                        "orders": found.samples,
+                        "stage_p50_ms": {name: round(value * 1000, 1) for name, value in found.by_stage.items()}}
+    print(f"paced        one candle per second, candle on the bus -> its order's first report, {found.samples} orders: "
+          f"p50 {ms(found.p50)}, p99 {ms(found.p99)} ({found.p50 / hop_p50:,.0f}x / "
+          f"{found.p99 / percentile(hop_latency, 0.99):,.0f}x the hop's)")
+    print("by stage     p50 queue wait + work: " + ", ".join(f"{n} {ms(v)}" for n, v in found.by_stage.items()))
+    print(json.dumps(figures, sort_keys=True))
+    return code
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--candles", type=int, default=400, help="candles of the saturated run")
+    parser.add_argument("--paced-candles", type=int, default=120, help="candles of the paced run (one per second)")
+    parser.add_argument("--offset", type=int, default=4000, help="candles of the bundled BTC data skipped")
+    parser.add_argument("--batch-size", type=int, default=10, help="INGEST_BATCH_SIZE of the saturated run")
+    parser.add_argument("--max-backlog", type=int, default=20, help="MAX_BACKLOG of the runs")
+    parser.add_argument("--concurrency", type=int, default=200, help="approvals in flight at once")
+    parser.add_argument("--rounds", type=int, default=5, help="waves of --concurrency approvals")
+    parser.add_argument("--reservations-only", action="store_true", help="skip the pipeline runs")
+    parser.add_argument("--hop-messages", type=int, default=2000, help="messages of the single-hop baseline")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds each pipeline run may take")
+    parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the agents")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
