@@ -412,3 +412,25 @@ async def test_a_sell_right_after_its_buy_waits_for_the_fill_instead_of_seeing_n
     await harness.bus.publish(fill_report(buy, OrderStatus.FILLED, buy.quantity, buy.reference_price, D("0")))
     answer = await harness.expect(OrderRequest, lambda o: o.signal_id == sell.message_id)
     assert answer.side.value == "SELL" and answer.quantity == buy.quantity
+
+
+async def test_a_signal_waits_only_for_open_orders_of_its_own_symbol(harness: Harness) -> None:
+    # Decision 0026: settling is per symbol. An ETH signal is decided while a BTC order is still
+    # open (no report at all); the BTC SELL after it still waits for its BUY's fill.
+    async with InfluxPriceStore(*harness.influx) as store:
+        await store.write_candles([make_candle(i, symbol="ETH/USDT") for i in range(CANDLES)])
+    await harness.start(RISK_SETTLE_WAIT="600")
+    buy = await harness.decide(signal(10))
+    assert isinstance(buy, OrderRequest)
+    other = await harness.decide(signal(11, symbol="ETH/USDT", strategy="s2"))
+    assert isinstance(other, OrderRequest), other
+    open_now = {r.client_order_id for r in await harness.ledger.open_reservations()}
+    assert buy.client_order_id in open_now, "the BTC order was settled before the ETH decision: nothing shown"
+    sell = signal(12, "SELL")
+    await harness.bus.publish(sell)
+    agent = harness.agent
+    assert agent is not None
+    assert await wait_until(lambda: agent.settling_on == (buy.client_order_id,), 10), "the SELL did not wait for the BUY"
+    await harness.bus.publish(fill_report(buy, OrderStatus.FILLED, buy.quantity, buy.reference_price, D("0")))
+    answer = await harness.expect(OrderRequest, lambda o: o.signal_id == sell.message_id)
+    assert answer.side.value == "SELL" and answer.quantity == buy.quantity
