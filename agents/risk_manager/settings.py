@@ -74,7 +74,7 @@ class RiskSettings(Settings):
 
     risk_settle_wait: float = Field(
         default=30.0, ge=0, alias="RISK_SETTLE_WAIT",
-        description="seconds a signal waits for other open orders to settle before it is decided",
+        description="seconds a signal waits for the other open orders of its symbol to settle before it is decided",
     )
     risk_order_ttl: float = Field(default=300.0, gt=0, alias="RISK_ORDER_TTL", description="seconds")
     risk_sweep_interval: float = Field(default=5.0, gt=0, alias="RISK_SWEEP_INTERVAL", description="seconds")
