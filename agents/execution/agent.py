@@ -164,7 +164,7 @@ class ExecutionAgent(Agent):
             if claim.outcome is ClaimOutcome.REFUSED:
                 self._alert_refused(message, claim.refusal)
             elif claim.outcome is ClaimOutcome.SUBMIT:
-                await self._submit(claim.order)
+                await self._submit(claim.order, counted=True)
             elif claim.outcome is ClaimOutcome.EXISTING:
                 await self._resolve(claim.order)
             await self._flush(message.client_order_id)
@@ -226,12 +226,15 @@ class ExecutionAgent(Agent):
 
     # ------------------------------------------------------------------ order work
 
-    async def _submit(self, record: OrderRecord) -> None:
-        """Send the order; map the answer (or the failure) to a stored transition."""
+    async def _submit(self, record: OrderRecord, counted: bool = False) -> None:
+        """Send the order; map the answer (or the failure) to a stored transition.
+
+        ``counted``: the claim that admitted the order counted its first send already."""
         request = record.request
         s = self.settings
         for attempt in range(s.execution_rate_limit_retries + 1):
-            await self.store.count_submit(request.client_order_id)
+            if attempt > 0 or not counted:
+                await self.store.count_submit(request.client_order_id)
             try:
                 state = await self.adapter.place(request)
             except OrderRejected as exc:

@@ -111,6 +111,7 @@ class OrderStore:
     async def claim(self, request: OrderRequest, consumer: str, now: datetime) -> Claim:
         """Claim the message id and the client_order_id in one transaction.
 
+        A SUBMIT claim counts the order's first send (``count_submit``) in the same transaction.
         A new order is placed only if the ledger holds its reservation (HELD, same terms),
         checked in this transaction with the reservation row locked: anything else is REFUSED
         (REJECTED with an OrderRefusal code). A new order that expired already, or arrives while
@@ -149,8 +150,12 @@ class OrderStore:
                 await self._apply(session, row, _plain_state(request, OrderStatus.REJECTED, refusal.reason, now))
                 return Claim(ClaimOutcome.REFUSED, await self._record_of(session, row), refusal)
             settled = await self._settle_without_exchange(session, row, request, now)
-            if settled is None and self._defer_placement:
-                await defer_flush(session)  # nothing is reported from this claim (see __init__)
+            if settled is None:
+                # The first send is counted here, committed before it as count_submit would be.
+                row.submit_attempts += 1
+                row.updated_at = datetime.now(UTC)
+                if self._defer_placement:
+                    await defer_flush(session)  # nothing is reported from this claim (see __init__)
             return Claim(settled or ClaimOutcome.SUBMIT, await self._record_of(session, row))
 
     async def _reservation(self, session: AsyncSession, client_order_id: str) -> ReservationView | None:
