@@ -79,6 +79,19 @@ async def drain(url: str, queue: str, expect: int, timeout: float = 10.0) -> lis
     return taken
 
 
+async def take_one(queue: aio_pika.abc.AbstractQueue, timeout: float = 5.0) -> aio_pika.abc.AbstractIncomingMessage:
+    """The next message of ``queue``, delivered and left unacked for the caller to settle.
+
+    By consuming (basic.get is refused on quorum queues with a single active consumer)."""
+    arrived: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+    await queue.channel.set_qos(prefetch_count=1)
+    tag = await queue.consume(arrived.put)
+    try:
+        return await asyncio.wait_for(arrived.get(), timeout)
+    finally:
+        await queue.cancel(tag)
+
+
 def make_candle(index: int = 0, *, symbol: str = "BTC/USDT", source: str = "test") -> Candle:
     """A valid 15-minute candle, distinct per index."""
     open_time = datetime(2021, 9, 1, tzinfo=UTC) + timedelta(minutes=15 * index)
