@@ -163,19 +163,29 @@ class SystemRun:
         ]
 
     async def start_consumers(self, bus_depth: Any, instance: int = 1) -> None:
-        """Start the four consuming agents (``instance`` > 1: one more instance of each, named
-        ``agent#N``) and wait until each queue has that many consumers."""
-        for agent in CONSUMERS:
-            name = agent if instance == 1 else f"{agent}#{instance}"
+        """Start the four consuming agents and wait until each queue has its consumer;
+        ``instance`` > 1: one more instance of each (``agent#N``), waited for until each says it
+        is running (subscribed to all its queues: a waiting single-active consumer is not counted
+        among a quorum queue's consumers)."""
+        names = [agent if instance == 1 else f"{agent}#{instance}" for agent in CONSUMERS]
+        for name in names:
             if name not in self.processes:
                 self.start(name)
         # Generous: four Python processes importing on a loaded 2-core machine take a while.
-        await self.wait(lambda: self.consumers_attached(bus_depth, instance), timeout=150, what="consumers attached")
+        await self.wait(lambda: self.consumers_attached(bus_depth), timeout=150, what="consumers attached")
+        if instance > 1:
+            await self.wait(lambda: all(self.logged(name, "running") for name in names), timeout=150,
+                            what=f"instance {instance} of every consumer running")
 
-    async def consumers_attached(self, consumers_of: Any, at_least: int = 1) -> bool:
-        """Whether every consuming agent's queue has (at least ``at_least``) consumers."""
+    def logged(self, name: str, event: str) -> bool:
+        """Whether the current log of process ``name`` holds a JSON line with event ``event``."""
+        path = self.logs / f"{name}.{self.restarts.get(name, 0)}.log"
+        return path.exists() and f'"event": "{event}"' in path.read_text(errors="replace")
+
+    async def consumers_attached(self, consumers_of: Any) -> bool:
+        """Whether every consuming agent's queue has a consumer."""
         for spec in self.topology.queues:
-            if spec.consumer in CONSUMERS and await consumers_of(spec.name) < at_least:
+            if spec.consumer in CONSUMERS and await consumers_of(spec.name) == 0:
                 return False
         return True
 

@@ -64,8 +64,11 @@ def _scaled(candle: Candle, factor: Decimal, *, at: Candle) -> Candle:
 
 def env_for(files: dict[str, Path]) -> dict[str, str]:
     """Settings of both runs: the two symbols, four partitions, and limits that cannot bind
-    differently with the order in which the two symbols' signals reach the ledger."""
+    differently with the order in which the two symbols' signals reach the shared ledger. The
+    per-trade cap (500, conftest) must always bind: a fraction of what is available would size an
+    order by what the other symbol happened to hold at that moment, so the account is large."""
     return {
+        "PAPER_BALANCES": "USDT:100000",
         "SYMBOLS": ",".join(SYMBOLS),
         "REPLAY_FILE": ";".join(f"{s}={p}" for s, p in files.items()),
         "REPLAY_OFFSET": "0",
