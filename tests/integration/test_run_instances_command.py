@@ -50,7 +50,7 @@ async def test_a_run_with_two_analysis_instances_supervises_both_and_replays_to_
     try:
         assert result.returncode == 0, out + result.stderr
         assert "30 published (30/30), 30 stored" in out
-        assert "technical-analysis#2" in out
+        assert "stopping 3 agents" in out  # data collection and two analysis instances
         logs = tmp_path / ".tradebus" / "runs" / run_id.group(1)  # type: ignore[union-attr]
         for name in ("technical-analysis", "technical-analysis.2"):
             assert '"event": "running"' in (logs / f"{name}.log").read_text(), name
