@@ -64,6 +64,9 @@ def run(
     follow: bool = typer.Option(False, "--follow", help="keep running after the replay ends (Ctrl-C stops)"),
     fresh: bool = typer.Option(None, "--fresh/--reuse", help="fresh stores for this run (default for replay) or the configured ones"),
     agents: str = typer.Option(",".join(AGENTS), help="comma-separated agents to start"),
+    instances: list[str] = typer.Option(
+        [], "--instances", help="ROLE=N: start N instances of an agent sharing its partitions, e.g. "
+        "--instances strategy=2 --instances risk-manager=2 (or strategy=2,execution=2)"),
     drain_timeout: float = typer.Option(60.0, help="seconds to wait for orders without a terminal report at the end"),
     timeout: float = typer.Option(None, help="give up (exit 1) after this many seconds"),
     live: bool = typer.Option(None, "--live/--plain", help="live panel (default on a terminal) or summary lines"),
@@ -82,7 +85,14 @@ def run(
         chosen_source = DataSource(source.strip().lower()) if source else None
     except ValueError:
         raise typer.BadParameter(f"--source must be replay or exchange, not {source!r}") from None
+    from agents.run.instances import parse_instances
+
+    try:
+        counts = parse_instances(instances)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     options = RunOptions(
+        instances=counts,
         source=chosen_source,
         symbols=symbols,
         speed=speed,

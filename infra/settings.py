@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="where each agent records the messages it is handling (one SQLite file per agent)",
     )
     bus_quorum_queues: bool | None = Field(default=None, alias="BUS_QUORUM_QUEUES")
+    bus_partitions: int = Field(
+        default=1, ge=1, le=64, alias="BUS_PARTITIONS",
+        description="partition queues per consuming role, messages routed by symbol (every process of a "
+                    "deployment must agree; decision 0025)",
+    )
 
     database_url: SecretStr = Field(
         default=SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/tradebus"), alias="DATABASE_URL"

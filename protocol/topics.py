@@ -8,6 +8,7 @@ every variable word passes through ``_token`` so that a symbol or id can never i
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -47,6 +48,7 @@ __all__ = [
     "EMERGENCY_STOP_RELEASE",
     "ALL_EMERGENCY_STOP",
     "EXCHANGE",
+    "PARTITIONED",
     "PAUSE_STRATEGY",
     "RISK_METRICS",
     "TOPIC_PATTERNS",
@@ -61,6 +63,9 @@ __all__ = [
     "indicators",
     "indicators_binding",
     "order",
+    "partition_binding",
+    "partition_of",
+    "partition_word",
     "pause_strategy",
     "position",
     "rejection",
@@ -263,6 +268,47 @@ def signal_binding(strategy_id: str | None = None, symbol: str | None = None) ->
     )
 
 
+# ----------------------------------------------------------------- partitions
+# The pipeline's messages are partitioned by symbol (decision 0025): with N > 1 partitions the
+# routing key gets one more word, ``p{k}`` with k = partition_of(symbol, N), and each consuming
+# role has N queues, the k-th bound to ``{pattern}.p{k}``. One symbol always lands in one queue,
+# whose single active consumer keeps its order. The mapping lives here rather than in RabbitMQ's
+# consistent-hash exchange: that plugin is not enabled on every broker we run on, and a
+# publisher, a consumer, the broker's permissions and the docs then all read one function.
+# With N = 1 keys and bindings are exactly the unpartitioned ones.
+
+PARTITIONED: Final[tuple[type[Message], ...]] = (Candle, IndicatorSnapshot, Signal, OrderRequest, ExecutionReport)
+MAX_PARTITIONS: Final = 64
+# The partition word as a regular expression (broker permissions accept it after a key).
+PARTITION_WORD_REGEX: Final = r"p[0-9]+"
+
+
+def partition_of(symbol: str, partitions: int) -> int:
+    """The partition of ``symbol`` among ``partitions``: stable across processes, machines and
+    Python versions (CRC-32 of the symbol's routing-key word, not ``hash()``, which is salted)."""
+    if not 1 <= partitions <= MAX_PARTITIONS:
+        raise ValueError(f"partitions must be 1..{MAX_PARTITIONS}, got {partitions}")
+    return zlib.crc32(symbol_token(symbol).encode("utf-8")) % partitions
+
+
+def partition_word(partition: int) -> str:
+    """The routing-key word of a partition: 3 -> "p3"."""
+    if not 0 <= partition < MAX_PARTITIONS:
+        raise ValueError(f"partition must be 0..{MAX_PARTITIONS - 1}, got {partition}")
+    return f"p{partition}"
+
+
+def partition_binding(pattern: str, partition: int, partitions: int) -> str:
+    """The binding of partition ``partition`` for a pattern such as ALL_CANDLES ("market.candle.#"):
+    the pattern itself when there is one partition, else the pattern followed by the partition word
+    ("market.candle.#.p3": '#' takes the key's own words, the last word picks the partition)."""
+    if partitions == 1:
+        return pattern
+    if not 0 <= partition < partitions:
+        raise ValueError(f"partition {partition} outside 0..{partitions - 1}")
+    return _key(pattern, partition_word(partition))
+
+
 # ----------------------------------------------------------------- message -> key
 
 _BUILDERS: Final[dict[type[Message], Callable[[Any], str]]] = {
@@ -283,9 +329,13 @@ _BUILDERS: Final[dict[type[Message], Callable[[Any], str]]] = {
 }
 
 
-def topic_for(msg: Message) -> str:
-    """The routing key to publish ``msg`` under, computed from its own fields."""
+def topic_for(msg: Message, partitions: int = 1) -> str:
+    """The routing key to publish ``msg`` under, computed from its own fields and, for the
+    partitioned messages, the number of partitions of the bus (BUS_PARTITIONS)."""
     builder = _BUILDERS.get(type(msg))
     if builder is None:
         raise TypeError(f"no topic defined for {type(msg).__name__}")
-    return builder(msg)
+    key = builder(msg)
+    if partitions == 1 or not isinstance(msg, PARTITIONED):
+        return key
+    return _key(key, partition_word(partition_of(msg.symbol, partitions)))

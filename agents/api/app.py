@@ -72,15 +72,13 @@ class Services:
         if bus is None or not bus.is_connected:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                                 f"the bus is not connected ({self.bus_error}); nothing was published")
-        from protocol import topic_for
-
         try:
             await bus.publish(message)
         except Exception as exc:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                                 f"not confirmed by the broker ({type(exc).__name__}: {str(exc)[:200]}): "
                                 "the control may not be in force; send it again") from None
-        return topic_for(message)
+        return bus.topology.routing_key(message)
 
     async def connect_bus(self) -> None:
         """Connect (declaring the topology, as every process does), then listen; retried until
@@ -89,7 +87,7 @@ class Services:
         while True:
             bus = Bus(
                 settings.rabbitmq_url.get_secret_value(),
-                system_topology(settings.bus_exchange),
+                system_topology(settings.bus_exchange, settings.bus_partitions),
                 connection_name=f"tradebus-api-{uuid.uuid4().hex[:8]}",
                 publish_timeout=settings.bus_publish_timeout,
                 quorum=settings.bus_quorum_queues,

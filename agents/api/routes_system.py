@@ -117,7 +117,7 @@ async def _queue_rows(services: Services) -> list[m.QueueInfo]:
     connection = await connect_plain(url, STORE_TIMEOUT, "tradebus-api-queues")
     rows: list[m.QueueInfo] = []
     try:
-        for spec in system_topology(services.settings.bus_exchange).queues:
+        for spec in system_topology(services.settings.bus_exchange, services.settings.bus_partitions).queues:
             counts: list[tuple[int, int] | None] = []
             for name in (spec.name, spec.dead_letter_queue):
                 # A failed passive declare closes its channel: one channel per queue.
@@ -153,7 +153,7 @@ async def dead_letters(
     show: Annotated[int, Query(ge=0, le=50)] = 5,
 ) -> m.DeadLetters:
     services = services_of(request)
-    topology = system_topology(services.settings.bus_exchange)
+    topology = system_topology(services.settings.bus_exchange, services.settings.bus_partitions)
     try:
         names = [resolve_queue(topology, queue)] if queue else [spec.name for spec in topology.queues]
     except typer.BadParameter as exc:

@@ -112,9 +112,9 @@ class ExecutionAgent(Agent):
             duty = self.balance_duty.run(s.execution_drift_interval, self.sleep_unless_stopped)
             self._tasks.append(asyncio.create_task(duty, name="balance-drift"))
         prefix = self.bus.topology.exchange
-        await self.bus.consume(f"{prefix}.execution.orders", self.on_order, (OrderRequest,))
+        await self.bus.consume_group(f"{prefix}.execution.orders", self.on_order, (OrderRequest,))
         await self.bus.consume(f"{prefix}.execution.control", self.on_control, (CancelOrder, EmergencyStop))
-        await self.bus.consume(f"{prefix}.execution.candles", self.on_candle, (Candle,))
+        await self.bus.consume_group(f"{prefix}.execution.candles", self.on_candle, (Candle,))
         self._reconcile_task = asyncio.create_task(self._reconcile_loop(), name="reconcile")
 
     async def teardown(self) -> None:

@@ -67,13 +67,13 @@ async def run_checks(settings: Settings, options: CheckOptions | None = None) ->
     )
     token = settings.influxdb_token.get_secret_value() if settings.influxdb_token else None
     store = InfluxPriceStore(settings.influxdb_url, settings.influxdb_database, token, timeout=budget, max_attempts=1)
-    queues = len(system_topology(settings.bus_exchange).queues)
+    queues = len(system_topology(settings.bus_exchange, settings.bus_partitions).queues)
     try:
         groups = await asyncio.gather(
             bounded(
                 bus_checks(
                     settings.rabbitmq_url.get_secret_value(),
-                    system_topology(settings.bus_exchange),
+                    system_topology(settings.bus_exchange, settings.bus_partitions),
                     heartbeat_wait=options.heartbeat_wait,
                     heartbeat_max_age=options.heartbeat_max_age,
                     max_depth=options.max_queue_depth,

@@ -139,7 +139,7 @@ async def send_control(settings: Settings, message: ControlMessage, budget: floa
     total = budget + settings.bus_publish_timeout
 
     async def publish() -> None:
-        bus = Bus(url, system_topology(settings.bus_exchange), connection_name=f"{CLI_SOURCE}-{uuid.uuid4().hex[:8]}",
+        bus = Bus(url, system_topology(settings.bus_exchange, settings.bus_partitions), connection_name=f"{CLI_SOURCE}-{uuid.uuid4().hex[:8]}",
                   publish_timeout=settings.bus_publish_timeout, quorum=settings.bus_quorum_queues)
         async with bus:
             await publish_control(bus, message)

@@ -42,7 +42,7 @@ def _fail(exc: DeadLetterError, url: str, topology: Topology) -> typer.Exit:
 
 def _context(exchange: str | None) -> tuple[str, Topology]:
     settings = Settings()
-    return settings.rabbitmq_url.get_secret_value(), system_topology(exchange or settings.bus_exchange)
+    return settings.rabbitmq_url.get_secret_value(), system_topology(exchange or settings.bus_exchange, settings.bus_partitions)
 
 
 @app.command("list")

@@ -110,9 +110,10 @@ class RiskManagerAgent(Agent):
         prefix = self.bus.topology.exchange
         await self.bus.consume(f"{prefix}.risk_manager.control", self.on_control,
                                accepts=(EmergencyStop, PauseStrategy, ClosePosition))
-        await self.bus.consume(f"{prefix}.risk_manager.execution_reports", self.on_report, accepts=(ExecutionReport,))
+        await self.bus.consume_group(f"{prefix}.risk_manager.execution_reports", self.on_report,
+                                     accepts=(ExecutionReport,))
         await self._settle_reports_first(f"{prefix}.risk_manager.execution_reports")
-        await self.bus.consume(f"{prefix}.risk_manager.signals", self.on_signal, accepts=(Signal,))
+        await self.bus.consume_group(f"{prefix}.risk_manager.signals", self.on_signal, accepts=(Signal,))
         self._tasks = [
             asyncio.create_task(self._every(s.risk_sweep_interval, self.sweep_expired), name="risk-sweeper"),
             asyncio.create_task(self._every(s.risk_metrics_interval, self.publish_metrics), name="risk-metrics"),
@@ -169,12 +170,13 @@ class RiskManagerAgent(Agent):
         date first, so the decisions equal those of a run that never stopped.
         """
         deadline = asyncio.get_running_loop().time() + limit
-        while await self.bus.queue_depth(queue) > 0:
+        while await self.bus.group_depth(queue) > 0:
             if asyncio.get_running_loop().time() > deadline or await self.sleep_unless_stopped(0.05):
                 self.log.warning("reports still queued, deciding anyway", queue=queue)
                 return
+        partitions = {spec.name for spec in self.bus.topology.group(queue)}
         for consumer in self.bus.consumers:
-            if consumer.queue == queue:
+            if consumer.queue in partitions:
                 await consumer.wait_idle()
 
     async def teardown(self) -> None:

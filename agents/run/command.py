@@ -30,6 +30,7 @@ from rich.live import Live
 from agents.run.completion import check_completion
 from agents.run.console import ConsoleNotStarted, console_spec
 from agents.run.display import agent_key, event_text, live_view, portfolio_view, run_console, summary_line
+from agents.run.instances import agent_of, process_names
 from agents.run.outages import Outages
 from agents.run.plan import RunPlan, make_plan, new_run_id, prepare_stores
 from agents.run.portfolio import read_portfolio
@@ -92,6 +93,8 @@ class RunOptions:
     # The alert notifier: None starts it only when a target is configured (NOTIFIER_WEBHOOK_URLS,
     # TELEGRAM_BOT_TOKEN + TELEGRAM_CHAT_ID); --notify / --no-notify decide (decision 0019).
     notify: bool | None = None
+    # --instances ROLE=N: processes per agent (CLI name → count), 1 when not named (agents.run.instances).
+    instances: dict[str, int] = field(default_factory=dict)
 
 
 def notifier_wanted(notify: bool | None) -> bool:
@@ -249,16 +252,18 @@ class RunSession:
         services.start()
         entries = [resolve(name) for name in options.agents]
         notifier = notifier_wanted(options.notify)
-        roles = {e.cli_name: e.package.rsplit(".", 1)[1] for e in entries}
+        processes = [(name, e) for e in entries for name in process_names(e, options.instances.get(e.cli_name, 1))]
+        # A second instance's metrics role is its own name, so it gets a port of its own.
+        roles = {name: e.package.rsplit(".", 1)[1] + name.removeprefix(e.cli_name) for name, e in processes}
         if api is not None:
             roles[api.spec.name] = "api"
         if notifier:
             roles[NOTIFIER] = NOTIFIER
         ports = self._metrics_ports(roles, settings)
         specs = [
-            ProcessSpec(e.cli_name, agent_command(e.package), env={**plan.env, **ports.get(e.cli_name, {})},
-                        log_path=log_dir / f"{e.cli_name}.log")
-            for e in entries
+            ProcessSpec(name, agent_command(e.package), env={**plan.env, **ports.get(name, {})},
+                        log_path=log_dir / f"{name.replace('#', '.')}.log")
+            for name, e in processes
         ]
         if api is not None:
             specs.append(replace(api.spec, env={**api.spec.env, **ports.get(api.spec.name, {})}))
@@ -338,7 +343,7 @@ class RunSession:
                     if collector_done and self.record is not None and not self.record.replay_finished:
                         self._update_record(replay_finished=True)
                     running = [agent_key(n) for n, s in statuses.items()
-                               if n != COLLECTOR and n in AGENTS and s.state is ProcessState.RUNNING]  # not the console
+                               if n != COLLECTOR and agent_of(n) in AGENTS and s.state is ProcessState.RUNNING]  # not the console
                     depths = await self.queue_depths(watch, work_queues) if collector_done else {}
                     verdict = check_completion(
                         collector_done=collector_done,

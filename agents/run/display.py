@@ -12,6 +12,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from agents.run.instances import agent_of
 from agents.run.portfolio import Portfolio
 from agents.run.progress import Progress
 from agents.runtime.supervisor import ProcessState, ProcessStatus, SupervisorEvent, describe_exit
@@ -57,8 +58,9 @@ def _money(value: Decimal | None, places: int = 2) -> str:
 
 
 def agent_key(process_name: str) -> str:
-    """Supervisor process names are CLI names (risk-manager); heartbeats use package names."""
-    return process_name.replace("-", "_")
+    """Supervisor process names are CLI names (risk-manager, risk-manager#2 for a second
+    instance); heartbeats use package names."""
+    return agent_of(process_name).replace("-", "_")
 
 
 def candles_line(progress: Progress) -> str:

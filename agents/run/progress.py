@@ -64,6 +64,7 @@ class Progress:
     last_event_monotonic: float = field(default_factory=time.monotonic)
     _seen: set[UUID] = field(default_factory=set)
     _last_report_at: dict[str, object] = field(default_factory=dict)
+    _instances: dict[tuple[str, str], AgentView] = field(default_factory=dict)  # (agent, instance id)
 
     # --- feeding ------------------------------------------------------------------------
     def record(self, message: Message, now: float | None = None) -> None:
@@ -95,15 +96,24 @@ class Progress:
             self.gaps += 1
 
     def _record_heartbeat(self, beat: Heartbeat, now: float) -> None:
-        view = self.agents.get(beat.agent)
+        # Tracked per instance: with several instances of an agent (decision 0025) their beats
+        # alternate, and an active instance's count next to a standby's 0 is no movement.
+        key = (beat.agent, beat.instance_id)
+        view = self._instances.get(key)
         if view is not None and beat.produced_at < view.heartbeat.produced_at:
             return  # an older heartbeat delivered late
-        moved = view is None or view.heartbeat.consumed != beat.consumed or view.heartbeat.instance_id != beat.instance_id
-        self.agents[beat.agent] = AgentView(
+        moved = view is None or view.heartbeat.consumed != beat.consumed
+        self._instances[key] = AgentView(
             heartbeat=beat,
             received_monotonic=now,
             consumed_changed_monotonic=now if moved else view.consumed_changed_monotonic,  # type: ignore[union-attr]
         )
+        # The agent is shown by the instance that moved last (the active one), and counts as
+        # heard from when any of its instances beat.
+        views = [v for (agent, _), v in self._instances.items() if agent == beat.agent]
+        shown = max(views, key=lambda v: (v.consumed_changed_monotonic, v.received_monotonic))
+        self.agents[beat.agent] = AgentView(shown.heartbeat, max(v.received_monotonic for v in views),
+                                            shown.consumed_changed_monotonic)
 
     def _record_report(self, report: ExecutionReport) -> None:
         # Reports of one order may arrive out of order after a redelivery: keep the newest event.

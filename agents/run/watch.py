@@ -30,7 +30,7 @@ class BusWatch:
         self.progress = progress
         self.bus = Bus(
             settings.rabbitmq_url.get_secret_value(),
-            system_topology(settings.bus_exchange),
+            system_topology(settings.bus_exchange, settings.bus_partitions),
             connection_name=f"run-monitor-{uuid.uuid4().hex[:8]}",
             publish_timeout=settings.bus_publish_timeout,
             prefetch=64,

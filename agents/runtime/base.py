@@ -42,7 +42,7 @@ class Agent:
         self._started_monotonic = time.monotonic()
         self.bus = Bus(
             settings.rabbitmq_url.get_secret_value(),
-            topology or system_topology(settings.bus_exchange),
+            topology or system_topology(settings.bus_exchange, settings.bus_partitions),
             connection_name=f"{self.name}-{self.instance_id}",
             publish_timeout=settings.bus_publish_timeout,
             prefetch=settings.bus_prefetch,

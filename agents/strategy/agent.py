@@ -38,7 +38,7 @@ from agents.strategy.settings import StrategySettings
 from agents.strategy.signals import build_signal, change_at
 from infra.bus import Delivery
 from infra.influx import InfluxPriceStore, from_settings
-from protocol import IndicatorSnapshot, Message, timeframe_seconds, topics
+from protocol import IndicatorSnapshot, Message, timeframe_seconds
 
 __all__ = ["StrategyAgent"]
 
@@ -67,8 +67,8 @@ class StrategyAgent(Agent):
             return
         self.published = {config.strategy_id: Counter() for config, _ in self.instances}
         self.store = from_settings(settings)
-        queue = next(q.name for q in self.bus.topology.queues if topics.ALL_INDICATORS in q.bindings and q.consumer == "strategy")
-        await self.bus.consume(queue, self._on_snapshot, accepts=(IndicatorSnapshot,))
+        await self.bus.consume_group(f"{self.bus.topology.exchange}.strategy.indicators", self._on_snapshot,
+                                     accepts=(IndicatorSnapshot,))
 
     def _load_instances(self, settings: StrategySettings) -> list[tuple[StrategyInstanceConfig, Strategy]]:
         configs = load_strategy_config(

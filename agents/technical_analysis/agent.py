@@ -60,6 +60,13 @@ async def load_history(store: InfluxPriceStore, candle: Candle, count: int) -> t
     return found, True
 
 
+def _moved_on_without_us(window: CandleWindow, candle: Candle) -> bool:
+    """Whether ``candle`` is newer than the candle after the newest one held (a gap)."""
+    newest = window.newest
+    step = timedelta(seconds=timeframe_seconds(candle.timeframe))
+    return newest is not None and candle.open_time > newest + step
+
+
 class TechnicalAnalysisAgent(Agent):
     """Consumes closed candles, keeps a rolling window per series, computes the indicators with
     TA-Lib, writes each snapshot to InfluxDB and then publishes it on
@@ -81,8 +88,8 @@ class TechnicalAnalysisAgent(Agent):
 
     async def setup(self) -> None:
         await self.store.ensure_database()
-        queue = next(q.name for q in self.bus.topology.queues if q.consumer == self.name)
-        await self.bus.consume(queue, self.on_candle, accepts=(Candle,))
+        await self.bus.consume_group(f"{self.bus.topology.exchange}.technical_analysis.candles", self.on_candle,
+                                     accepts=(Candle,))
         self.log.info("indicator parameters", **self.params.model_dump())
 
     async def teardown(self) -> None:
@@ -112,8 +119,11 @@ class TechnicalAnalysisAgent(Agent):
         candle = message
         key: SeriesKey = (candle.exchange, candle.symbol, candle.timeframe)
         window = self.windows.get(key)
-        warmed_now = window is None
-        if window is None:
+        warmed_now = window is None or _moved_on_without_us(window, candle)
+        if window is None or warmed_now:
+            # First candle of the series here, or a newer one after a gap: another instance may
+            # have handled the candles in between (it held the partition while we stood by), so
+            # the window is rebuilt from InfluxDB as on a restart, never appended across the gap.
             window = await self._warm_up(candle)
             self.windows[key] = window
         # Right after a warm-up the candle usually is already held (read from InfluxDB, where

@@ -21,7 +21,7 @@ from infra.bus.topology import Topology, declare_topology, server_supports_quoru
 from infra.logging import get_logger
 from infra.metrics.observe import published, queue_label
 from infra.settings import redact_url
-from protocol import Message, topic_for
+from protocol import Message
 
 log = get_logger(component="bus")
 
@@ -141,8 +141,9 @@ class Bus:
     async def publish(self, message: Message, *, routing_key: str | None = None) -> None:
         """Publish and wait for the broker's confirmation; raise PublishFailed otherwise.
 
-        The routing key is derived from the message (protocol.topics) unless given."""
-        key = routing_key if routing_key is not None else topic_for(message)
+        The routing key is derived from the message and the bus's partitions (protocol.topics)
+        unless given."""
+        key = routing_key if routing_key is not None else self.topology.routing_key(message)
         await self.publisher.publish(to_amqp(message), routing_key=key)
         self.stats.published += 1
         published(message)
@@ -174,11 +175,36 @@ class Bus:
             journal=self._journal,
             gate=self._gate,
             metrics_label=queue_label(queue, self.topology.exchange),
+            partitions=self.topology.partitions,
         )
         tag = await amqp_queue.consume(consumer.on_message, no_ack=False)
         self._consumers.append((amqp_queue, tag, consumer, channel))
         log.info("consuming", queue=queue, prefetch=prefetch or self._prefetch, sequential=sequential)
         return consumer
+
+    async def consume_group(
+        self,
+        group: str,
+        handler: Handler,
+        accepts: tuple[type[Message], ...],
+        *,
+        sequential: bool = True,
+        prefetch: int | None = None,
+    ) -> list[QueueConsumer]:
+        """Consume every partition queue of a queue group (topology.group) with one handler.
+
+        Each partition has its own channel and consumer, so partitions are handled concurrently
+        (sequentially within one: a symbol's order holds). The broker makes this consumer the
+        active one of a partition only while no other instance's consumer is (single active
+        consumer); a standby subscribes all the same and is handed the queue when that one goes."""
+        return [
+            await self.consume(spec.name, handler, accepts, sequential=sequential, prefetch=prefetch)
+            for spec in self.topology.group(group)
+        ]
+
+    async def group_depth(self, group: str) -> int:
+        """Messages ready in all partition queues of a queue group."""
+        return sum([await self.queue_depth(spec.name) for spec in self.topology.group(group)])
 
     async def queue_depth(self, queue: str) -> int:
         """Messages ready in a queue (passive declare): how a producer applies backpressure.

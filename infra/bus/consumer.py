@@ -95,8 +95,11 @@ class QueueConsumer:
         journal: CrashJournal | None = None,
         gate: IsolationGate | None = None,
         metrics_label: str | None = None,
+        partitions: int = 1,
     ) -> None:
         self.queue = queue
+        # The bus's partitions (BUS_PARTITIONS): part of the routing key a message belongs under.
+        self._partitions = partitions
         self._handler = handler
         self._accepts = accepts
         self._publisher = publisher
@@ -224,7 +227,7 @@ class QueueConsumer:
         if not incoming.exchange or incoming.exchange == self._dlx:
             return None
         try:
-            expected = topic_for(message)
+            expected = topic_for(message, self._partitions)
         except TypeError:  # a message type without a topic of its own: nothing to compare
             return None
         if incoming.routing_key == expected:

@@ -118,9 +118,11 @@ def topic_regex(pattern: str) -> str:
 
 
 def _own_signals(prefix: str) -> str:
-    # strategy.signal.{strategy_id}.{symbol} with a strategy id that starts with the prefix.
+    # strategy.signal.{strategy_id}.{symbol}[.p{k}] with a strategy id that starts with the prefix
+    # (the partition word is there when the bus is partitioned, decision 0025).
     head = topics.ALL_SIGNALS.removesuffix("#")
-    return "^" + re.escape(head) + re.escape(prefix) + r"[^.]*\.[^.]+$"
+    partition = r"(\." + topics.PARTITION_WORD_REGEX + ")?"
+    return "^" + re.escape(head) + re.escape(prefix) + r"[^.]*\.[^.]+" + partition + "$"
 
 
 def publish_regex(role: Role) -> str:

@@ -3,6 +3,12 @@
 Every agent declares the whole topology (not only its own queues). A publisher uses mandatory
 publishing, so a message for which no queue is bound yet would be an error; declaring everything
 up front means start-up order between agents does not matter.
+
+The pipeline's queues are partitioned by symbol (decision 0025): a role's queue group has
+``partitions`` queues, ``{group}.p{k}`` (just ``{group}`` when there is one), each bound to the
+partition's keys (``protocol.topics.partition_binding``). Every agent queue has a single active
+consumer, so several instances of an agent may subscribe: one consumes each queue, the others
+stand by and the broker hands the queue to one of them when the active consumer goes away.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass, field
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
-from protocol import topics
+from protocol import Message, topics
 
 # A message that keeps failing in a way that kills the consumer (so our own retry logic never
 # runs) is dead-lettered by the broker after this many deliveries; quorum queues only.
@@ -35,10 +41,19 @@ class QueueSpec:
     # agents at 1 s) ended with dead letters and a FAILing reality check. A heartbeat the monitor
     # refuses is still dead-lettered by the consumer itself (the DLQ and its binding remain).
     dead_letter_dropped: bool = True
+    # One consumer at a time (x-single-active-consumer): the queue's order is kept with several
+    # instances of its agent subscribed, and a standby takes over when the active one dies.
+    single_active: bool = False
+    # The queue group (a role's purpose) this queue is one partition of; its own name if unpartitioned.
+    group: str = ""
 
     @property
     def dead_letter_queue(self) -> str:
         return dead_letter_queue_name(self.name)
+
+    @property
+    def group_name(self) -> str:
+        return self.group or self.name
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,8 @@ class Topology:
 
     exchange: str
     queues: tuple[QueueSpec, ...] = field(default_factory=tuple)
+    # Partitions of the pipeline's queue groups (BUS_PARTITIONS); publishers route by it.
+    partitions: int = 1
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -58,8 +75,19 @@ class Topology:
                 return spec
         raise KeyError(f"queue {name!r} is not part of the topology of exchange {self.exchange!r}")
 
+    def group(self, name: str) -> tuple[QueueSpec, ...]:
+        """The queues of a queue group (its partitions, in order), e.g. ``tradebus.risk_manager.signals``."""
+        found = tuple(spec for spec in self.queues if spec.group_name == name)
+        if not found:
+            raise KeyError(f"queue group {name!r} is not part of the topology of exchange {self.exchange!r}")
+        return found
+
+    def routing_key(self, message: Message) -> str:
+        """The key ``message`` is published under on this topology's exchange."""
+        return topics.topic_for(message, self.partitions)
+
     def with_queues(self, *specs: QueueSpec) -> "Topology":
-        return Topology(self.exchange, self.queues + specs)
+        return Topology(self.exchange, self.queues + specs, self.partitions)
 
 
 def dead_letter_exchange_name(exchange: str) -> str:
@@ -70,25 +98,43 @@ def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dlq"
 
 
-def system_topology(exchange: str = topics.EXCHANGE) -> Topology:
-    """The queues of the five agents and the monitor, one per consuming agent and purpose."""
+def partition_queue_name(group: str, partition: int, partitions: int) -> str:
+    """``{group}.p{k}``; the group's own name when it is not partitioned."""
+    return group if partitions == 1 else f"{group}.{topics.partition_word(partition)}"
+
+
+def partitioned(group: str, pattern: str, consumer: str, partitions: int) -> tuple[QueueSpec, ...]:
+    """The ``partitions`` queues of a group, the k-th bound to the k-th partition of ``pattern``."""
+    return tuple(
+        QueueSpec(partition_queue_name(group, k, partitions), (topics.partition_binding(pattern, k, partitions),),
+                  consumer, single_active=True, group=group)
+        for k in range(partitions)
+    )
+
+
+def system_topology(exchange: str = topics.EXCHANGE, partitions: int = 1) -> Topology:
+    """The queues of the five agents and the monitor: per consuming agent and purpose, the
+    pipeline's ``partitions`` partition queues, the control queues, the monitor's."""
     prefix = exchange
     return Topology(
         exchange,
         (
-            QueueSpec(f"{prefix}.technical_analysis.candles", (topics.ALL_CANDLES,), "technical_analysis"),
-            QueueSpec(f"{prefix}.strategy.indicators", (topics.ALL_INDICATORS,), "strategy"),
-            QueueSpec(f"{prefix}.risk_manager.signals", (topics.ALL_SIGNALS,), "risk_manager"),
-            QueueSpec(f"{prefix}.risk_manager.execution_reports", (topics.ALL_EXECUTION_REPORTS,), "risk_manager"),
+            *partitioned(f"{prefix}.technical_analysis.candles", topics.ALL_CANDLES, "technical_analysis", partitions),
+            *partitioned(f"{prefix}.strategy.indicators", topics.ALL_INDICATORS, "strategy", partitions),
+            *partitioned(f"{prefix}.risk_manager.signals", topics.ALL_SIGNALS, "risk_manager", partitions),
+            *partitioned(f"{prefix}.risk_manager.execution_reports", topics.ALL_EXECUTION_REPORTS, "risk_manager",
+                         partitions),
             QueueSpec(
                 f"{prefix}.risk_manager.control",
                 (topics.ALL_EMERGENCY_STOP, topics.pause_strategy(), topics.close_position()),
                 "risk_manager",
+                single_active=True,
             ),
-            QueueSpec(f"{prefix}.execution.orders", (topics.ALL_ORDERS,), "execution"),
-            QueueSpec(f"{prefix}.execution.control", (topics.ALL_EMERGENCY_STOP, topics.cancel_order()), "execution"),
+            *partitioned(f"{prefix}.execution.orders", topics.ALL_ORDERS, "execution", partitions),
+            QueueSpec(f"{prefix}.execution.control", (topics.ALL_EMERGENCY_STOP, topics.cancel_order()), "execution",
+                      single_active=True),
             # Paper mode fills resting limit orders from later candles; live mode acks them unread.
-            QueueSpec(f"{prefix}.execution.candles", (topics.ALL_CANDLES,), "execution"),
+            *partitioned(f"{prefix}.execution.candles", topics.ALL_CANDLES, "execution", partitions),
             QueueSpec(
                 f"{prefix}.monitor.events",
                 # Signals, orders and execution reports too: the run command counts them and
@@ -109,6 +155,7 @@ def system_topology(exchange: str = topics.EXCHANGE) -> Topology:
                 dead_letter_dropped=False,
             ),
         ),
+        partitions,
     )
 
 
@@ -139,6 +186,8 @@ def _queue_arguments(spec: QueueSpec, topology: Topology, quorum: bool) -> dict[
         args["x-overflow"] = "drop-head"
     if spec.message_ttl_ms is not None:
         args["x-message-ttl"] = spec.message_ttl_ms
+    if spec.single_active:
+        args["x-single-active-consumer"] = True
     return args
 
 

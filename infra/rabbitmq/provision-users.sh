@@ -64,8 +64,8 @@ provision risk_manager RABBITMQ_PASSWORD_RISK_MANAGER '(^trade\.order(\.[^.]+)*$
 provision execution RABBITMQ_PASSWORD_EXECUTION '(^execution\.report(\.[^.]+)*$)|(^agent\.heartbeat\.execution$)' "$RESOURCES" "$RESOURCES"  # execution reports
 provision monitor RABBITMQ_PASSWORD_MONITOR '^$' "$PRIVATE" "$PRIVATE"  # nothing: reality check and run panel only read
 provision operator RABBITMQ_PASSWORD_OPERATOR '^control(\.[^.]+)*$' "$RESOURCES" "$RESOURCES"  # control commands (emergency stop, cancel, pause/resume, close)
-provision api RABBITMQ_PASSWORD_API '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.api$)|(^strategy\.signal\.api\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # control commands and api-* signals
-provision mcp RABBITMQ_PASSWORD_MCP '(^control\.emergency_stop$)|(^agent\.heartbeat\.mcp$)|(^strategy\.signal\.mcp\-[^.]*\.[^.]+$)' "$PRIVATE" "$PRIVATE"  # emergency-stop requests and mcp-* signals
+provision api RABBITMQ_PASSWORD_API '(^control(\.[^.]+)*$)|(^agent\.heartbeat\.api$)|(^strategy\.signal\.api\-[^.]*\.[^.]+(\.p[0-9]+)?$)' "$PRIVATE" "$PRIVATE"  # control commands and api-* signals
+provision mcp RABBITMQ_PASSWORD_MCP '(^control\.emergency_stop$)|(^agent\.heartbeat\.mcp$)|(^strategy\.signal\.mcp\-[^.]*\.[^.]+(\.p[0-9]+)?$)' "$PRIVATE" "$PRIVATE"  # emergency-stop requests and mcp-* signals
 provision notifier RABBITMQ_PASSWORD_NOTIFIER '^agent\.heartbeat\.notifier$' "$PRIVATE" "$PRIVATE"  # its heartbeat only: alerts leave over HTTP
 
 [ "$provisioned" -gt 0 ] || { echo "provision-users: no role provisioned" >&2; exit 2; }

@@ -30,7 +30,7 @@ from infra.bus import headers as h
 from infra.bus.permissions import AGENT_ROLES, ROLES
 from protocol import topics
 from protocol import ExecutionReport, Heartbeat, HealthState, Message, OrderRequest, OrderStatus, decode
-from tests.support.bus import wait_until
+from tests.support.bus import drain, wait_until
 from tests.support.orders import make_order
 from tests.support.services import unavailable
 
@@ -289,8 +289,5 @@ async def test_the_real_mcp_server_runs_as_its_own_user_and_may_only_propose(
 
 
 async def _take(url: str, queue: str) -> bytes:
-    connection = await aio_pika.connect(url, timeout=10)
-    async with connection:
-        message = await (await (await connection.channel()).get_queue(queue, ensure=False)).get(timeout=5)
-        await message.ack()
-        return message.body
+    (message,) = await drain(url, queue, expect=1, timeout=5)
+    return message.body

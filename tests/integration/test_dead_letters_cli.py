@@ -16,7 +16,7 @@ import pytest
 from infra.bus import Bus, Delivery, RetryPolicy, Topology, system_topology
 from infra.bus import headers as h
 from protocol import Candle, Message
-from tests.support.bus import cleanup, declare, make_candle, queue_depth, wait_until
+from tests.support.bus import cleanup, declare, make_candle, queue_depth, take_one, wait_until
 from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.integration
@@ -105,7 +105,7 @@ async def test_a_message_the_broker_dead_lettered_goes_back_with_its_original_ro
     async with connection:
         channel = await connection.channel()
         work = await channel.declare_queue(queue, passive=True)
-        message = await work.get(timeout=5)
+        message = await take_one(work)
         await message.reject(requeue=False)  # the broker dead-letters it, with x-death
         assert await wait_until(lambda: queue_depth(rabbitmq_url, f"{queue}.dlq"), timeout=5)
         listing = await tradebus(rabbitmq_url, "list", "--exchange", topology.exchange, "-q", queue)
@@ -113,7 +113,7 @@ async def test_a_message_the_broker_dead_lettered_goes_back_with_its_original_ro
 
         moved = await tradebus(rabbitmq_url, "requeue", queue, "-y", "--exchange", topology.exchange)
         assert "moved 1 message(s)" in moved
-        back = await work.get(timeout=5)
+        back = await take_one(work)
         await back.ack()
     headers = back.headers or {}
     assert headers[h.ROUTING_KEY] == TOPIC

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -49,21 +50,46 @@ async def queue_depth(url: str, queue: str) -> int:
 
 
 async def drain(url: str, queue: str, expect: int, timeout: float = 10.0) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    """Take (and ack) `expect` messages from a queue, waiting up to `timeout` seconds."""
+    """Take (and ack) `expect` messages from a queue, waiting up to `timeout` seconds.
+
+    By consuming, not basic.get: the agents' queues have a single active consumer, and quorum
+    queues refuse basic.get on those."""
     taken: list[Any] = []
-    deadline = asyncio.get_running_loop().time() + timeout
+    done = asyncio.Event()
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
+        await channel.set_qos(prefetch_count=max(expect, 1))
         declared = await channel.declare_queue(queue, passive=True)
-        while len(taken) < expect and asyncio.get_running_loop().time() < deadline:
-            message = await declared.get(fail=False)
-            if message is None:
-                await asyncio.sleep(0.1)
-                continue
+
+        async def take(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            if len(taken) >= expect:  # beyond what was asked: back to the queue
+                await message.nack(requeue=True)
+                return
             await message.ack()
             taken.append(message)
+            if len(taken) >= expect:
+                done.set()
+
+        tag = await declared.consume(take)
+        if expect > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout)
+        await declared.cancel(tag)
     return taken
+
+
+async def take_one(queue: aio_pika.abc.AbstractQueue, timeout: float = 5.0) -> aio_pika.abc.AbstractIncomingMessage:
+    """The next message of ``queue``, delivered and left unacked for the caller to settle.
+
+    By consuming (basic.get is refused on quorum queues with a single active consumer)."""
+    arrived: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+    await queue.channel.set_qos(prefetch_count=1)
+    tag = await queue.consume(arrived.put)
+    try:
+        return await asyncio.wait_for(arrived.get(), timeout)
+    finally:
+        await queue.cancel(tag)
 
 
 def make_candle(index: int = 0, *, symbol: str = "BTC/USDT", source: str = "test") -> Candle:

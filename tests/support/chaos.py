@@ -33,9 +33,12 @@ async def count(run: SystemRun, sql: str) -> int:
         return int((await conn.execute(text(sql))).scalar_one())
 
 
-async def replay_to_end(run: SystemRun, probe: QueueProbe, chaos: Chaos | None = None) -> EndState:
-    """Start the consumers, replay the slice, apply `chaos` meanwhile, wait until all settled."""
-    await run.start_consumers(probe.consumers)
+async def replay_to_end(run: SystemRun, probe: QueueProbe, chaos: Chaos | None = None, instances: int = 1) -> EndState:
+    """Start the consumers (``instances`` of each, one after the other, so the first instance is
+    the active consumer of every queue and the others stand by), replay the slice, apply `chaos`
+    meanwhile, wait until all settled."""
+    for instance in range(1, instances + 1):
+        await run.start_consumers(probe.consumers, instance)
     run.start("data_collection")
     if chaos is not None:
         await chaos(run)
@@ -44,7 +47,7 @@ async def replay_to_end(run: SystemRun, probe: QueueProbe, chaos: Chaos | None =
     assert run.processes["data_collection"].returncode == 0, run.log_tail("data_collection")
     await run.wait_settled(probe.depth, timeout=240)
     async with InfluxPriceStore(run.env["INFLUXDB_URL"], run.env["INFLUXDB_DATABASE"]) as store:
-        candles = await store.candle_count("binance", "BTC/USDT", "15m")
+        candles = sum([await store.candle_count("binance", symbol, "15m") for symbol in run.env["SYMBOLS"].split(",")])
     return await run.end_state(candles, await probe.dead_letters(run.topology))
 
 

@@ -95,7 +95,8 @@ class SystemRun:
     ) -> None:
         self.exchange = exchange
         self.database_url = database_url
-        self.topology = system_topology(exchange)
+        # BUS_PARTITIONS of the run (its agents build the same topology from it).
+        self.topology = system_topology(exchange, int(env.get("BUS_PARTITIONS", "1")))
         self.env = {
             "RABBITMQ_URL": rabbitmq_url,
             "DATABASE_URL": database_url,
@@ -117,9 +118,10 @@ class SystemRun:
 
     # --- processes -------------------------------------------------------------------------
     def start(self, agent: str) -> None:
+        """Start ``agent``; ``agent#2`` is a second instance of it (its own process and log)."""
         log = open(self.logs / f"{agent}.{self.restarts.get(agent, 0)}.log", "w")  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-m", AGENT_MODULES[agent]],
+            [sys.executable, "-m", AGENT_MODULES[agent.split("#", 1)[0]]],
             cwd=ROOT,
             env={**os.environ, **self.env, **self.agent_env.get(agent, {})},
             stdout=log,
@@ -160,13 +162,25 @@ class SystemRun:
             if proc.poll() not in (None, 0)
         ]
 
-    async def start_consumers(self, bus_depth: Any) -> None:
-        """Start the four consuming agents and wait until each queue has its consumer."""
-        for agent in CONSUMERS:
-            if agent not in self.processes:
-                self.start(agent)
+    async def start_consumers(self, bus_depth: Any, instance: int = 1) -> None:
+        """Start the four consuming agents and wait until each queue has its consumer;
+        ``instance`` > 1: one more instance of each (``agent#N``), waited for until each says it
+        is running (subscribed to all its queues: a waiting single-active consumer is not counted
+        among a quorum queue's consumers)."""
+        names = [agent if instance == 1 else f"{agent}#{instance}" for agent in CONSUMERS]
+        for name in names:
+            if name not in self.processes:
+                self.start(name)
         # Generous: four Python processes importing on a loaded 2-core machine take a while.
         await self.wait(lambda: self.consumers_attached(bus_depth), timeout=150, what="consumers attached")
+        if instance > 1:
+            await self.wait(lambda: all(self.logged(name, "running") for name in names), timeout=150,
+                            what=f"instance {instance} of every consumer running")
+
+    def logged(self, name: str, event: str) -> bool:
+        """Whether the current log of process ``name`` holds a JSON line with event ``event``."""
+        path = self.logs / f"{name}.{self.restarts.get(name, 0)}.log"
+        return path.exists() and f'"event": "{event}"' in path.read_text(errors="replace")
 
     async def consumers_attached(self, consumers_of: Any) -> bool:
         """Whether every consuming agent's queue has a consumer."""

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from agents.data_collection.replay import load_and_clean
-from infra.bus import system_topology
 from infra.db import upgrade_head
 from protocol import Candle
 from tests.conftest import create_database, drop_database
@@ -75,7 +74,7 @@ async def make_system(
     yield factory
     for run in created:
         await run.stop_all()
-        await cleanup(rabbitmq_url, system_topology(run.exchange))
+        await cleanup(rabbitmq_url, run.topology)
         async with httpx.AsyncClient(base_url=influxdb_server_url) as client:
             await client.post("/query", params={"q": f'DROP DATABASE "{run.exchange}"'})
     for name in databases:
