@@ -508,8 +508,9 @@ class Run:
             response.raise_for_status()
 
 
-async def pipeline(urls: Urls, args: argparse.Namespace) -> PipelineResult:
-    run = Run(urls, args)
+async def pipeline(urls: Urls, args: argparse.Namespace, run: Run | None = None) -> PipelineResult:
+    """Measure one run (``run``, or a Run of ``args``), then remove everything it made."""
+    run = run or Run(urls, args)
     print(f"pipeline  run {run.name}: {args.candles} candles from offset {args.offset}, batches of "
           f"{args.batch_size}, MAX_BACKLOG {args.max_backlog}, time limit {args.timeout:.0f} s", flush=True)
     failed = True
@@ -571,7 +572,11 @@ def report(args: argparse.Namespace, hop_rate: float, hop_latency: list[float], 
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    return run_arguments(argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])).parse_args()
+
+
+def run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of a run (shared with bench_scale.py)."""
     parser.add_argument("--candles", type=int, default=400, help="candles to replay")
     # From 4000 on every default strategy trades (the slice the system tests use).
     parser.add_argument("--offset", type=int, default=4000, help="candles of the bundled BTC data skipped")
@@ -582,16 +587,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hop-messages", type=int, default=2000, help="messages of the single-hop baseline")
     parser.add_argument("--timeout", type=float, default=600, help="seconds the pipeline part may take")
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the agents (INFO is their default)")
-    return parser.parse_args()
+    return parser
 
 
-async def main() -> int:
-    args = parse_args()
-    urls = Urls(
+def urls_from_env() -> Urls:
+    return Urls(
         rabbitmq=os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
         database_server=os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
         influx=os.environ.get("INFLUXDB_URL", "http://127.0.0.1:8086"),
     )
+
+
+async def main() -> int:
+    args = parse_args()
+    urls = urls_from_env()
     print(f"baseline  raw aio-pika single hop, {args.hop_messages} messages ...", flush=True)
     hop_rate, hop_latency = await single_hop(urls.rabbitmq, args.hop_messages)
     print(f"baseline  (persistent, confirmed, one at a time): {hop_rate:,.0f} msg/s, latency "

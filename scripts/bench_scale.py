@@ -11,9 +11,11 @@ Prints, in this order:
   ``available + reserved`` equal to the seed, nothing negative;
 - saturated throughput, one instance per role: bench_pipeline's run (replay at max speed,
   five strategies, one symbol);
-- saturated throughput with several instances per role, and failover time when an active
-  instance is killed: measured only where the build runs several instances of a role over
-  partitioned queues; otherwise printed as "not measured" with the reason;
+- saturated throughput with several instances per role (two symbols on partitioned queues,
+  against one instance per role on the same two symbols), and the failover time when the active
+  instances are SIGKILLed (scripts/bench_instances.py): measured only where the build has
+  partitioned queues (BUS_PARTITIONS, decision 0025); otherwise printed as "not measured" with
+  the reason;
 - paced latency: one candle per second (REPLAY_SPEED=900 on 15-minute candles, batches of one,
   so nothing queues), candle on the bus to its order's first execution report, p50/p99 and by
   stage;
@@ -29,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 import uuid
@@ -45,7 +46,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_pipeline import BenchError, PipelineResult, Urls, ms, percentile, pipeline, single_hop  # noqa: E402
+from bench_pipeline import (  # noqa: E402
+    BenchError,
+    PipelineResult,
+    Urls,
+    ms,
+    percentile,
+    pipeline,
+    run_arguments,
+    single_hop,
+    urls_from_env,
+)
 
 from agents.run.plan import ensure_postgres_database, with_database  # noqa: E402
 from infra.db import create_engine, session_factory, upgrade_head  # noqa: E402
@@ -148,10 +159,26 @@ async def _check(ledger: Ledger, engine: Any, statuses: list[ApproveStatus], see
     return ReservationFigures(rate, len(statuses), reserved, expected, bool(problems), detail)
 
 
+async def reservation_figures(urls: Urls, args: argparse.Namespace, figures: dict[str, Any]) -> int:
+    """Both ways of approving, each with its over-reservation check; 1 if any over-reserved."""
+    code = 0
+    for label, batched in (("one transaction each", False), ("Ledger.approve", True)):
+        found = await reservations(urls.database_server, args.concurrency, args.rounds, batched)
+        key = "reservations" if batched else "reservations_one_transaction_each"
+        figures[key] = {"per_s": round(found.per_second, 1), "requests": found.requests,
+                        "concurrency": args.concurrency, "over_reservation": found.over_reserved}
+        verdict = "OVER-RESERVED: " if found.over_reserved else "no over-reservation: "
+        print(f"reservations {label}: {found.per_second:,.0f}/s ({found.requests} approvals, {args.concurrency} in "
+              f"flight); {verdict}{found.detail}", flush=True)
+        code |= int(found.over_reserved)
+    base = figures["reservations_one_transaction_each"]["per_s"]
+    print(f"             Ledger.approve / one transaction each: {figures['reservations']['per_s'] / base:.1f}x")
+    return code
+
+
 # --- pipeline runs --------------------------------------------------------------------------
 def run_args(args: argparse.Namespace, *, candles: int, speed: str, batch_size: int) -> argparse.Namespace:
-    return argparse.Namespace(candles=candles, offset=args.offset, batch_size=batch_size, max_backlog=args.max_backlog,
-                              timeout=args.timeout, log_level=args.log_level, replay_speed=speed)
+    return argparse.Namespace(**{**vars(args), "candles": candles, "replay_speed": speed, "batch_size": batch_size})
 
 
 def multi_instance_support() -> str | None:
@@ -160,7 +187,32 @@ def multi_instance_support() -> str | None:
 
     if "bus_partitions" not in Settings.model_fields:
         return "this build runs one instance per role: no partitioned queues (issue 19, 'Partitions and instances')"
-    return "bench_scale does not start several instances per role yet"
+    return None
+
+
+async def several_instances(urls: Urls, args: argparse.Namespace, hop_rate: float, figures: dict[str, Any]) -> None:
+    """Two symbols on partitioned queues: one instance per role, ``--instances`` per role, and
+    a run where the active instances are SIGKILLed (the failover time)."""
+    from bench_instances import PARTITIONS, SYMBOLS, instances_run
+
+    base = run_args(args, candles=args.instance_candles, speed="max", batch_size=args.batch_size)
+    rates = {}
+    for count in (1, args.instances):
+        found = (await instances_run(urls, base, count, None)).pipeline
+        rates[count] = found.candles / found.elapsed
+        print(f"saturated    {len(SYMBOLS)} symbols on {PARTITIONS} partitions, {count} instance(s) per role: "
+              f"{rates[count]:,.1f} candles/s ({found.candles} candles in {found.elapsed:.1f} s); "
+              f"pipeline/hop {rates[count] / hop_rate:.4f}", flush=True)
+    figures["saturated_two_symbols_1_instance_candles_per_s"] = round(rates[1], 2)
+    figures["saturated_several_instances_candles_per_s"] = round(rates[args.instances], 2)
+    figures["several_instances"] = args.instances
+    print(f"             {args.instances} instances / 1 instance per role: {rates[args.instances] / rates[1]:.2f}x "
+          f"(instances beyond the first stand by: every partition has one active consumer, decision 0025)")
+    killed = await instances_run(urls, base, args.instances, args.kill_after)
+    assert killed.failover is not None
+    figures["failover_s"] = round(killed.failover, 2)
+    print(f"failover     SIGKILL of the active instance of every consuming role after {args.kill_after} decisions: "
+          f"the standbys moved the pipeline on {killed.failover:.2f} s later (risk decisions counting again)", flush=True)
 
 
 @dataclass(frozen=True)
@@ -182,11 +234,7 @@ def stages(result: PipelineResult) -> Stages:
 # --- the run --------------------------------------------------------------------------------
 async def main() -> int:
     args = parse_args()
-    urls = Urls(
-        rabbitmq=os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-        database_server=os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
-        influx=os.environ.get("INFLUXDB_URL", "http://127.0.0.1:8086"),
-    )
+    urls = urls_from_env()
     figures: dict[str, Any] = {}
     hop_rate, hop_latency = await single_hop(urls.rabbitmq, args.hop_messages)
     hop_p50 = percentile(hop_latency, 0.5)
@@ -196,67 +244,61 @@ async def main() -> int:
           f"latency p50 {ms(hop_p50)}, p99 {ms(percentile(hop_latency, 0.99))}", flush=True)
 
     code = 0
-    for label, batched in (("one transaction each", False), ("Ledger.approve", True)):
-        found = await reservations(urls.database_server, args.concurrency, args.rounds, batched)
-        key = "reservations" if batched else "reservations_one_transaction_each"
-        figures[key] = {"per_s": round(found.per_second, 1), "requests": found.requests,
-                        "concurrency": args.concurrency, "over_reservation": found.over_reserved}
-        verdict = "OVER-RESERVED: " if found.over_reserved else "no over-reservation: "
-        print(f"reservations {label}: {found.per_second:,.0f}/s ({found.requests} approvals, {args.concurrency} in "
-              f"flight); {verdict}{found.detail}", flush=True)
-        code |= int(found.over_reserved)
-    base = figures["reservations_one_transaction_each"]["per_s"]
-    print(f"             Ledger.approve / one transaction each: {figures['reservations']['per_s'] / base:.1f}x")
-    if args.reservations_only:
-        print(json.dumps(figures, sort_keys=True))
-        return code
-
-    try:
-        saturated = await pipeline(urls, run_args(args, candles=args.candles, speed="max", batch_size=args.batch_size))
-    except BenchError as exc:
-        print(f"FAILED       saturated run: {exc}", file=sys.stderr)
-        return 1
-    rate = saturated.candles / saturated.elapsed
-    figures["saturated_1_instance_candles_per_s"] = round(rate, 2)
-    print(f"saturated    1 instance per role: {rate:,.1f} candles/s ({saturated.candles} candles, five strategies, "
-          f"one symbol, in {saturated.elapsed:.1f} s); pipeline/hop {rate / hop_rate:.4f}", flush=True)
-
-    reason = multi_instance_support()
-    figures["saturated_several_instances_candles_per_s"] = None
-    figures["failover_s"] = None
-    print(f"saturated    several instances per role: not measured ({reason})")
-    print(f"failover     kill of an active instance: not measured ({reason})", flush=True)
-
-    try:
-        paced = await pipeline(urls, run_args(args, candles=args.paced_candles, speed=PACED_SPEED, batch_size=1))
-        found = stages(paced)
-    except BenchError as exc:
-        print(f"FAILED       paced run: {exc}", file=sys.stderr)
-        return 1
-    figures["paced"] = {"p50_ms": round(found.p50 * 1000, 1), "p99_ms": round(found.p99 * 1000, 1),
-                        "orders": found.samples,
-                        "stage_p50_ms": {name: round(value * 1000, 1) for name, value in found.by_stage.items()}}
-    print(f"paced        one candle per second, candle on the bus -> its order's first report, {found.samples} orders: "
-          f"p50 {ms(found.p50)}, p99 {ms(found.p99)} ({found.p50 / hop_p50:,.0f}x / "
-          f"{found.p99 / percentile(hop_latency, 0.99):,.0f}x the hop's)")
-    print("by stage     p50 queue wait + work: " + ", ".join(f"{n} {ms(v)}" for n, v in found.by_stage.items()))
+    parts = set(args.parts.split(","))
+    if "reservations" in parts:
+        code |= await reservation_figures(urls, args, figures)
+    if "saturated" in parts:
+        try:
+            saturated = await pipeline(urls, run_args(args, candles=args.candles, speed="max", batch_size=args.batch_size))
+        except BenchError as exc:
+            print(f"FAILED       saturated run: {exc}", file=sys.stderr)
+            return 1
+        rate = saturated.candles / saturated.elapsed
+        figures["saturated_1_instance_candles_per_s"] = round(rate, 2)
+        print(f"saturated    1 instance per role: {rate:,.1f} candles/s ({saturated.candles} candles, five strategies, "
+              f"one symbol, in {saturated.elapsed:.1f} s); pipeline/hop {rate / hop_rate:.4f}", flush=True)
+    if "instances" in parts:
+        reason = multi_instance_support()
+        figures["saturated_several_instances_candles_per_s"] = None
+        figures["failover_s"] = None
+        if reason is None:
+            try:
+                await several_instances(urls, args, hop_rate, figures)
+            except BenchError as exc:
+                print(f"FAILED       several instances: {exc}", file=sys.stderr)
+                return 1
+        else:
+            print(f"saturated    several instances per role: not measured ({reason})")
+            print(f"failover     kill of an active instance: not measured ({reason})", flush=True)
+    if "paced" in parts:
+        try:
+            paced = await pipeline(urls, run_args(args, candles=args.paced_candles, speed=PACED_SPEED, batch_size=1))
+            found = stages(paced)
+        except BenchError as exc:
+            print(f"FAILED       paced run: {exc}", file=sys.stderr)
+            return 1
+        figures["paced"] = {"p50_ms": round(found.p50 * 1000, 1), "p99_ms": round(found.p99 * 1000, 1),
+                            "orders": found.samples,
+                            "stage_p50_ms": {name: round(value * 1000, 1) for name, value in found.by_stage.items()}}
+        print(f"paced        one candle per second, candle on the bus -> its order's first report, {found.samples} "
+              f"orders: p50 {ms(found.p50)}, p99 {ms(found.p99)} ({found.p50 / hop_p50:,.0f}x / "
+              f"{found.p99 / percentile(hop_latency, 0.99):,.0f}x the hop's)")
+        print("by stage     p50 queue wait + work: " + ", ".join(f"{n} {ms(v)}" for n, v in found.by_stage.items()))
     print(json.dumps(figures, sort_keys=True))
     return code
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--candles", type=int, default=400, help="candles of the saturated run")
+    # The run options of bench_pipeline (--candles: of the saturated run; --replay-speed unused).
+    parser = run_arguments(argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0]))
     parser.add_argument("--paced-candles", type=int, default=120, help="candles of the paced run (one per second)")
-    parser.add_argument("--offset", type=int, default=4000, help="candles of the bundled BTC data skipped")
-    parser.add_argument("--batch-size", type=int, default=10, help="INGEST_BATCH_SIZE of the saturated run")
-    parser.add_argument("--max-backlog", type=int, default=20, help="MAX_BACKLOG of the runs")
+    parser.add_argument("--instances", type=int, default=2, help="instances per role of the several-instances runs")
+    parser.add_argument("--instance-candles", type=int, default=150, help="candles per symbol of those runs")
+    parser.add_argument("--kill-after", type=int, default=15, help="risk decisions before the actives are killed")
     parser.add_argument("--concurrency", type=int, default=200, help="approvals in flight at once")
     parser.add_argument("--rounds", type=int, default=5, help="waves of --concurrency approvals")
-    parser.add_argument("--reservations-only", action="store_true", help="skip the pipeline runs")
-    parser.add_argument("--hop-messages", type=int, default=2000, help="messages of the single-hop baseline")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds each pipeline run may take")
-    parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the agents")
+    parser.add_argument("--parts", default="reservations,saturated,instances,paced",
+                        help="comma-separated parts to run (all by default)")
     return parser.parse_args()
 
 
