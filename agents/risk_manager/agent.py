@@ -273,9 +273,12 @@ class RiskManagerAgent(Agent):
     async def _snapshot(self, signal: Signal, wall: datetime) -> tuple[RiskSnapshot, PriceReading, dict[str, Any]]:
         """Read everything the rules need, plus extra audit inputs (wall time, balances, marks)."""
         s = self.settings
-        reading = await reference_price(self.store, signal, signal_clock=s.signal_clock,
-                                        max_age=self.limits.max_price_age, wall_now=wall)
-        account = await self.ledger.account_view()
+        # Independent reads (InfluxDB, Postgres) in flight together: one wait instead of two.
+        reading, account = await asyncio.gather(
+            reference_price(self.store, signal, signal_clock=s.signal_clock, max_age=self.limits.max_price_age,
+                            wall_now=wall),
+            self.ledger.account_view(),
+        )
         state, balances = account.risk_state, account.balances
         positions, reservations = account.positions, account.open_reservations
         base, quote, _ = split_symbol(signal.symbol)
@@ -302,7 +305,11 @@ class RiskManagerAgent(Agent):
         if at is not None and valuation_error is None and eq > 0:
             # The replay's peak follows the signals' market time (metrics use the latest marks).
             peak = await self.ledger.record_peak_equity(eq, known_peak=state.peak_equity)
-        order_times = await self.ledger.recent_order_times(reading.now - _DAY, strategy_id=signal.strategy_id)
+        order_times, approved_same_candle, drift, pause = await asyncio.gather(
+            self.ledger.recent_order_times(reading.now - _DAY, strategy_id=signal.strategy_id),
+            approved_for_candle(self.sessions, signal), drift_state(self.sessions),
+            self.ledger.strategy_pause(signal.strategy_id),
+        )
         atr = signal.indicators.get("atr")
         if atr is None and self.sizing.mode is SizingMode.ATR:
             atr = await atr_at(self.store, signal)
@@ -324,11 +331,11 @@ class RiskManagerAgent(Agent):
             total_exposure=held.total_exposure if held else Decimal(0),
             order_times=tuple(order_times),
             drawdown=drawdown(eq, max(peak, eq)),
-            approved_same_candle=await approved_for_candle(self.sessions, signal),
+            approved_same_candle=approved_same_candle,
             atr=atr if atr is not None and atr > 0 else None,
             valuation_error=valuation_error,
-            ledger_drift=drift.detail if (drift := await drift_state(self.sessions)).blocking else None,
-            strategy_paused=_paused(await self.ledger.strategy_pause(signal.strategy_id)),
+            ledger_drift=drift.detail if drift.blocking else None,
+            strategy_paused=_paused(pause),
         ), reading, extra
 
     # --- execution reports and control -----------------------------------------------------
