@@ -26,7 +26,7 @@ from agents.risk_manager.rules import Approved, Ignored, Rejected, RiskSnapshot,
 from agents.risk_manager.settings import RiskSettings
 from agents.risk_manager.sizing import SizingMode
 from agents.runtime import Agent
-from infra.bus import Delivery, PublishFailed
+from infra.bus import Delivery, PublishFailed, waiting_on_other_messages
 from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
 from infra.db.controls import PauseView
 from infra.db.ledger import (
@@ -155,8 +155,11 @@ class RiskManagerAgent(Agent):
                 if loop.time() > deadline:
                     self.log.warning("deciding with orders still open", open_orders=len(pending), first=pending[0])
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._report_settled.wait(), 0.02)
+                # Waiting lets the reports run, even beside a signal handled alone after a
+                # crash (infra.bus.isolation), which would otherwise hold them back.
+                async with waiting_on_other_messages():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._report_settled.wait(), 0.02)
                 if self.stopping:
                     return
         finally:

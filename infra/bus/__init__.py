@@ -3,6 +3,7 @@
 from infra.bus.bus import Bus, connect_plain, queue_counts
 from infra.bus.consumer import Delivery, Handler, QueueConsumer
 from infra.bus.errors import BusError, PublishFailed, PublishRejected, PublishTimeout, UnroutableMessage
+from infra.bus.isolation import waiting_on_other_messages
 from infra.bus.publisher import Publisher, to_amqp
 from infra.bus.retry import RetryPolicy, retry_delay
 from infra.bus.stats import BusStats
@@ -40,4 +41,5 @@ __all__ = [
     "retry_delay",
     "system_topology",
     "to_amqp",
+    "waiting_on_other_messages",
 ]

@@ -12,10 +12,32 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 from infra.logging import get_logger
 
 log = get_logger(component="bus.isolation")
+
+# The Pass of the handling running in this task (set by the consumer around its handler).
+_current: ContextVar["Pass | None"] = ContextVar("tradebus_bus_pass", default=None)
+
+
+@asynccontextmanager
+async def waiting_on_other_messages() -> AsyncIterator[None]:
+    """Around a handler's wait for the effects of other messages of its process (the risk
+    manager waiting for a report to settle an open order): meanwhile the handling neither holds
+    exclusivity (a suspect gives it up for good) nor counts as running for a suspect waiting to
+    run alone. Otherwise the report it waits for could not be handled until a bound ran out."""
+    admitted = _current.get()
+    if admitted is None:
+        yield
+        return
+    await admitted.release_exclusive()
+    await admitted._gate._step_out()
+    try:
+        yield
+    finally:
+        await admitted._gate._step_in()
 
 
 class IsolationGate:
@@ -44,13 +66,25 @@ class IsolationGate:
                     log.warning("suspect runs beside handlers that did not finish", waited=self._timeout)
             self._running += 1
         admitted = Pass(self, exclusive)
+        token = _current.set(admitted)
         try:
             yield admitted
         finally:
+            _current.reset(token)
             await admitted.release_exclusive()
             async with self._changed:
                 self._running -= 1
                 self._changed.notify_all()
+
+    async def _step_out(self) -> None:
+        async with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
+
+    async def _step_in(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._exclusive)
+            self._running += 1
 
     async def _open(self) -> None:
         async with self._changed:
