@@ -1,9 +1,10 @@
 """Several instances per role on partitioned queues, and the failover time (bench_scale.py).
 
 A bench_pipeline run with two symbols (tests/support/two_symbols.py), ``BUS_PARTITIONS`` partition queues per
-role, and ``instances`` processes of every consuming agent started one after the other (the
-first is the active consumer of every partition, decision 0025). With ``kill_after`` decisions
-made, the active (first) instance of every consuming agent is SIGKILLed and the failover time is
+role, and ``instances`` processes of every consuming agent started together (each active on
+its share of the partitions and standby on the others', where the build splits them; otherwise
+the first to subscribe is active on all, decision 0025). With ``kill_after`` decisions made, the
+first instance of every consuming agent is SIGKILLed and the failover time is
 how long until the standbys move the pipeline on (``tests/support/failover.measure_takeover``:
 until the count of risk decisions grows again).
 """
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench_pipeline import (
     ATTACH_SECONDS,
+    COLLECTOR,
     CONSUMERS,
     POLL_SECONDS,
     Agents,
@@ -45,14 +47,22 @@ PARTITIONS = 4
 
 
 class InstanceAgents(Agents):
-    """Agents where ``name#N`` is the N-th instance of an agent (its own process and log)."""
+    """Agents where ``name#N`` is the N-th of ``instances`` instances of an agent (its own process,
+    log and AGENT_INSTANCE: instances started together split the partitions, decision 0025)."""
+
+    def __init__(self, logs: Path, env: dict[str, str], instances: int) -> None:
+        super().__init__(logs, env)
+        self.instances = instances
 
     def start(self, agent: str) -> None:
-        role = agent.split("#", 1)[0]
+        role, _, number = agent.partition("#")
         log = open(self.logs / f"{agent}.log", "wb")  # noqa: SIM115  (closed in stop())
         self._files.append(log)
+        env = {**self.env, "AGENT_INSTANCE": number or "1", "AGENT_INSTANCES": str(self.instances)}
+        if role == COLLECTOR:
+            env.update(AGENT_INSTANCE="1", AGENT_INSTANCES="1")
         self.processes[agent] = subprocess.Popen(
-            [sys.executable, "-m", f"agents.{role}"], cwd=Path(__file__).resolve().parent.parent, env=self.env,
+            [sys.executable, "-m", f"agents.{role}"], cwd=Path(__file__).resolve().parent.parent, env=env,
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=child_preexec(),
         )
 
@@ -90,15 +100,16 @@ class InstancesRun(Run):
             "RISK_MAX_ORDERS_PER_DAY": "10000",
             # Two processes of a role would want one metrics port; the benchmark reads none.
             "METRICS_PORT": "0",
-        })
+        }, instances)
         self.failover: float | None = None
         self._chaos: asyncio.Task[None] | None = None
 
     async def _start_consumers(self, probe: Probe) -> None:
-        await super()._start_consumers(probe)
+        # Every instance at once: each subscribes first to its own share of the partitions.
         names = [f"{agent}#{n}" for n in range(2, self.instances + 1) for agent in CONSUMERS]
         for name in names:
             self.agents.start(name)
+        await super()._start_consumers(probe)
         deadline = min(self.deadline, time.monotonic() + ATTACH_SECONDS)
         while not all(self.agents.logged(name, "running") for name in names):
             self.agents.check_alive()

@@ -207,7 +207,8 @@ async def several_instances(urls: Urls, args: argparse.Namespace, hop_rate: floa
     figures["saturated_several_instances_candles_per_s"] = round(rates[args.instances], 2)
     figures["several_instances"] = args.instances
     print(f"             {args.instances} instances / 1 instance per role: {rates[args.instances] / rates[1]:.2f}x "
-          f"(instances beyond the first stand by: every partition has one active consumer, decision 0025)")
+          f"(every partition has one active consumer; instances started together split them where the "
+          f"build supports it, decision 0025)")
     killed = await instances_run(urls, base, args.instances, args.kill_after)
     assert killed.failover is not None
     figures["failover_s"] = round(killed.failover, 2)
