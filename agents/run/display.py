@@ -76,6 +76,26 @@ def indicators_line(progress: Progress) -> str:
     return f"{snapshots} snapshots" if snapshots is not None else f"{ta.heartbeat.consumed} candles analysed"
 
 
+def symbols_part(progress: Progress) -> str:
+    """Fills per symbol, once a run has seen more than one symbol ("" otherwise)."""
+    if len(progress.symbols) < 2:
+        return ""
+    return " (" + ", ".join(f"{symbol} {counts.fills}" for symbol, counts in sorted(progress.symbols.items())) + ")"
+
+
+def symbols_table(progress: Progress) -> Table | None:
+    """One row per symbol (signals, orders, fills, notional, realised PnL) when there are several."""
+    if len(progress.symbols) < 2:
+        return None
+    table = Table(title="symbols", expand=True, title_justify="left")
+    for column in ("symbol", "signals", "orders", "fills", "notional", "realised PnL"):
+        table.add_column(column, justify="left" if column == "symbol" else "right")
+    for symbol, counts in sorted(progress.symbols.items()):
+        table.add_row(symbol, str(counts.signals), str(counts.orders), str(counts.fills),
+                      _money(counts.filled_notional), _money(progress.realised_pnl_of(symbol)))
+    return table
+
+
 def summary_line(progress: Progress, statuses: dict[str, ProcessStatus], waiting_for: str) -> str:
     """One line for non-interactive output (CI logs, pipes)."""
     restarts = sum(s.restarts for s in statuses.values())
@@ -83,7 +103,7 @@ def summary_line(progress: Progress, statuses: dict[str, ProcessStatus], waiting
     return (
         f"[run] candles {candles_line(progress)} | indicators {indicators_line(progress)} | "
         f"signals {sum(progress.signals.values())} | orders {len(progress.orders)} (open {len(progress.open_orders)}) | "
-        f"fills {progress.fills} | rejections {sum(progress.rejections.values())} | "
+        f"fills {progress.fills}{symbols_part(progress)} | rejections {sum(progress.rejections.values())} | "
         f"equity {_money(equity)} | restarts {restarts} | {waiting_for}{_degraded_line(progress)}"
     )
 
@@ -143,6 +163,8 @@ def live_view(
         pipeline.add_row("data gaps", str(progress.gaps))
     pipeline.add_row("status", waiting_for)
     parts: list[RenderableType] = [Text(header, style="bold"), agents, pipeline]
+    if (by_symbol := symbols_table(progress)) is not None:
+        parts.append(by_symbol)
     if outages:
         parts.append(Text("\n".join(f"OUTAGE {line}" for line in outages), style="bold red"))
     if events:
@@ -170,6 +192,8 @@ def portfolio_view(portfolio: Portfolio, progress: Progress) -> RenderableType:
         if not dump.rows:
             table.caption = "empty"
         parts.append(table)
+    if (by_symbol := symbols_table(progress)) is not None:
+        parts.append(by_symbol)
     lines = []
     pnl = portfolio.realised_pnl
     lines.append(f"realised PnL (ledger): {_money(pnl)}" if pnl is not None else f"realised PnL (bus): {_money(progress.realised_pnl)}")
