@@ -8,6 +8,7 @@ of the same slice leaves the same rows.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
@@ -18,6 +19,7 @@ from sqlalchemy import text
 
 from agents.data_collection.pacing import replay_window
 from agents.data_collection.replay import load_and_clean
+from tests.support.api import READ, api_settings, running_app
 from tests.support.chaos import assert_books_are_clean, assert_reality_check_passes, replay_to_end
 from tests.support.pipeline import expected_signals
 from tests.support.system import QueueProbe, SystemRun
@@ -81,12 +83,39 @@ def assert_ledger_is_the_sum_of_its_fills(rows: dict[str, list[tuple[Any, ...]]]
     }
 
 
+async def assert_the_console_shows_each_symbol(run: SystemRun, candles: dict[str, list[Any]],
+                                              rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    """The console API on the run's stores: both symbols offered, each one's candles, and every
+    position marked at the latest close of its own symbol."""
+    env = run.env
+    settings = api_settings(env["RABBITMQ_URL"], env["DATABASE_URL"], (env["INFLUXDB_URL"], env["INFLUXDB_DATABASE"]),
+                            run.exchange, SYMBOLS=env["SYMBOLS"], TIMEFRAME=env["TIMEFRAME"])
+    async with running_app(settings, connect_bus=False) as (_, client):
+        async def get(path: str, **params: Any) -> Any:
+            answer = await client.get(f"/api/v1{path}", params=params, headers=READ)
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        assert (await get("/run"))["symbols"] == list(SYMBOLS)
+        for symbol in SYMBOLS:
+            shown = (await get("/candles", symbol=symbol, limit=500))["candles"]
+            assert [(Decimal(c["open"]), Decimal(c["close"])) for c in shown] == [(c.open, c.close) for c in candles[symbol]]
+        positions = (await get("/positions", include_flat="true"))["positions"]
+    assert {(p["strategy_id"], p["symbol"]): Decimal(p["quantity"]) for p in positions} == {
+        (strategy, symbol): quantity for strategy, symbol, quantity, *_ in rows["positions"]
+    }
+    assert all(Decimal(p["mark_price"]) == candles[p["symbol"]][-1].close for p in positions)
+
+
 async def test_two_symbols_trade_one_balance_exactly_and_a_second_run_leaves_the_same_rows(
     make_system: Callable[..., Any], probe: QueueProbe
 ) -> None:
     candles = two_symbol_slice()
     run: SystemRun = await make_system(**TWO_SYMBOLS_ENV)
-    state = await replay_to_end(run, probe)
+    again: SystemRun = await make_system(**TWO_SYMBOLS_ENV)
+    # Both deployments at once: half the wall time, and each run's timing disturbs the other's,
+    # so equal rows show the outcome depends on the candles alone.
+    state, second = await asyncio.gather(replay_to_end(run, probe), replay_to_end(again, probe))
     assert state.candles == sum(len(c) for c in candles.values()) == 101
 
     expected = {str(s.message_id): (s.strategy_id, s.side.value) for symbol in SYMBOLS for s in expected_signals(candles[symbol])}
@@ -96,8 +125,7 @@ async def test_two_symbols_trade_one_balance_exactly_and_a_second_run_leaves_the
     assert {symbol for _, _, symbol, *_ in rows["fills"]} == set(SYMBOLS), "both symbols must trade"
     assert_ledger_is_the_sum_of_its_fills(rows)
     await assert_reality_check_passes(run)
+    await assert_the_console_shows_each_symbol(run, candles, rows)
 
-    again: SystemRun = await make_system(**TWO_SYMBOLS_ENV)
-    second = await replay_to_end(again, probe)
     assert second.differences(state) == {}
     assert await ledger_rows(again) == rows
