@@ -87,7 +87,7 @@ def symbols_table(progress: Progress) -> Table | None:
     """One row per symbol (signals, orders, fills, notional, realised PnL) when there are several."""
     if len(progress.symbols) < 2:
         return None
-    table = Table(title="symbols", expand=True, title_justify="left")
+    table = Table(title="symbols", title_justify="left")
     for column in ("symbol", "signals", "orders", "fills", "notional", "realised PnL"):
         table.add_column(column, justify="left" if column == "symbol" else "right")
     for symbol, counts in sorted(progress.symbols.items()):
