@@ -65,6 +65,9 @@ class DataCollectionAgent(Agent):
             "gaps_published": str(c.gaps),
             "progress": f"{self.resumed_after + c.published}/{self.total}" if self.settings.data_source is DataSource.REPLAY else "live",
             "done": str(self.done).lower(),
+            # One key per symbol (the run panel's per-symbol rows read them), only with several.
+            **({f"published.{symbol}": str(n) for symbol, n in c.published_by_symbol.items()}
+               if len(self.settings.symbols) > 1 else {}),
         }
 
     async def _collect(self) -> None:

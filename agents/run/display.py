@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agents.run.portfolio import Portfolio
-from agents.run.progress import Progress
+from agents.run.progress import Progress, SymbolCounts
 from agents.runtime.supervisor import ProcessState, ProcessStatus, SupervisorEvent, describe_exit
 from protocol import HealthState
 
@@ -83,15 +83,26 @@ def symbols_part(progress: Progress) -> str:
     return " (" + ", ".join(f"{symbol} {counts.fills}" for symbol, counts in sorted(progress.symbols.items())) + ")"
 
 
+def _published_by_symbol(progress: Progress) -> dict[str, str]:
+    """Candles published per symbol, from the collector's heartbeat (``published.<symbol>`` keys,
+    sent when it replays several symbols)."""
+    view = progress.agents.get("data_collection")
+    detail = view.heartbeat.detail if view else {}
+    return {key.removeprefix("published."): value for key, value in detail.items() if key.startswith("published.")}
+
+
 def symbols_table(progress: Progress) -> Table | None:
-    """One row per symbol (signals, orders, fills, notional, realised PnL) when there are several."""
-    if len(progress.symbols) < 2:
+    """One row per symbol (candles, signals, orders, fills, notional, realised PnL) when there are several."""
+    published = _published_by_symbol(progress)
+    symbols = sorted(set(published) | set(progress.symbols))
+    if len(symbols) < 2:
         return None
     table = Table(title="symbols", title_justify="left")
-    for column in ("symbol", "signals", "orders", "fills", "notional", "realised PnL"):
+    for column in ("symbol", "candles", "signals", "orders", "fills", "notional", "realised PnL"):
         table.add_column(column, justify="left" if column == "symbol" else "right")
-    for symbol, counts in sorted(progress.symbols.items()):
-        table.add_row(symbol, str(counts.signals), str(counts.orders), str(counts.fills),
+    for symbol in symbols:
+        counts = progress.symbols.get(symbol) or SymbolCounts()
+        table.add_row(symbol, published.get(symbol, "-"), str(counts.signals), str(counts.orders), str(counts.fills),
                       _money(counts.filled_notional), _money(progress.realised_pnl_of(symbol)))
     return table
 

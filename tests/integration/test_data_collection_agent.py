@@ -170,6 +170,10 @@ async def test_two_shipped_series_replay_interleaved_by_time_within_the_first_sy
     async with InfluxPriceStore(*influxdb_database) as store:
         assert await store.candle_count("binance", "BTC/USDT", "1d") == n
         assert await store.candle_count("binance", "NFLX/USDT", "1d") == len(nflx)
+    beats = [decode(m.body, Heartbeat) for m in await drain(rabbitmq_url, f"{topology.exchange}.monitor.heartbeats", expect=1000, timeout=2)]
+    final = [b.detail for b in beats if b.detail.get("done") == "true"]
+    assert final and final[-1]["published.BTC/USDT"] == str(n) and final[-1]["published.NFLX/USDT"] == str(len(nflx))
+    assert final[-1]["progress"] == f"{len(expected)}/{len(expected)}"
 
 
 async def test_no_candle_is_published_before_it_is_stored(

@@ -56,6 +56,11 @@ def test_without_a_terminal_tables_are_not_cut_at_80_columns(monkeypatch: pytest
     assert all(value in line for value in row) and len(line) > 80
 
 
+def cells(row: str) -> list[str]:
+    """The cells of one printed table row."""
+    return [cell.strip() for cell in row.split("│") if cell.strip()]
+
+
 def _two_symbol_progress() -> Progress:
     """Signals, orders and fills of BTC/USDT and NFLX/USDT, one fill of BTC delivered twice."""
     from uuid import uuid4
@@ -64,6 +69,7 @@ def _two_symbol_progress() -> Progress:
     from tests.unit.test_protocol_samples import order_fields, report_fields, sample
 
     progress = Progress()
+    progress.record(beat("data_collection", 0, **{"published.BTC/USDT": "60", "published.NFLX/USDT": "41"}))
     for symbol, price, quantity in (("BTC/USDT", "42000", "0.1"), ("NFLX/USDT", "500", "2"), ("NFLX/USDT", "510", "1")):
         signal = sample(Signal).model_copy(update={"message_id": uuid4(), "symbol": symbol})
         coid = client_order_id_for(signal.message_id)
@@ -91,8 +97,17 @@ def test_the_panel_the_summary_and_the_final_report_show_one_row_per_symbol() ->
     console.print(portfolio_view(Portfolio(), progress))
     rows = [line for line in out.getvalue().splitlines() if "NFLX/USDT" in line]
     assert len(rows) == 2  # the panel's row and the final report's
-    assert all(all(cell in row for cell in ("2", "1,510.00", "7.50")) for row in rows)
+    assert [cells(row) for row in rows] == [["NFLX/USDT", "41", "2", "2", "2", "1,510.00", "7.50"]] * 2
     assert "fills 3 (BTC/USDT 1, NFLX/USDT 2) |" in summary_line(progress, statuses, "waiting")
+
+
+def test_the_symbols_table_shows_candles_before_the_first_signal() -> None:
+    progress = Progress()
+    progress.record(beat("data_collection", 0, **{"published.BTC/USDT": "3", "published.NFLX/USDT": "2"}))
+    out = StringIO()
+    Console(file=out, width=200).print(live_view(progress, {}, deque(), "waiting", "tradebus run"))
+    [row] = [line for line in out.getvalue().splitlines() if "NFLX/USDT" in line]
+    assert cells(row) == ["NFLX/USDT", "2", "0", "0", "0", "0.00", "0.00"]
 
 
 def test_one_symbol_keeps_the_panel_without_a_symbols_table() -> None:
