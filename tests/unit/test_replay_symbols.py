@@ -107,3 +107,10 @@ def test_merge_interleaves_by_open_time_with_ties_in_symbol_order_whatever_the_i
     assert [c.symbol for c in merged[:3]] == ["BTC/USDT", "NFLX/USDT", "BTC/USDT"]
     # Each symbol keeps its own order.
     assert [c for c in merged if c.symbol == "NFLX/USDT"] == nflx
+
+
+def test_the_backtester_reads_a_shipped_series_by_name() -> None:
+    from agents.backtest.data import load_file_bars
+
+    bars = load_file_bars("package:NFLX", exchange="binance", symbol="NFLX/USDT", timeframe=None)
+    assert (bars.source, bars.timeframe, len(bars.candles)) == ("package:NFLX", "1d", 1009)
