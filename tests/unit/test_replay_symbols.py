@@ -65,6 +65,9 @@ def test_unset_replay_file_gives_each_symbol_its_shipped_series_at_the_timeframe
 def test_a_second_symbol_without_data_is_refused_rather_than_left_idle() -> None:
     with pytest.raises(ValueError, match="no replay data for NFLX/USDT"):
         parse_replay_files(None, ["BTC/USDT", "NFLX/USDT"], "15m")
+    # Once REPLAY_FILE names files, the old default no longer stands in for a symbol left out.
+    with pytest.raises(ValueError, match="no replay data for ETH/USDT"):
+        parse_replay_files("SOL/USDT=sol.csv", ["ETH/USDT", "SOL/USDT"], "15m")
     with pytest.raises(ValueError, match="not in SYMBOLS: ETH/USDT"):
         parse_replay_files("eth/usdt=a.csv", ["BTC/USDT"], "15m")
 
