@@ -17,36 +17,15 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from agents.data_collection.pacing import replay_window
-from agents.data_collection.replay import load_and_clean
 from tests.support.api import READ, api_settings, running_app
 from tests.support.chaos import assert_books_are_clean, assert_reality_check_passes, replay_to_end
 from tests.support.pipeline import expected_signals
 from tests.support.system import QueueProbe, SystemRun
+from tests.system.conftest import SYMBOLS, TWO_SYMBOLS_ENV, two_symbol_slice
 
 pytestmark = pytest.mark.system
 
-SYMBOLS = ("BTC/USDT", "NFLX/USDT")
-# 60 days of BTC/USDT from 2020-01-31 (the March 2020 crash: every strategy buys on both
-# symbols) and the 41 NFLX/USDT trading days inside them: 101 candles.
-OFFSET, LIMIT = 30, 60
-TWO_SYMBOLS_ENV = {
-    "SYMBOLS": ",".join(SYMBOLS),
-    "TIMEFRAME": "1d",
-    "REPLAY_OFFSET": str(OFFSET),
-    "REPLAY_LIMIT": str(LIMIT),
-    "PAPER_BALANCES": "USDT:10000",
-}
-SEED = {"USDT": Decimal(10000)}
-
-
-def two_symbol_slice() -> dict[str, list[Any]]:
-    """What the replay publishes: the shipped series cut as the agent cuts them."""
-    series = {
-        "BTC/USDT": load_and_clean("package:BTC-USD-1-DAY", exchange="binance", symbol="BTC/USDT", timeframe="1d").candles,
-        "NFLX/USDT": load_and_clean("package:NFLX", exchange="binance", symbol="NFLX/USDT", timeframe="1d").candles,
-    }
-    return replay_window(series, OFFSET, LIMIT)
+SEED = {"USDT": Decimal(10000)}  # PAPER_BALANCES of TWO_SYMBOLS_ENV
 
 
 async def ledger_rows(run: SystemRun) -> dict[str, list[tuple[Any, ...]]]:
