@@ -36,4 +36,8 @@ async def test_the_symbol_selector_shows_each_symbols_candles_and_fills(
                            arg=len(candles[symbol]))
         await wait_on_page(page, f"n => ({chart_figure('fillMarkers')})() === n", f"{fills} {symbol} fill markers", arg=fills)
         await shots(page, f"two-symbols-{symbol.replace('/', '-')}")
+    # The orders table names each order's symbol (one account, several markets).
+    shown = await page.evaluate("() => [...document.querySelectorAll('#orders tr[data-order]')].map(r => r.dataset.symbol)")
+    for symbol in SYMBOLS:  # the slice's 13 orders all fit the table's 20 rows
+        assert shown.count(symbol) == await count(console.run, f"SELECT count(*) FROM orders WHERE symbol = '{symbol}'") > 0
     assert page.console_errors == []
