@@ -81,7 +81,7 @@ async def test_killed_active_instances_hand_over_and_the_end_equals_one_undistur
     run: SystemRun = await make_system(**ENV)
     takeover: dict[str, float] = {}
     started = time.monotonic()
-    disturbed = await replay_to_end(run, probe, kill_active_instances(8, takeover), instances=2)
+    disturbed = await replay_to_end(run, probe, kill_active_instances(4, takeover), instances=2)
     print(f"two instances each, actives killed: {time.monotonic() - started:.1f}s; "
           f"standbys moved the pipeline on {takeover['seconds']:.2f}s after the SIGKILL")
 
