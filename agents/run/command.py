@@ -30,7 +30,7 @@ from rich.live import Live
 from agents.run.completion import check_completion
 from agents.run.console import ConsoleNotStarted, console_spec
 from agents.run.display import agent_key, event_text, live_view, portfolio_view, run_console, summary_line
-from agents.run.instances import agent_of, process_names
+from agents.run.instances import agent_of, instance_env, process_names
 from agents.run.outages import Outages
 from agents.run.plan import RunPlan, make_plan, new_run_id, prepare_stores
 from agents.run.portfolio import read_portfolio
@@ -264,7 +264,8 @@ class RunSession:
             roles[NOTIFIER] = NOTIFIER
         ports = self._metrics_ports(roles, settings)
         specs = [
-            ProcessSpec(name, agent_command(e.package), env={**plan.env, **ports.get(name, {})},
+            ProcessSpec(name, agent_command(e.package),
+                        env={**plan.env, **ports.get(name, {}), **instance_env(name, options.instances.get(e.cli_name, 1))},
                         log_path=log_dir / f"{name.replace('#', '.')}.log")
             for name, e in processes
         ]
