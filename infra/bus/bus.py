@@ -110,6 +110,9 @@ class Bus:
         found = [] if self.is_connected else ["bus disconnected"]
         if self._journal is not None and self._journal.problem is not None:
             found.append(self._journal.problem)
+        for task in self._later:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                found.append(f"standby subscription {task.get_name()} failed: {task.exception()!r}")
         for _, _, consumer, channel in self._consumers:
             if channel.is_closed and self.is_connected:
                 found.append(f"channel of consumer {consumer.queue} is closed")
