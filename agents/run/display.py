@@ -14,7 +14,7 @@ from rich.text import Text
 
 from agents.run.instances import agent_of
 from agents.run.portfolio import Portfolio
-from agents.run.progress import Progress
+from agents.run.progress import Progress, SymbolCounts
 from agents.runtime.supervisor import ProcessState, ProcessStatus, SupervisorEvent, describe_exit
 from protocol import HealthState
 
@@ -78,6 +78,37 @@ def indicators_line(progress: Progress) -> str:
     return f"{snapshots} snapshots" if snapshots is not None else f"{ta.heartbeat.consumed} candles analysed"
 
 
+def symbols_part(progress: Progress) -> str:
+    """Fills per symbol, once a run has seen more than one symbol ("" otherwise)."""
+    if len(progress.symbols) < 2:
+        return ""
+    return " (" + ", ".join(f"{symbol} {counts.fills}" for symbol, counts in sorted(progress.symbols.items())) + ")"
+
+
+def _published_by_symbol(progress: Progress) -> dict[str, str]:
+    """Candles published per symbol, from the collector's heartbeat (``published.<symbol>`` keys,
+    sent when it replays several symbols)."""
+    view = progress.agents.get("data_collection")
+    detail = view.heartbeat.detail if view else {}
+    return {key.removeprefix("published."): value for key, value in detail.items() if key.startswith("published.")}
+
+
+def symbols_table(progress: Progress) -> Table | None:
+    """One row per symbol (candles, signals, orders, fills, notional, realised PnL) when there are several."""
+    published = _published_by_symbol(progress)
+    symbols = sorted(set(published) | set(progress.symbols))
+    if len(symbols) < 2:
+        return None
+    table = Table(title="symbols", title_justify="left")
+    for column in ("symbol", "candles", "signals", "orders", "fills", "notional", "realised PnL"):
+        table.add_column(column, justify="left" if column == "symbol" else "right")
+    for symbol in symbols:
+        counts = progress.symbols.get(symbol) or SymbolCounts()
+        table.add_row(symbol, published.get(symbol, "-"), str(counts.signals), str(counts.orders), str(counts.fills),
+                      _money(counts.filled_notional), _money(progress.realised_pnl_of(symbol)))
+    return table
+
+
 def summary_line(progress: Progress, statuses: dict[str, ProcessStatus], waiting_for: str) -> str:
     """One line for non-interactive output (CI logs, pipes)."""
     restarts = sum(s.restarts for s in statuses.values())
@@ -85,7 +116,7 @@ def summary_line(progress: Progress, statuses: dict[str, ProcessStatus], waiting
     return (
         f"[run] candles {candles_line(progress)} | indicators {indicators_line(progress)} | "
         f"signals {sum(progress.signals.values())} | orders {len(progress.orders)} (open {len(progress.open_orders)}) | "
-        f"fills {progress.fills} | rejections {sum(progress.rejections.values())} | "
+        f"fills {progress.fills}{symbols_part(progress)} | rejections {sum(progress.rejections.values())} | "
         f"equity {_money(equity)} | restarts {restarts} | {waiting_for}{_degraded_line(progress)}"
     )
 
@@ -145,6 +176,8 @@ def live_view(
         pipeline.add_row("data gaps", str(progress.gaps))
     pipeline.add_row("status", waiting_for)
     parts: list[RenderableType] = [Text(header, style="bold"), agents, pipeline]
+    if (by_symbol := symbols_table(progress)) is not None:
+        parts.append(by_symbol)
     if outages:
         parts.append(Text("\n".join(f"OUTAGE {line}" for line in outages), style="bold red"))
     if events:
@@ -172,6 +205,8 @@ def portfolio_view(portfolio: Portfolio, progress: Progress) -> RenderableType:
         if not dump.rows:
             table.caption = "empty"
         parts.append(table)
+    if (by_symbol := symbols_table(progress)) is not None:
+        parts.append(by_symbol)
     lines = []
     pnl = portfolio.realised_pnl
     lines.append(f"realised PnL (ledger): {_money(pnl)}" if pnl is not None else f"realised PnL (bus): {_money(progress.realised_pnl)}")

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from agents.runtime.registry import AgentEntry, AgentNotAvailable, resolve
 
-__all__ = ["SINGLE_INSTANCE", "agent_of", "parse_instances", "process_names"]
+__all__ = ["SINGLE_INSTANCE", "agent_of", "instance_env", "parse_instances", "process_names"]
 
 MAX_INSTANCES = 8
 # The replay publishes every candle once: a second replay would publish each candle twice (the
@@ -56,3 +56,10 @@ def process_names(entry: AgentEntry, count: int) -> list[str]:
 def agent_of(process_name: str) -> str:
     """The agent's CLI name of a process name: ``strategy#2`` → ``strategy``."""
     return process_name.split(_SEPARATOR, 1)[0]
+
+
+def instance_env(process_name: str, count: int) -> dict[str, str]:
+    """AGENT_INSTANCE / AGENT_INSTANCES of a process: instances started together split the
+    partitions between them (each is first on its own share) and stand by for the rest."""
+    _, sep, number = process_name.partition(_SEPARATOR)
+    return {"AGENT_INSTANCE": number if sep else "1", "AGENT_INSTANCES": str(count)}

@@ -48,6 +48,16 @@ class AgentView:
 
 
 @dataclass
+class SymbolCounts:
+    """What one symbol's messages added up to (the run panel's per-symbol rows)."""
+
+    signals: int = 0
+    orders: int = 0
+    fills: int = 0
+    filled_notional: Decimal = Decimal(0)
+
+
+@dataclass
 class Progress:
     """Counters of one run; ``record`` is idempotent per message id."""
 
@@ -61,6 +71,7 @@ class Progress:
     gaps: int = 0
     positions: dict[tuple[str, str], PositionUpdate] = field(default_factory=dict)
     metrics: RiskMetrics | None = None
+    symbols: dict[str, SymbolCounts] = field(default_factory=dict)  # by symbol, in order first seen
     last_event_monotonic: float = field(default_factory=time.monotonic)
     _seen: set[UUID] = field(default_factory=set)
     _last_report_at: dict[str, object] = field(default_factory=dict)
@@ -78,7 +89,10 @@ class Progress:
         self.last_event_monotonic = now
         if isinstance(message, Signal):
             self.signals[message.side.value] += 1
+            self.of_symbol(message.symbol).signals += 1
         elif isinstance(message, OrderRequest):
+            if message.client_order_id not in self.orders:
+                self.of_symbol(message.symbol).orders += 1
             self.orders.setdefault(message.client_order_id, None)
         elif isinstance(message, ExecutionReport):
             self._record_report(message)
@@ -124,11 +138,21 @@ class Progress:
         else:
             self.orders.setdefault(report.client_order_id, report.status)
         if report.last_fill_quantity > 0 and report.last_fill_price is not None:
+            notional = report.last_fill_quantity * report.last_fill_price
             self.fills += 1
-            self.filled_notional += report.last_fill_quantity * report.last_fill_price
+            self.filled_notional += notional
             self.fees += report.fee
+            counts = self.of_symbol(report.symbol)
+            counts.fills += 1
+            counts.filled_notional += notional
+
+    def of_symbol(self, symbol: str) -> SymbolCounts:
+        return self.symbols.setdefault(symbol, SymbolCounts())
 
     # --- questions ----------------------------------------------------------------------
+    def realised_pnl_of(self, symbol: str) -> Decimal:
+        return sum((p.realised_pnl for (_, s), p in self.positions.items() if s == symbol), Decimal(0))
+
     @property
     def open_orders(self) -> list[str]:
         """Orders without a terminal report yet (no report at all, NEW, PARTIALLY_FILLED, UNKNOWN)."""

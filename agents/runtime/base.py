@@ -55,6 +55,9 @@ class Agent:
             ),
             # One file per agent: it must outlive the process (a crash is what it records).
             crash_journal=settings.bus_crash_journal_dir / f"{self.name}.sqlite3",
+            instance=settings.agent_instance,
+            instances=settings.agent_instances,
+            standby_delay=settings.bus_standby_delay,
         )
         self.log = get_logger()
         self._state = HealthState.STARTING

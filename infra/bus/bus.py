@@ -62,6 +62,9 @@ class Bus:
         reconnect_interval: float = 1.0,
         retry_policy: RetryPolicy | None = None,
         crash_journal: Path | None = None,
+        instance: int = 1,
+        instances: int = 1,
+        standby_delay: float = 0.0,
     ) -> None:
         self._url = url
         self.topology = topology
@@ -83,6 +86,9 @@ class Bus:
         self._channels: list[AbstractChannel] = []
         self._consumers: list[tuple[AbstractQueue, str, QueueConsumer, AbstractChannel]] = []
         self._depth_channel: AbstractChannel | None = None
+        # Which share of each queue group this process subscribes to first (consume_group).
+        self._instance, self._instances, self._standby_delay = instance, instances, standby_delay
+        self._later: list[asyncio.Task[None]] = []
 
     @property
     def connection(self) -> AbstractRobustConnection:
@@ -104,6 +110,9 @@ class Bus:
         found = [] if self.is_connected else ["bus disconnected"]
         if self._journal is not None and self._journal.problem is not None:
             found.append(self._journal.problem)
+        for task in self._later:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                found.append(f"standby subscription {task.get_name()} failed: {task.exception()!r}")
         for _, _, consumer, channel in self._consumers:
             if channel.is_closed and self.is_connected:
                 found.append(f"channel of consumer {consumer.queue} is closed")
@@ -197,10 +206,23 @@ class Bus:
         (sequentially within one: a symbol's order holds). The broker makes this consumer the
         active one of a partition only while no other instance's consumer is (single active
         consumer); a standby subscribes all the same and is handed the queue when that one goes."""
-        return [
-            await self.consume(spec.name, handler, accepts, sequential=sequential, prefetch=prefetch)
-            for spec in self.topology.group(group)
-        ]
+        specs = self.topology.group(group)
+        own = [spec for k, spec in enumerate(specs) if k % self._instances == self._instance - 1]
+        others = [spec for spec in specs if spec not in own]
+        if self._standby_delay <= 0:
+            own, others = list(specs), []
+        consumers = [await self.consume(spec.name, handler, accepts, sequential=sequential, prefetch=prefetch)
+                     for spec in own]
+        if others:
+            # The other instances' share, later: started together, each instance is first (so
+            # active) on its own share, and waits behind the others on theirs.
+            async def subscribe_later() -> None:
+                await asyncio.sleep(self._standby_delay)
+                for spec in others:
+                    await self.consume(spec.name, handler, accepts, sequential=sequential, prefetch=prefetch)
+
+            self._later.append(asyncio.create_task(subscribe_later(), name=f"standby-{group}"))
+        return consumers
 
     async def group_depth(self, group: str) -> int:
         """Messages ready in all partition queues of a queue group."""
@@ -221,6 +243,10 @@ class Bus:
 
         A handler call under way finishes (and is acked); a message waiting out a transient
         failure, or not started yet, stays unacked and is redelivered to the next consumer."""
+        for task in self._later:
+            task.cancel()
+        await asyncio.gather(*self._later, return_exceptions=True)
+        self._later.clear()
         for _, _, consumer, _ in self._consumers:
             consumer.interrupt()
         for amqp_queue, tag, _, _ in self._consumers:

@@ -38,12 +38,15 @@ async def _api_answers(url: str) -> bool:
         return False
 
 
-async def _serve(make_system: Callable[..., Awaitable[SystemRun]], probe: QueueProbe, *, agents: bool) -> Console:
+async def serve_console(make_system: Callable[..., Awaitable[SystemRun]], probe: QueueProbe, *, agents: bool,
+                        **env: str) -> Console:
+    """A deployment (``env`` on top of the system tests' settings) with its console API serving;
+    the consuming agents attached when ``agents``."""
     if not CHART_LIBRARY.exists():
         unavailable(f"{CHART_LIBRARY} is not built (scripts/build-console)")
     port = closed_port()
     run = await make_system(API_HOST="127.0.0.1", API_PORT=str(port), API_READ_TOKEN=READ_TOKEN,
-                            API_OPERATOR_TOKEN=OPERATOR_TOKEN)
+                            API_OPERATOR_TOKEN=OPERATOR_TOKEN, **env)
     if agents:
         await run.start_consumers(probe.consumers)
     run.start("api")
@@ -55,13 +58,13 @@ async def _serve(make_system: Callable[..., Awaitable[SystemRun]], probe: QueueP
 @pytest.fixture
 async def console(make_system: Callable[..., Awaitable[SystemRun]], probe: QueueProbe) -> Console:  # noqa: F811
     """The four consuming agents attached and the API serving (on a free port); nothing replayed yet."""
-    return await _serve(make_system, probe, agents=True)
+    return await serve_console(make_system, probe, agents=True)
 
 
 @pytest.fixture
 async def bare_console(make_system: Callable[..., Awaitable[SystemRun]], probe: QueueProbe) -> Console:  # noqa: F811
     """The API alone on fresh stores (migrated database, declared bus): enough for the token checks."""
-    return await _serve(make_system, probe, agents=False)
+    return await serve_console(make_system, probe, agents=False)
 
 
 @pytest.fixture

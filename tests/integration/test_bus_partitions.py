@@ -80,3 +80,46 @@ async def test_a_standby_takes_a_partition_over_in_order_when_the_active_consume
         for bus in (standby, publisher):
             await bus.close()
         await cleanup(rabbitmq_url, topology)
+
+
+async def test_instances_started_together_split_the_partitions_and_stand_by_for_each_other(rabbitmq_url: str) -> None:
+    """Instance i of n is first on partitions k with k mod n = i - 1 whatever the start order,
+    so two instances share the work; when one goes, the other takes its share over."""
+    topology = system_topology(f"tbpart_{uuid.uuid4().hex[:10]}", 2)
+    group = f"{topology.exchange}.technical_analysis.candles"
+    on_p0 = next(s for s in SYMBOLS if topics.partition_of(s, 2) == 0)
+    on_p1 = next(s for s in SYMBOLS if topics.partition_of(s, 2) == 1)
+    handled: dict[int, list[str]] = {1: [], 2: []}
+
+    def handler(instance: int):  # type: ignore[no-untyped-def]
+        async def handle(message: Message, delivery: Delivery) -> None:
+            assert isinstance(message, Candle)
+            handled[instance].append(message.symbol)
+        return handle
+
+    def instance_bus(instance: int) -> Bus:
+        return Bus(rabbitmq_url, topology, connection_name=f"test-partitions-{instance}", instance=instance,
+                   instances=2, standby_delay=0.5)
+
+    publisher = Bus(rabbitmq_url, topology, connection_name="test-partitions-publisher")
+    first, second = instance_bus(1), instance_bus(2)
+    try:
+        await publisher.connect()
+        await second.connect()  # the second instance starts first: it still takes only its share
+        await second.consume_group(group, handler(2), (Candle,))
+        await first.connect()
+        await first.consume_group(group, handler(1), (Candle,))
+        await asyncio.sleep(1.5)  # both have subscribed to the other's share, as standbys
+        for index in range(3):
+            await publisher.publish(make_candle(index, symbol=on_p0))
+            await publisher.publish(make_candle(index, symbol=on_p1))
+        assert await wait_until(lambda: len(handled[1]) + len(handled[2]) == 6, timeout=15), handled
+        assert handled == {1: [on_p0] * 3, 2: [on_p1] * 3}
+
+        await first.connection.close()  # instance 1 is gone: instance 2 takes partition 0 over
+        await publisher.publish(make_candle(3, symbol=on_p0))
+        assert await wait_until(lambda: handled[2].count(on_p0) == 1, timeout=15), handled
+    finally:
+        for bus in (second, publisher):
+            await bus.close()
+        await cleanup(rabbitmq_url, topology)

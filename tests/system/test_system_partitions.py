@@ -4,8 +4,7 @@ instances of every consuming agent, and the active instance of each SIGKILLed mi
 The standbys take the dead instances' partitions over (single active consumer) and the run ends
 where an undisturbed run with one instance of each agent ends — row by row: decisions, orders,
 reservations, balances, positions, fills — with no dead letter and the reality check PASS.
-
-The second symbol is a stand-in until a second real series ships (tests/support/two_symbols.py).
+The two symbols are the shipped real series of the two-symbol slice (decision 0027).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,32 +20,24 @@ from protocol import topics
 from tests.support.chaos import Chaos, assert_same_as_undisturbed, count, replay_to_end
 from tests.support.failover import measure_takeover
 from tests.support.system import CONSUMERS, QueueProbe, SystemRun
-from tests.support.two_symbols import SYMBOLS, write_slices
-from tests.system.conftest import OFFSET
+from tests.system.conftest import SYMBOLS, TWO_SYMBOLS_ENV, two_symbol_slice
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 
-COUNT = 110  # candles per symbol: two runs of 220 candles stay within a few minutes
 PARTITIONS = 4
 DECISIONS = "SELECT count(*) FROM risk_decisions"
-
-
-def env_for(files: dict[str, Path]) -> dict[str, str]:
-    """Settings of both runs: the two symbols, four partitions, and limits that cannot bind
-    differently with the order in which the two symbols' signals reach the shared ledger. The
-    per-trade cap (500, conftest) must always bind: a fraction of what is available would size an
-    order by what the other symbol happened to hold at that moment, so the account is large."""
-    return {
-        "PAPER_BALANCES": "USDT:100000",
-        "SYMBOLS": ",".join(SYMBOLS),
-        "REPLAY_FILE": ";".join(f"{s}={p}" for s, p in files.items()),
-        "REPLAY_OFFSET": "0",
-        "REPLAY_LIMIT": str(COUNT),
-        "BUS_PARTITIONS": str(PARTITIONS),
-        "RISK_MAX_OPEN_POSITIONS": "50",
-        "RISK_MAX_ORDERS_PER_HOUR": "1000",
-        "RISK_MAX_ORDERS_PER_DAY": "10000",
-    }
+# Settings of both runs: the two-symbol slice, four partitions, and limits that cannot bind
+# differently with the order in which the two symbols' signals reach the shared ledger. The
+# per-trade cap (500, conftest) must always bind: a fraction of what is available would size an
+# order by what the other symbol happened to hold at that moment, so the account is large.
+ENV = {
+    **TWO_SYMBOLS_ENV,
+    "BUS_PARTITIONS": str(PARTITIONS),
+    "PAPER_BALANCES": "USDT:100000",
+    "RISK_MAX_OPEN_POSITIONS": "50",
+    "RISK_MAX_ORDERS_PER_HOUR": "1000",
+    "RISK_MAX_ORDERS_PER_DAY": "10000",
+}
 
 
 def kill_active_instances(at_least: int, takeover: dict[str, float]) -> Chaos:
@@ -79,20 +69,19 @@ def test_symbols_spread_over_the_partitions() -> None:
 
 
 async def test_killed_active_instances_hand_over_and_the_end_equals_one_undisturbed_instance(
-    make_system: Callable[..., Any], probe: QueueProbe, tmp_path: Path
+    make_system: Callable[..., Any], probe: QueueProbe
 ) -> None:
-    env = env_for(write_slices(tmp_path, OFFSET, COUNT))
     started = time.monotonic()
-    undisturbed = await replay_to_end(await make_system(**env), probe)
+    undisturbed = await replay_to_end(await make_system(**ENV), probe)
     print(f"undisturbed, one instance each: {time.monotonic() - started:.1f}s")
     traded = {symbol for (_, symbol), _ in undisturbed.positions.items()}
     assert traded == set(SYMBOLS), f"both symbols must trade, or this test proves little: {traded}"
-    assert undisturbed.candles == COUNT * len(SYMBOLS)
+    assert undisturbed.candles == sum(len(candles) for candles in two_symbol_slice().values())
 
-    run: SystemRun = await make_system(**env)
+    run: SystemRun = await make_system(**ENV)
     takeover: dict[str, float] = {}
     started = time.monotonic()
-    disturbed = await replay_to_end(run, probe, kill_active_instances(8, takeover), instances=2)
+    disturbed = await replay_to_end(run, probe, kill_active_instances(4, takeover), instances=2)
     print(f"two instances each, actives killed: {time.monotonic() - started:.1f}s; "
           f"standbys moved the pipeline on {takeover['seconds']:.2f}s after the SIGKILL")
 

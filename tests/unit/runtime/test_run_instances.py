@@ -55,3 +55,15 @@ def test_two_instances_beating_alternately_are_quiet_when_neither_consumes_more(
     assert progress.agents["strategy"].received_monotonic == 9.5  # heard from: any instance's beat
     progress.record(beat("strategy", 45, at_seconds=11, instance="active"), now=11.0)
     assert progress.quiet_for(now=12.0) == 1.0
+
+
+def test_each_instance_learns_which_share_of_the_partitions_is_its_own() -> None:
+    from agents.run.instances import instance_env
+    from infra.settings import Settings
+
+    assert [instance_env(n, 3) for n in process_names(resolve("strategy"), 3)] == [
+        {"AGENT_INSTANCE": str(i), "AGENT_INSTANCES": "3"} for i in (1, 2, 3)
+    ]
+    assert Settings(_env_file=None, **instance_env("strategy#2", 2)).agent_instance == 2  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="AGENT_INSTANCE"):
+        Settings(_env_file=None, AGENT_INSTANCE="3", AGENT_INSTANCES="2")  # type: ignore[arg-type]

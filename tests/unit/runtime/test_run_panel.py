@@ -4,6 +4,7 @@ tables are printed at full width instead of being cut at rich's default 80 colum
 from __future__ import annotations
 
 from collections import deque
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -53,3 +54,64 @@ def test_without_a_terminal_tables_are_not_cut_at_80_columns(monkeypatch: pytest
     assert "…" not in printed
     [line] = [text for text in printed.splitlines() if long_id in text]
     assert all(value in line for value in row) and len(line) > 80
+
+
+def cells(row: str) -> list[str]:
+    """The cells of one printed table row."""
+    return [cell.strip() for cell in row.split("│") if cell.strip()]
+
+
+def _two_symbol_progress() -> Progress:
+    """Signals, orders and fills of BTC/USDT and NFLX/USDT, one fill of BTC delivered twice."""
+    from uuid import uuid4
+
+    from protocol import ExecutionReport, OrderRequest, PositionUpdate, Signal, client_order_id_for
+    from tests.unit.test_protocol_samples import order_fields, report_fields, sample
+
+    progress = Progress()
+    progress.record(beat("data_collection", 0, **{"published.BTC/USDT": "60", "published.NFLX/USDT": "41"}))
+    for symbol, price, quantity in (("BTC/USDT", "42000", "0.1"), ("NFLX/USDT", "500", "2"), ("NFLX/USDT", "510", "1")):
+        signal = sample(Signal).model_copy(update={"message_id": uuid4(), "symbol": symbol})
+        coid = client_order_id_for(signal.message_id)
+        progress.record(signal)
+        progress.record(OrderRequest(**order_fields(signal_id=signal.message_id, client_order_id=coid, symbol=symbol)))
+        report = ExecutionReport(**report_fields(client_order_id=coid, symbol=symbol, status="FILLED", quantity=quantity,
+                                                 cumulative_filled_quantity=quantity, last_fill_quantity=quantity,
+                                                 last_fill_price=price, average_price=price))
+        progress.record(report)
+        progress.record(report)  # a redelivery is counted once
+    progress.record(sample(PositionUpdate).model_copy(update={"symbol": "NFLX/USDT", "realised_pnl": Decimal("7.5")}))
+    return progress
+
+
+def test_the_panel_the_summary_and_the_final_report_show_one_row_per_symbol() -> None:
+    progress = _two_symbol_progress()
+    assert {s: (c.signals, c.orders, c.fills, c.filled_notional) for s, c in progress.symbols.items()} == {
+        "BTC/USDT": (1, 1, 1, Decimal("4200.0")),
+        "NFLX/USDT": (2, 2, 2, Decimal("1510")),
+    }
+    statuses = {"execution": ProcessStatus("execution", state=ProcessState.RUNNING, pid=1)}
+    out = StringIO()
+    console = Console(file=out, width=200)
+    console.print(live_view(progress, statuses, deque(), "waiting", "tradebus run"))
+    console.print(portfolio_view(Portfolio(), progress))
+    rows = [line for line in out.getvalue().splitlines() if "NFLX/USDT" in line]
+    assert len(rows) == 2  # the panel's row and the final report's
+    assert [cells(row) for row in rows] == [["NFLX/USDT", "41", "2", "2", "2", "1,510.00", "7.50"]] * 2
+    assert "fills 3 (BTC/USDT 1, NFLX/USDT 2) |" in summary_line(progress, statuses, "waiting")
+
+
+def test_the_symbols_table_shows_candles_before_the_first_signal() -> None:
+    progress = Progress()
+    progress.record(beat("data_collection", 0, **{"published.BTC/USDT": "3", "published.NFLX/USDT": "2"}))
+    out = StringIO()
+    Console(file=out, width=200).print(live_view(progress, {}, deque(), "waiting", "tradebus run"))
+    [row] = [line for line in out.getvalue().splitlines() if "NFLX/USDT" in line]
+    assert cells(row) == ["NFLX/USDT", "2", "0", "0", "0", "0.00", "0.00"]
+
+
+def test_one_symbol_keeps_the_panel_without_a_symbols_table() -> None:
+    progress = _progress()
+    out = StringIO()
+    Console(file=out, width=200).print(live_view(progress, {}, deque(), "waiting", "tradebus run"))
+    assert "symbols" not in out.getvalue()

@@ -38,9 +38,10 @@ export function drawPositions({ positions }, controls) {
 }
 
 export function drawOrders({ items }, controls) {
-  fillTable($("orders"), ["time", "strategy", "side", "qty", "filled", "avg", "status", ""],
-    items.map((o) => el("tr", { dataset: { order: o.client_order_id } },
-      el("td", { title: o.client_order_id }, shortTime(o.created_at)), el("td", {}, o.strategy_id), el("td", {}, tag(o.side)),
+  fillTable($("orders"), ["time", "strategy", "symbol", "side", "qty", "filled", "avg", "status", ""],
+    items.map((o) => el("tr", { dataset: { order: o.client_order_id, symbol: o.symbol } },
+      el("td", { title: o.client_order_id }, shortTime(o.created_at)), el("td", {}, o.strategy_id), el("td", {}, o.symbol),
+      el("td", {}, tag(o.side)),
       numCell(o.quantity), numCell(o.filled), numCell(o.average_price, 2),
       el("td", { title: o.reason || "" }, tag(o.status)),
       el("td", {}, TERMINAL.has(o.status) ? ""
