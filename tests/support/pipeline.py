@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from agents.strategy.config import load_strategy_config
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.signals import build_signal
 from agents.strategy.strategies import on_change, run_strategy
-from collections.abc import Collection
-
 from agents.technical_analysis.indicators import IndicatorParams, compute_columns, extra_at, indicators_at, rolling_columns
 from protocol import Candle, IndicatorSnapshot, Signal
 
