@@ -141,3 +141,14 @@ def test_ta_indicators_setting_is_split_and_checked() -> None:
     with pytest.raises(ValidationError, match="TA_INDICATORS: unknown indicator column 'foo_2'"):
         TechnicalAnalysisSettings(_env_file=None, TA_INDICATORS="rsi_7,foo_2")  # type: ignore[call-arg]
 
+
+
+def test_a_backtest_refuses_what_the_analysis_agent_would_refuse_and_warms_up_the_union() -> None:
+    from agents.backtest.runs import StrategyChoice, spec_for, warmup_for
+    from agents.technical_analysis.indicators import IndicatorParams
+
+    params = IndicatorParams(window=200)
+    with pytest.raises(StrategyConfigError, match=r"strategy 'rsi': indicator rsi_300 warms up over 300 candles: the window of 200"):
+        spec_for(StrategyChoice(name="rsi", kind="rsi"), params, {"period": 300})
+    spec = spec_for(StrategyChoice(name="rsi", kind="rsi"), params, {"period": 150})
+    assert spec.strategy.indicator_columns == {"rsi_150"} and warmup_for([spec]) == 200
