@@ -134,8 +134,9 @@ class IndicatorHistory:
         """A history from whole columns (the backtester's way in).
 
         ``times`` are candle open times (epoch ms, datetime64 or aware datetimes), strictly
-        increasing; ``indicators`` is keyed by ``Indicators`` field names (missing ones are all
-        NaN, unknown names are refused, so a renamed indicator cannot silently vanish).
+        increasing; ``indicators`` is keyed by ``Indicators`` field names or parametrised names
+        (``rsi_7``); missing ones are all NaN, unknown names are refused, so a renamed indicator
+        cannot silently vanish.
         ``readable``: the only indicator columns ``col`` may return (``close`` always), when
         the others were deliberately not computed.
         """
@@ -157,14 +158,13 @@ class IndicatorHistory:
         capacity = max(_MIN_CAPACITY, keep) if max_length is None else 2 * max_length
         history._time_buffer = np.zeros(capacity, dtype=np.int64)
         history._time_buffer[:keep] = time_ms[n - keep :]
-        for name in columns:
-            if name in columns:
-                values = np.asarray(columns[name], dtype=np.float64)
-                if values.shape != (n,):
-                    raise ValueError(f"column {name!r} has shape {values.shape}, expected ({n},)")
-                buffer = np.full(capacity, np.nan)
-                buffer[:keep] = values[n - keep :]
-                history._buffers[name] = buffer
+        for name, column in columns.items():
+            values = np.asarray(column, dtype=np.float64)
+            if values.shape != (n,):
+                raise ValueError(f"column {name!r} has shape {values.shape}, expected ({n},)")
+            buffer = np.full(capacity, np.nan)
+            buffer[:keep] = values[n - keep :]
+            history._buffers[name] = buffer
         history._n = keep
         history._changed()
         return history

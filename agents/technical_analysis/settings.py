@@ -10,6 +10,7 @@ from typing import Annotated, Final
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from agents.strategy.config import split_names
 from agents.strategy.settings import StrategySettings
 from agents.technical_analysis.indicators import IndicatorNameError, IndicatorParams, check_columns
 
@@ -67,9 +68,7 @@ class TechnicalAnalysisSettings(StrategySettings):
     @field_validator("ta_indicators", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return split_names(value)
 
     @field_validator("ta_indicators")
     @classmethod
