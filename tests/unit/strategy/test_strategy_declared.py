@@ -63,6 +63,10 @@ def test_influxdb_stores_declared_columns_as_fields_and_gives_them_back() -> Non
            "rsi": 40.5, "macd": None, "rsi_7": 21.25, "bb_lower_20_2.5": 42000.125, "ema_50": None}
     rebuilt = snapshot_from_row(row, "binance", "BTC/USDT", "1m")
     assert rebuilt.model_dump(exclude={"produced_at", "source"}) == original.model_dump(exclude={"produced_at", "source"})
+    # The MCP server's reader shows them next to the fixed set, as it shows the fixed set.
+    from agents.mcp.reads import indicators_dict
+
+    assert indicators_dict(rebuilt)["indicators"] == {"rsi": "40.5", "rsi_7": "21.25", "bb_lower_20_2.5": "42000.125"}
 
 
 def test_the_history_reads_declared_columns_appended_live_or_given_whole() -> None:
