@@ -31,6 +31,7 @@ __all__ = [
     "IndicatorSpec",
     "Param",
     "canonical_column",
+    "check_column",
     "describe_families",
     "parse_column",
 ]
@@ -208,6 +209,17 @@ def parse_column(name: str) -> tuple[IndicatorSpec, str]:
         f"unknown indicator column {name!r}; a fixed name (protocol.Indicators) or <output>_<params> of: "
         + describe_families()
     )
+
+
+def check_column(name: str) -> None:
+    """Nothing for a readable column — ``close``, a fixed name (``protocol.Indicators``) or a
+    valid parametrised name; IndicatorNameError saying why for anything else."""
+    # Imported here: protocol.messages.analysis imports this module.
+    from protocol.messages.analysis import Indicators
+
+    if name == "close" or name in Indicators.model_fields:
+        return
+    parse_column(name)
 
 
 def describe_families() -> str:

@@ -59,7 +59,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agents.strategy.history import INDICATOR_FIELDS, IndicatorHistory
 from protocol import SignalSide
-from protocol.indicators import IndicatorNameError, canonical_column, parse_column
+from protocol.indicators import IndicatorNameError, canonical_column, check_column
 
 __all__ = [
     "BUY",
@@ -227,10 +227,8 @@ def check_indicator_columns(columns: object, owner: str) -> frozenset[str] | Non
     for name in sorted(columns, key=str):
         if not isinstance(name, str):
             raise StrategyConfigError(f"{owner}: indicator column names must be text, got {name!r}")
-        if name == "close" or name in INDICATORS:
-            continue
         try:
-            parse_column(name)
+            check_column(name)
         except IndicatorNameError as exc:
             raise StrategyConfigError(f"{owner} declares a bad indicator: {exc}") from None
     return frozenset(columns)

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from protocol import IndicatorSnapshot, Indicators
-from protocol.indicators import IndicatorNameError, parse_column
+from protocol.indicators import IndicatorNameError, check_column
 
 __all__ = ["COLUMNS", "INDICATOR_FIELDS", "IndicatorHistory", "epoch_ms", "from_epoch_ms", "is_column"]
 
@@ -43,27 +43,26 @@ _KNOWN: Final = frozenset(COLUMNS)
 
 def is_column(name: str) -> bool:
     """True for ``close``, a fixed indicator or a valid parametrised name (``rsi_7``)."""
-    if name in _KNOWN:
-        return True
+    return name in _KNOWN or _problem(name) is None
+
+
+def _problem(name: str) -> str | None:
     try:
-        parse_column(name)
-    except IndicatorNameError:
-        return False
-    return True
+        check_column(name)
+    except IndicatorNameError as exc:
+        return str(exc)
+    return None
 
 
 def _unknown(names: Iterable[str]) -> list[str]:
+    """The names that are no indicator column ("close" is not one: it is given apart)."""
     return sorted(name for name in names if name == "close" or not is_column(name))
 
 
 def _describe_unknown(names: list[str]) -> str:
-    reasons = []
-    for name in names:
-        try:
-            parse_column(name)
-        except IndicatorNameError as exc:
-            reasons.append(str(exc) if len(names) == 1 else name)
-    return "; ".join(reasons) if reasons else ", ".join(names)
+    if len(names) == 1 and names[0] != "close":
+        return _problem(names[0]) or names[0]
+    return ", ".join(names)
 
 
 def epoch_ms(moment: datetime) -> int:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.technical_analysis.functions import Column, Ohlcv, compute_spec, lookback, session_vwap
 from protocol import Indicators
-from protocol.indicators import FAMILIES, IndicatorNameError, IndicatorSpec, parse_column
+from protocol.indicators import FAMILIES, IndicatorNameError, IndicatorSpec, check_column, parse_column
 
 __all__ = [
     "COLUMNS",
@@ -183,8 +183,7 @@ def check_columns(names: Iterable[str]) -> frozenset[str]:
     IndicatorNameError naming the first bad one."""
     names = frozenset(names)
     for name in sorted(names):
-        if name != "close" and name not in _FIXED:
-            parse_column(name)
+        check_column(name)
     return names
 
 
