@@ -156,3 +156,23 @@ def test_a_backtest_refuses_what_the_analysis_agent_would_refuse_and_warms_up_th
         spec_for(StrategyChoice(name="rsi", kind="rsi"), params, {"period": 300})
     spec = spec_for(StrategyChoice(name="rsi", kind="rsi"), params, {"period": 150})
     assert spec.strategy.indicator_columns == {"rsi_150"} and warmup_for([spec]) == 200
+
+
+def test_builtin_macd_and_bollinger_kinds_declare_their_own_periods() -> None:
+    assert build_strategy("macd_cross").indicator_columns == {"macd", "macd_signal"}
+    macd = build_strategy("macd_cross", {"fast": 5, "slow": 35, "signal": 5})
+    assert macd.indicator_columns == {"macd_5_35_5", "macd_signal_5_35_5"}
+    history = make_history(macd_5_35_5=[-1.0, 1.0], macd_signal_5_35_5=[0.0, 0.0], macd=[1.0, -1.0], macd_signal=[0.0, 0.0])
+    assert macd.decide(history, 1).side.value == "BUY" and build_strategy("macd_cross").decide(history, 1).side.value == "SELL"
+    assert set(macd.decide(history, 1).used) == {"macd_5_35_5", "macd_signal_5_35_5", "macd_5_35_5_prev", "macd_signal_5_35_5_prev"}
+    with pytest.raises(StrategyConfigError, match="give fast, slow and signal together"):
+        build_strategy("macd_cross", {"fast": 5})
+
+    assert build_strategy("bollinger_reversion").indicator_columns == {"bb_percent_b", "bb_lower", "bb_upper"}
+    bands = build_strategy("bollinger_reversion", {"period": 10, "stddev": 2.5})
+    assert bands.indicator_columns == {"bb_percent_b_10_2.5", "bb_lower_10_2.5", "bb_upper_10_2.5"}
+    wide = make_history(**{"bb_percent_b_10_2.5": [-0.2], "bb_lower_10_2.5": [90.0], "bb_upper_10_2.5": [110.0]},
+                        bb_percent_b=[0.5], bb_lower=[95.0], bb_upper=[105.0])
+    assert bands.decide(wide, 0).side.value == "BUY" and build_strategy("bollinger_reversion").decide(wide, 0).side.value == "HOLD"
+    with pytest.raises(StrategyConfigError, match="give period and stddev together"):
+        build_strategy("bollinger_reversion", {"period": 10})
