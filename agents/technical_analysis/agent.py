@@ -20,6 +20,7 @@ from agents.strategy.declared import Declared, declared_by_config
 from agents.technical_analysis.indicators import (
     COLUMNS,
     IndicatorParams,
+    WindowTooShort,
     check_window,
     compute_columns,
     extra_at,
@@ -143,9 +144,9 @@ class TechnicalAnalysisAgent(Agent):
         columns = columns_to_compute(declared, default_set=settings.ta_default_set, more=settings.ta_indicators)
         try:
             check_window(columns, self.params)
-        except ValueError as exc:
-            by = {name: declared.declared_by(name) for name in columns if declared.declared_by(name)}
-            raise ValueError(f"{exc}; declared by: {by or 'TA_INDICATORS'}") from None
+        except WindowTooShort as exc:
+            by = ", ".join(declared.declared_by(exc.column)) or "TA_INDICATORS"
+            raise ValueError(f"{exc}; declared by: {by}") from None
         self.log.info("indicators to compute", columns=list(columns), parametrised=sorted(declared.parametrised),
                       strategies=sorted(declared.by_strategy), default_set=settings.ta_default_set)
         return columns

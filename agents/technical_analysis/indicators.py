@@ -30,6 +30,7 @@ __all__ = [
     "Column",
     "IndicatorNameError",
     "IndicatorParams",
+    "WindowTooShort",
     "check_columns",
     "compute_columns",
     "epoch_ms",
@@ -192,17 +193,26 @@ def max_lookback(names: Iterable[str], params: IndicatorParams) -> int:
     return max((lookback(resolve(n, params)[0]) for n in names if n != "close"), default=0)
 
 
+class WindowTooShort(ValueError):
+    """A column whose warm-up does not fit in the window; ``column`` names it."""
+
+    def __init__(self, message: str, column: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
 def check_window(names: Iterable[str], params: IndicatorParams) -> None:
     """Refuse columns whose warm-up does not fit in ``params.window`` (no value would ever be
-    published): ValueError naming the longest one and the window."""
+    published): WindowTooShort naming the longest one and the window."""
     longest = max((n for n in names if n != "close"), key=lambda n: lookback(resolve(n, params)[0]), default=None)
     if longest is None:
         return
     needed = lookback(resolve(longest, params)[0])
     if params.window <= needed:
-        raise ValueError(
+        raise WindowTooShort(
             f"indicator {longest} warms up over {needed} candles: the window of {params.window} candles "
-            f"(TA_WINDOW) must exceed it"
+            f"(TA_WINDOW) must exceed it",
+            longest,
         )
 
 

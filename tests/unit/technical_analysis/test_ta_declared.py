@@ -168,3 +168,27 @@ def test_names_have_one_spelling_and_round_trip() -> None:
     assert parse_column("rsi_7")[0] == IndicatorSpec.of("rsi", period=7)  # equal specs: computed once
     with pytest.raises(IndicatorNameError, match="rsi takes period; got length"):
         IndicatorSpec.of("rsi", length=7)
+
+
+def test_the_agent_decides_its_columns_from_the_strategy_config_and_refuses_what_its_window_cannot_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agents.technical_analysis import TechnicalAnalysisAgent, TechnicalAnalysisSettings
+
+    config = tmp_path / "strategies.toml"
+    config.write_text(
+        '[[strategies]]\nid = "fast"\nkind = "rsi"\n[strategies.params]\nperiod = 7\n\n'
+        '[[strategies]]\nid = "slow"\nkind = "rsi"\n[strategies.params]\nperiod = 600\n'
+    )
+
+    def agent(**env: str) -> TechnicalAnalysisAgent:
+        settings = TechnicalAnalysisSettings(_env_file=None, STRATEGY_CONFIG=str(config), **env)  # type: ignore[call-arg]
+        return TechnicalAnalysisAgent(settings)
+
+    with pytest.raises(ValueError, match=r"indicator rsi_600 warms up over 600 candles: the window of 500 candles \(TA_WINDOW\) must exceed it; declared by: slow$"):
+        agent()._decide_columns()
+    assert agent(TA_WINDOW="700", TA_DEFAULT_SET="false", TA_INDICATORS="ema_20")._decide_columns() == ("ema_20", "rsi_600", "rsi_7")
+    # An override the strategy agent would apply is applied here too: the same union.
+    monkeypatch.setenv("STRATEGY__SLOW__ENABLED", "false")
+    assert agent(TA_DEFAULT_SET="false")._decide_columns() == ("rsi_7",)
+    assert agent(TA_FROM_STRATEGIES="false")._decide_columns() == COLUMNS
