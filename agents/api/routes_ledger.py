@@ -249,8 +249,9 @@ async def candles(
         symbol=symbol.upper(), timeframe=tf, exchange=venue,
         candles=[m.CandleOut(open_time=c.open_time, close_time=c.close_time, open=c.open, high=c.high, low=c.low,
                              close=c.close, volume=c.volume) for c in found],
+        # The fixed set (null while warming up) and the declared parametrised ones (rsi_7, decision 0022).
         indicators=[m.IndicatorRow(candle_time=s.candle_time, values={
-            name: getattr(s.indicators, name) for name in Indicators.model_fields}) for s in snapshots],
+            **{name: getattr(s.indicators, name) for name in Indicators.model_fields}, **s.extra}) for s in snapshots],
     )
 
 

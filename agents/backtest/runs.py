@@ -23,7 +23,7 @@ from agents.strategy.config import load_strategy_config
 from agents.strategy.loader import is_reference, load_strategy_class
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import STRATEGY_KINDS, Strategy, StrategyConfigError, build_strategy
-from agents.technical_analysis.indicators import IndicatorParams
+from agents.technical_analysis.indicators import IndicatorParams, check_window, max_lookback
 
 __all__ = [
     "ASCENDING_METRICS",
@@ -116,13 +116,27 @@ def spec_for(choice: StrategyChoice, base: IndicatorParams, overrides: Mapping[s
     except ValidationError as exc:
         raise StrategyConfigError(f"bad indicator parameters {indicator_keys}: {exc.errors()[0]['msg']}") from None
     strategy = build_strategy(choice.kind, {**choice.params, **strategy_keys}, base_dir=choice.base_dir)
+    try:
+        # The TA agent refuses the same declaration at start: a backtest must not run what live cannot.
+        check_window(strategy.indicator_columns or (), indicators)
+    except ValueError as exc:
+        raise StrategyConfigError(f"strategy {choice.name!r}: {exc}") from None
     return RunSpec(choice, dict(overrides), strategy, indicators)
 
 
 def warmup_for(specs: Sequence[RunSpec]) -> int:
     """Candles to keep before the window: the TA agent's window, or more when a strategy reads
-    further back (its ``lookback``), so every run of a grid starts from warm indicators."""
-    return max(max(spec.indicator_params.window, spec.strategy.lookback + 1) for spec in specs)
+    further back (its ``lookback``) or a declared indicator warms up longer (the union's
+    longest warm-up; the window exceeds it, ``spec_for`` checks), so every run of a grid starts
+    from warm indicators."""
+    return max(
+        max(
+            spec.indicator_params.window,
+            spec.strategy.lookback + 1,
+            max_lookback(spec.strategy.indicator_columns or (), spec.indicator_params) + 1,
+        )
+        for spec in specs
+    )
 
 
 def run_specs(

@@ -41,6 +41,7 @@ def candle_dict(candle: Candle) -> dict[str, Any]:
 
 def indicators_dict(snapshot: IndicatorSnapshot) -> dict[str, Any]:
     values = {name: value for name, value in snapshot.indicators.model_dump().items() if value is not None}
+    values.update(snapshot.extra)  # the strategies' declared indicators (rsi_7, decision 0022)
     return jsonable({"candle_time": snapshot.candle_time, "close": snapshot.close, "indicators": values})
 
 

@@ -6,20 +6,30 @@ A strategy is a class derived from ``Strategy`` with
   holding its parameters with their defaults and bounds. The config's ``[strategies.params]``
   table, ``--params`` and ``--grid`` are validated by it; ``self.params`` is the validated
   instance.
-* ``COLUMNS`` — the indicator columns ``decide`` reads: names from ``INDICATORS`` (today's
-  fixed set, the fields of ``protocol.Indicators`` as the technical analysis agent publishes
-  them in every ``IndicatorSnapshot``). ``close`` is always readable. None (the default) means
-  "may read any"; a backtest then computes every indicator. A backtest computes only the
-  declared columns and refuses a read of an undeclared one, so what a strategy reads in a
-  backtest is what it reads live. (Later, a strategy will declare indicators with their own
-  parameters here — RSI 7 next to RSI 14 — through the same ``indicator_columns`` property.)
+* ``COLUMNS`` — the indicator columns ``decide`` reads (decision 0022), either
+  - names from ``INDICATORS``: the fixed set, the fields of ``protocol.Indicators``, computed
+    with the technical analysis agent's ``TA_*`` periods (``rsi`` is RSI 14 by default), or
+  - indicators with their own parameters, by canonical name: ``rsi_7``, ``ema_50``,
+    ``atr_14``, ``macd_hist_12_26_9``, ``bb_lower_20_2``, ``stoch_k_14_3_3``,
+    ``donchian_upper_20`` (every family: ``protocol.indicators.FAMILIES``; ``indicator("rsi",
+    period=7)`` spells a name for you). RSI 7 and RSI 14 side by side is
+    ``frozenset({"rsi_7", "rsi_14"})``.
+  ``close`` is always readable. None (the default) means "may read any fixed one"; a backtest
+  then computes the fixed set. The technical analysis agent computes the union of what the
+  enabled strategies declare; a backtest computes only the declared columns and refuses a read
+  of an undeclared one, so what a strategy reads in a backtest is what it reads live. When the
+  columns depend on the parameters (an RSI period as a parameter), override the
+  ``indicator_columns`` property instead: it is read after ``Params`` are validated. A name
+  that is no indicator or has a bad parameter (``rsi_1``) is refused when the strategy is built,
+  naming the strategy (and, for your own file, its file and line).
 * ``lookback`` — how many candles before row ``i`` ``decide`` reads (0: row ``i`` only).
 * ``decide(history, i)`` — the decision for candle ``i``: a ``Decision`` of side (``BUY``,
   ``SELL`` or ``HOLD``), confidence in [0, 1], a reason (text on the Signal) and ``used`` (the
   values it read, by name: the audit trail on the Signal).
 
 ``history`` is an ``IndicatorHistory``: one float64 numpy column per name, oldest row first,
-NaN while an indicator is warming up. ``history.col("rsi").item(i)`` is the RSI of candle ``i``;
+NaN while an indicator is warming up. ``history.col("rsi").item(i)`` is the RSI of candle ``i``,
+``history.col("rsi_7").item(i)`` its 7-period RSI;
 ``history.col("close")[i - 5 : i + 1]`` the last six closes. ``decide`` must read rows ``<= i``
 only, keep no state between calls and do no I/O: the backtester calls it on any row in any
 order (and only on rows where the side can change when ``candidate_rows`` is given), the live
@@ -49,6 +59,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agents.strategy.history import INDICATOR_FIELDS, IndicatorHistory
 from protocol import SignalSide
+from protocol.indicators import IndicatorNameError, canonical_column, check_column
 
 __all__ = [
     "BUY",
@@ -63,7 +74,9 @@ __all__ = [
     "StrategyLoadError",
     "StrategyParams",
     "StrategyRuntimeError",
+    "check_indicator_columns",
     "describe_validation_error",
+    "indicator",
     "load_strategy",
     "make_history",
 ]
@@ -72,7 +85,8 @@ BUY = SignalSide.BUY
 SELL = SignalSide.SELL
 HOLD = SignalSide.HOLD
 
-#: The indicator columns a strategy may read besides ``close`` (today's fixed set).
+#: The fixed indicator columns (``protocol.Indicators``); parametrised ones are named by
+#: ``indicator(...)`` / ``protocol.indicators``.
 INDICATORS: Final[tuple[str, ...]] = INDICATOR_FIELDS
 
 _NO_VALUES: Final[Mapping[str, float | None]] = MappingProxyType({})
@@ -159,8 +173,11 @@ class Strategy(ABC):
 
     @property
     def indicator_columns(self) -> frozenset[str] | None:
-        """The ``INDICATORS`` ``decide`` reads (``close`` is always there); None: it may read
-        any. A backtest computes only these. Defaults to the class's ``COLUMNS``."""
+        """The indicator columns ``decide`` reads: fixed names (``INDICATORS``) and parametrised
+        ones (``rsi_7``); ``close`` is always there. None: it may read any fixed one. The
+        technical analysis agent computes the union over the enabled strategies, a backtest
+        only these. Defaults to the class's ``COLUMNS``; override it to derive the names from
+        ``self.params`` (``frozenset({indicator("rsi", period=self.params.period)})``)."""
         return self.COLUMNS
 
     def candidate_rows(self, history: IndicatorHistory) -> NDArray[np.bool_] | None:
@@ -184,6 +201,37 @@ class Strategy(ABC):
     def __repr__(self) -> str:
         values = ", ".join(f"{k}={v!r}" for k, v in self.params.model_dump().items())
         return f"{type(self).__name__}({values})"
+
+
+def indicator(family: str, output: str | None = None, **params: float) -> str:
+    """The column name of an indicator with parameters, checked: ``indicator("rsi", period=7)``
+    is ``"rsi_7"``, ``indicator("bb", "bb_lower", period=20, stddev=2)`` ``"bb_lower_20_2"``,
+    ``indicator("donchian", "donchian_upper", period=20)`` ``"donchian_upper_20"``.
+    StrategyConfigError for an unknown family, output or a bad parameter."""
+    try:
+        return canonical_column(family, output, **params)
+    except IndicatorNameError as exc:
+        raise StrategyConfigError(str(exc)) from None
+
+
+def check_indicator_columns(columns: object, owner: str) -> frozenset[str] | None:
+    """``columns`` (a strategy's ``COLUMNS`` / ``indicator_columns``) as a frozenset of valid
+    names, or None; StrategyConfigError starting with ``owner`` (the strategy) naming the bad
+    name and why."""
+    if columns is None:
+        return None
+    if isinstance(columns, str) or not isinstance(columns, frozenset | set | tuple | list):
+        raise StrategyConfigError(
+            f"{owner}: indicator columns must be a set of names such as frozenset({{'rsi_7'}}), got {columns!r}"
+        )
+    for name in sorted(columns, key=str):
+        if not isinstance(name, str):
+            raise StrategyConfigError(f"{owner}: indicator column names must be text, got {name!r}")
+        try:
+            check_column(name)
+        except IndicatorNameError as exc:
+            raise StrategyConfigError(f"{owner} declares a bad indicator: {exc}") from None
+    return frozenset(columns)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -97,13 +97,16 @@ def configured_rows(config: Path | None) -> tuple[str, list[dict[str, Any]]]:
         except StrategyConfigError as exc:
             row.update(status="broken", error=str(exc), params=dict(instance.params))
         else:
-            row.update(status="ok", error=None, params=strategy.params.model_dump(mode="json"), lookback=strategy.lookback)
+            columns = strategy.indicator_columns
+            row.update(status="ok", error=None, params=strategy.params.model_dump(mode="json"), lookback=strategy.lookback,
+                       indicators=sorted(columns) if columns is not None else None)
         rows.append(row)
     return str(path), rows
 
 
 def _params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in params.items())
+    # An unset optional parameter (None) is left out: the kind's default applies.
+    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in params.items() if v is not None)
 
 
 @app.command("list")

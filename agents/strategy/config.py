@@ -48,6 +48,7 @@ __all__ = [
     "StrategyInstanceConfig",
     "env_key",
     "load_strategy_config",
+    "split_names",
 ]
 
 DEFAULT_CONFIG_PATH: Final = Path(__file__).with_name("strategies.toml")
@@ -72,9 +73,7 @@ class StrategyInstanceConfig(BaseModel):
     @field_validator("symbols", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return split_names(value)
 
     @property
     def base_dir(self) -> Path | None:
@@ -86,6 +85,14 @@ class StrategyInstanceConfig(BaseModel):
 
     def applies_to(self, symbol: str, timeframe: str) -> bool:
         return self.enabled and timeframe == self.timeframe and symbol in self.symbols
+
+
+def split_names(value: object) -> object:
+    """A comma-separated text as a tuple of its non-blank, stripped parts; anything else as is
+    (for validators of list settings read from the environment)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 def env_key(strategy_id: str) -> str:

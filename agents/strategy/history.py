@@ -1,11 +1,14 @@
 """Columnar indicator history: what every strategy reads (pure, no I/O).
 
-One float64 array per column — ``close`` plus every ``protocol.Indicators`` field, NaN meaning
-"warming up" — and an int64 array of candle open times in epoch milliseconds. Two ways in:
+One float64 array per column — ``close``, the ``protocol.Indicators`` fields and any declared
+parametrised indicator (``rsi_7``, ``ema_50``: ``protocol.indicators``, decision 0022), NaN
+meaning "warming up" — and an int64 array of candle open times in epoch milliseconds. Two ways
+in:
 
 * ``IndicatorHistory.from_columns`` — the backtester hands over whole columns at once (for
   instance the output of the technical analysis agent's ``compute_columns``);
-* ``append`` — the live agent adds one ``IndicatorSnapshot`` at a time (Decimal -> float, which
+* ``append`` — the live agent adds one ``IndicatorSnapshot`` at a time (its fixed
+  ``indicators`` and its ``extra`` declared ones; Decimal -> float, which
   gives back the very float the analysis computed, see decision 0005), keeping at most
   ``max_length`` rows.
 
@@ -25,8 +28,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from protocol import IndicatorSnapshot, Indicators
+from protocol.indicators import IndicatorNameError, check_column
 
-__all__ = ["COLUMNS", "INDICATOR_FIELDS", "IndicatorHistory", "epoch_ms", "from_epoch_ms"]
+__all__ = ["COLUMNS", "INDICATOR_FIELDS", "IndicatorHistory", "epoch_ms", "from_epoch_ms", "is_column"]
 
 INDICATOR_FIELDS: Final[tuple[str, ...]] = tuple(Indicators.model_fields)
 COLUMNS: Final[tuple[str, ...]] = ("close", *INDICATOR_FIELDS)
@@ -35,6 +39,30 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NAN: Final = float("nan")
 _MIN_CAPACITY: Final = 64
 _KNOWN: Final = frozenset(COLUMNS)
+
+
+def is_column(name: str) -> bool:
+    """True for ``close``, a fixed indicator or a valid parametrised name (``rsi_7``)."""
+    return name in _KNOWN or _problem(name) is None
+
+
+def _problem(name: str) -> str | None:
+    try:
+        check_column(name)
+    except IndicatorNameError as exc:
+        return str(exc)
+    return None
+
+
+def _unknown(names: Iterable[str]) -> list[str]:
+    """The names that are no indicator column ("close" is not one: it is given apart)."""
+    return sorted(name for name in names if name == "close" or not is_column(name))
+
+
+def _describe_unknown(names: list[str]) -> str:
+    if len(names) == 1 and names[0] != "close":
+        return _problem(names[0]) or names[0]
+    return ", ".join(names)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -105,8 +133,9 @@ class IndicatorHistory:
         """A history from whole columns (the backtester's way in).
 
         ``times`` are candle open times (epoch ms, datetime64 or aware datetimes), strictly
-        increasing; ``indicators`` is keyed by ``Indicators`` field names (missing ones are all
-        NaN, unknown names are refused, so a renamed indicator cannot silently vanish).
+        increasing; ``indicators`` is keyed by ``Indicators`` field names or parametrised names
+        (``rsi_7``); missing ones are all NaN, unknown names are refused, so a renamed indicator
+        cannot silently vanish.
         ``readable``: the only indicator columns ``col`` may return (``close`` always), when
         the others were deliberately not computed.
         """
@@ -115,9 +144,9 @@ class IndicatorHistory:
         if n > 1 and not bool(np.all(np.diff(time_ms) > 0)):
             raise ValueError("candle times must be strictly increasing")
         given = dict(indicators or {})
-        unknown = sorted(set(given) - set(INDICATOR_FIELDS))
+        unknown = _unknown(given)
         if unknown:
-            raise ValueError(f"unknown indicator columns {unknown}; known: {', '.join(INDICATOR_FIELDS)}")
+            raise ValueError(f"unknown indicator columns {unknown}: {_describe_unknown(unknown)}")
         columns = {"close": close, **given}
         history = cls(max_length, complete=complete)
         if readable is not None:
@@ -128,14 +157,13 @@ class IndicatorHistory:
         capacity = max(_MIN_CAPACITY, keep) if max_length is None else 2 * max_length
         history._time_buffer = np.zeros(capacity, dtype=np.int64)
         history._time_buffer[:keep] = time_ms[n - keep :]
-        for name in COLUMNS:
-            if name in columns:
-                values = np.asarray(columns[name], dtype=np.float64)
-                if values.shape != (n,):
-                    raise ValueError(f"column {name!r} has shape {values.shape}, expected ({n},)")
-                buffer = np.full(capacity, np.nan)
-                buffer[:keep] = values[n - keep :]
-                history._buffers[name] = buffer
+        for name, column in columns.items():
+            values = np.asarray(column, dtype=np.float64)
+            if values.shape != (n,):
+                raise ValueError(f"column {name!r} has shape {values.shape}, expected ({n},)")
+            buffer = np.full(capacity, np.nan)
+            buffer[:keep] = values[n - keep :]
+            history._buffers[name] = buffer
         history._n = keep
         history._changed()
         return history
@@ -157,15 +185,16 @@ class IndicatorHistory:
         return self._n
 
     def col(self, name: str) -> np.ndarray:
-        """The read-only column ``name`` (``close`` or an Indicators field), one value per row."""
+        """The read-only column ``name`` (``close``, an Indicators field or a parametrised
+        indicator such as ``rsi_7``), one value per row."""
         view = self._views.get(name)
         if view is None:
-            if name not in _KNOWN:
-                raise KeyError(f"unknown history column {name!r}; known: {', '.join(COLUMNS)}")
+            if not is_column(name):
+                raise KeyError(f"unknown history column {name!r}: {_describe_unknown([name])}")
             if self.readable is not None and name not in self.readable:
                 raise KeyError(
                     f"column {name!r} was not computed: the strategy declares it reads only "
-                    f"{', '.join(sorted(self.readable))} (add it to its COLUMNS)"
+                    f"{', '.join(sorted(self.readable))} (add it to its COLUMNS / indicator_columns)"
                 )
             view = self._buffer(name)[self._start : self._start + self._n]
             view.flags.writeable = False
@@ -197,10 +226,15 @@ class IndicatorHistory:
         i = int(np.searchsorted(times, time_ms))
         return i if i < self._n and int(times[i]) == time_ms else None
 
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        """The parametrised indicator columns holding values (``rsi_7``), sorted."""
+        return tuple(sorted(name for name in self._buffers if name not in _KNOWN))
+
     def row(self, i: int) -> dict[str, float | None]:
         """All values of row ``i`` (None for NaN): for logs and tests, not the hot path."""
         values: dict[str, float | None] = {}
-        for name in COLUMNS:
+        for name in (*COLUMNS, *self.extra_columns):
             value = self.col(name).item(i)
             values[name] = None if value != value else value
         return values
@@ -225,6 +259,8 @@ class IndicatorHistory:
         """Add a snapshot as the newest row; its index. Refuses a candle that is not newer
         than the last row (check ``index_of`` first): history is never rewritten."""
         values = {name: (_NAN if value is None else float(value)) for name, value in snapshot.indicators}
+        for name, value in snapshot.extra.items():
+            values[name] = float(value)
         return self.append_row(epoch_ms(snapshot.candle_time), float(snapshot.close), values)
 
     def append_row(self, time_ms: int, close: float, values: Mapping[str, float | None]) -> int:
@@ -232,9 +268,9 @@ class IndicatorHistory:
         last = self.last_time_ms
         if last is not None and time_ms <= last:
             raise ValueError(f"row at {from_epoch_ms(time_ms).isoformat()} is not newer than the last row")
-        unknown = set(values) - set(INDICATOR_FIELDS)
+        unknown = _unknown(name for name in values if name not in _KNOWN or name == "close")
         if unknown:
-            raise ValueError(f"unknown indicator names {sorted(unknown)}")
+            raise ValueError(f"unknown indicator names {unknown}: {_describe_unknown(unknown)}")
         if self.max_length is not None and self._n == self.max_length:
             self._start += 1
             self._n -= 1
@@ -244,12 +280,13 @@ class IndicatorHistory:
         self._time_buffer[at] = time_ms
         self._buffer("close")[at] = close
         buffers = self._buffers
-        for name in INDICATOR_FIELDS:
-            value = values.get(name)
+        for name, value in values.items():
             if value is not None:
                 self._buffer(name)[at] = value
-            elif name in buffers:
-                buffers[name][at] = _NAN
+        # A column this row does not carry is NaN here (buffers may hold an older value).
+        for name, buffer in buffers.items():
+            if name != "close" and values.get(name) is None:
+                buffer[at] = _NAN
         self._n += 1
         self._changed()
         return self._n - 1

@@ -11,8 +11,9 @@ its own, registered in ``sys.modules`` so Pydantic can resolve its annotations. 
 can go wrong is a ``StrategyLoadError`` naming the file and, where there is one, the line: a
 missing file, a syntax error, an exception while importing (the line in the user's file where it
 was raised or imported from), a missing class, a class that is not a ``Strategy``, that leaves
-``decide`` abstract, whose ``Params`` is no ``StrategyParams`` or whose ``COLUMNS`` names no
-indicator; bad parameters name the line of the class.
+``decide`` abstract, whose ``Params`` is no ``StrategyParams`` or whose ``COLUMNS`` (or
+``indicator_columns`` once built) names no indicator or a bad parameter (``rsi_1``, decision
+0022); bad parameters name the line of the class.
 
 A loaded strategy's ``decide`` is checked on every call (``checked``): an exception in it, or a
 result that is not a valid ``Decision``, is a ``StrategyRuntimeError`` naming file, line and row.
@@ -34,7 +35,6 @@ from types import ModuleType, TracebackType
 from typing import Any, Final
 
 from agents.strategy.api import (
-    INDICATORS,
     Decision,
     IndicatorHistory,
     SignalSide,
@@ -43,12 +43,12 @@ from agents.strategy.api import (
     StrategyLoadError,
     StrategyParams,
     StrategyRuntimeError,
+    check_indicator_columns,
 )
 
 __all__ = ["build_from_reference", "is_reference", "load_strategy_class", "source_of"]
 
 _MODULE_PREFIX: Final = "tradebus_user_strategy_"
-_READABLE: Final = frozenset(INDICATORS) | {"close"}
 _REASON_MAX: Final = 2000  # Signal.reason
 _NAME_MAX: Final = 64  # a key of Signal.indicators
 # (path, size, mtime_ns) -> module: a grid builds the strategy once per point, the agent once per
@@ -103,6 +103,12 @@ def build_from_reference(reference: str, params: Mapping[str, Any] | None, base_
         raise StrategyLoadError(f"{cls.__name__}: {exc}", file=file, line=line) from None
     except Exception as exc:  # the user's __init__: say where it broke
         raise _raised(exc, exc.__traceback__, f"{cls.__name__}(...) raised", file, line) from None
+    try:
+        check_indicator_columns(strategy.indicator_columns, cls.__name__)
+    except StrategyConfigError as exc:
+        raise StrategyLoadError(str(exc), file=file, line=line) from None
+    except Exception as exc:  # the user's indicator_columns property
+        raise _raised(exc, exc.__traceback__, f"{cls.__name__}.indicator_columns raised", file, line) from None
     strategy.decide = checked(strategy, file, line)  # type: ignore[method-assign]
     return strategy
 
@@ -200,14 +206,10 @@ def _check_class(cls: Any, name: str, module: ModuleType, where: str) -> None:
     params = getattr(cls, "Params", None)
     if not (isinstance(params, type) and issubclass(params, StrategyParams)):
         raise StrategyLoadError(f"{name}.Params must be a class derived from StrategyParams, got {params!r}", file=file, line=line)
-    columns = cls.COLUMNS
-    if columns is not None:
-        unknown = sorted(set(columns) - _READABLE) if isinstance(columns, frozenset | set | tuple | list) else None
-        if unknown is None or unknown:
-            raise StrategyLoadError(
-                f"{name}.COLUMNS names no indicator: {unknown if unknown else columns!r}; known: close, {', '.join(INDICATORS)}",
-                file=file, line=line,
-            )
+    try:
+        check_indicator_columns(cls.COLUMNS, f"{name}.COLUMNS")
+    except StrategyConfigError as exc:
+        raise StrategyLoadError(str(exc), file=file, line=line) from None
 
 
 # ---------------------------------------------------------------------- checked decisions

@@ -1,12 +1,31 @@
-"""The technical analysis agent: candles → rolling window → indicators → InfluxDB → the bus."""
+"""The technical analysis agent: candles → rolling window → indicators → InfluxDB → the bus.
+
+What it computes (decision 0022): the union of the indicator columns the enabled strategies of
+``STRATEGY_CONFIG`` declare (built as the strategy agent builds them), the whole fixed set
+unless ``TA_DEFAULT_SET=false`` (and whenever a strategy declares nothing, i.e. may read any
+fixed column), and ``TA_INDICATORS``. It is decided once at start; a changed config needs a
+restart, as for the strategy agent.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Final
 
 from agents.runtime import Agent
-from agents.technical_analysis.indicators import IndicatorParams, compute_columns, indicators_at
+from agents.strategy.api import StrategyConfigError
+from agents.strategy.declared import Declared, declared_by_config
+from agents.technical_analysis.indicators import (
+    COLUMNS,
+    IndicatorParams,
+    WindowTooShort,
+    check_window,
+    compute_columns,
+    extra_at,
+    indicators_at,
+)
 from agents.technical_analysis.settings import TechnicalAnalysisSettings
 from agents.technical_analysis.window import AddOutcome, CandleWindow, WindowView
 from infra.bus import Delivery, Topology
@@ -14,7 +33,7 @@ from infra.influx import InfluxPriceStore, from_settings
 from infra.settings import Settings
 from protocol import Candle, IndicatorSnapshot, Message, timeframe_seconds
 
-__all__ = ["TechnicalAnalysisAgent", "load_history", "snapshot_for"]
+__all__ = ["TechnicalAnalysisAgent", "columns_to_compute", "load_history", "snapshot_for"]
 
 SeriesKey = tuple[str, str, str]  # (exchange, symbol, timeframe)
 
@@ -26,13 +45,28 @@ _ONE_MS: Final = timedelta(milliseconds=1)
 _DAY_SECONDS: Final = 86_400
 
 
-def snapshot_for(candle: Candle, view: WindowView, params: IndicatorParams, *, source: str) -> IndicatorSnapshot:
-    """The snapshot of ``candle`` computed over ``view`` (its window, ending at it).
+def columns_to_compute(declared: Declared, *, default_set: bool, more: Collection[str] = ()) -> tuple[str, ...]:
+    """The columns the agent computes: the fixed set (when ``default_set`` or a strategy may read
+    any fixed column) or just the declared fixed ones, plus every declared parametrised one and
+    ``more``; fixed ones in protocol order, then the others sorted."""
+    wanted = set(declared.columns) | set(more)
+    if default_set or declared.reads_any_fixed:
+        wanted |= set(COLUMNS)
+    wanted.discard("close")
+    return (*(name for name in COLUMNS if name in wanted), *sorted(wanted - set(COLUMNS)))
+
+
+def snapshot_for(
+    candle: Candle, view: WindowView, params: IndicatorParams, *, source: str, columns: Collection[str] | None = None
+) -> IndicatorSnapshot:
+    """The snapshot of ``candle`` computed over ``view`` (its window, ending at it): ``columns``
+    (None: the fixed set); the fixed ones in ``indicators`` (null when not computed), the
+    parametrised ones with a value in ``extra``.
 
     Its ids derive from the candle's id only (``caused_by`` without id_parts; the InfluxDB
     store re-derives them the same way), so a redelivered candle yields the same message.
     """
-    columns = compute_columns(*view.columns(), params)
+    computed = compute_columns(*view.columns(), params, only=columns)
     return IndicatorSnapshot.caused_by(
         candle,
         source=source,
@@ -41,7 +75,8 @@ def snapshot_for(candle: Candle, view: WindowView, params: IndicatorParams, *, s
         timeframe=candle.timeframe,
         candle_time=candle.open_time,
         close=candle.close,
-        indicators=indicators_at(columns, -1),
+        indicators=indicators_at(computed, -1),
+        extra=extra_at(computed, -1),
     )
 
 
@@ -80,6 +115,7 @@ class TechnicalAnalysisAgent(Agent):
         self.params = (
             settings.indicator_params() if isinstance(settings, TechnicalAnalysisSettings) else IndicatorParams()
         )
+        self.columns: tuple[str, ...] = COLUMNS  # decided in setup, from the strategies' declarations
         self.store = from_settings(settings)
         self.windows: dict[SeriesKey, CandleWindow] = {}
         self.snapshots_published = 0
@@ -87,10 +123,40 @@ class TechnicalAnalysisAgent(Agent):
         self.skipped = 0
 
     async def setup(self) -> None:
+        try:
+            self.columns = self._decide_columns()
+        except (StrategyConfigError, ValueError) as exc:
+            self.fail(f"indicators to compute refused: {exc}")
+            return
         await self.store.ensure_database()
         await self.bus.consume_group(f"{self.bus.topology.exchange}.technical_analysis.candles", self.on_candle,
                                      accepts=(Candle,))
         self.log.info("indicator parameters", **self.params.model_dump())
+
+    def _decide_columns(self) -> tuple[str, ...]:
+        """What to compute (module docstring); refuses a column whose warm-up exceeds the window,
+        naming the strategies that declare it."""
+        settings = self.settings
+        if not isinstance(settings, TechnicalAnalysisSettings):
+            return COLUMNS
+        declared = Declared()
+        if settings.ta_from_strategies:
+            declared = declared_by_config(
+                settings.strategy_config, environ=os.environ,
+                default_symbols=settings.symbols, default_timeframe=settings.timeframe,
+            )
+        for strategy_id, reason in sorted(declared.broken.items()):
+            self.log.warning("strategy left out of the indicator union (the strategy agent reports it broken)",
+                             strategy_id=strategy_id, reason=reason)
+        columns = columns_to_compute(declared, default_set=settings.ta_default_set, more=settings.ta_indicators)
+        try:
+            check_window(columns, self.params)
+        except WindowTooShort as exc:
+            by = ", ".join(declared.declared_by(exc.column)) or "TA_INDICATORS"
+            raise ValueError(f"{exc}; declared by: {by}") from None
+        self.log.info("indicators to compute", columns=list(columns), parametrised=sorted(declared.parametrised),
+                      strategies=sorted(declared.by_strategy), default_set=settings.ta_default_set)
+        return columns
 
     async def teardown(self) -> None:
         await self.store.close()
@@ -106,6 +172,7 @@ class TechnicalAnalysisAgent(Agent):
             "snapshots_published": str(self.snapshots_published),
             "duplicates": str(self.duplicates),
             "candles_skipped": str(self.skipped),
+            "indicators": str(len(self.columns)),
         }
 
     async def on_candle(self, message: Message, delivery: Delivery) -> None:
@@ -144,7 +211,7 @@ class TechnicalAnalysisAgent(Agent):
             self.log.warning("candle differs from the one held; the window keeps the first",
                              candle_time=candle.open_time.isoformat(), held=repr(float(view.close[-1])),
                              received=str(candle.close))
-        snapshot = snapshot_for(candle, view, self.params, source=self.name)
+        snapshot = snapshot_for(candle, view, self.params, source=self.name, columns=self.columns)
         await self.store.write_indicators([snapshot])
         await self.bus.publish(snapshot)
         self.snapshots_published += 1

@@ -1,53 +1,51 @@
 """Indicators as pure columnar functions (no I/O): shared by the TA agent and the backtester.
 
-See claudedocs/decisions/0005-shared-decision-code.md. Inputs and outputs are float64 numpy
-columns (TA-Lib's own type); NaN means "still warming up". Everything TA-Lib provides is
-computed by TA-Lib; only the derived Bollinger ratios and the session VWAP are computed here.
-
-Session VWAP (TA-Lib has none): the session is the UTC calendar day of a candle's open time
-(anchored at 00:00 UTC), the price is the typical price (high + low + close) / 3, and
-
-    vwap[i] = sum(tp * volume) / sum(volume)   over the candles of i's session up to i.
-
-It is NaN while the session's cumulative volume is still 0 (nothing traded, no price to
-average), and for the candles of a session whose start lies before the first candle given
-(a session seen only in part would be garbage, not a warm-up value). Timeframes of a day or
-longer make every candle its own session, so the VWAP equals the candle's typical price.
+See claudedocs/decisions/0005-shared-decision-code.md and 0022-indicators-on-demand.md. A
+column is named either by a field of ``protocol.Indicators`` (the fixed set, computed with the
+periods of ``IndicatorParams``, i.e. the ``TA_*`` settings) or by a parametrised name of
+``protocol.indicators`` (``rsi_7``, ``ema_50``, ``donchian_upper_20``). Both resolve to an
+``IndicatorSpec`` computed by ``functions.compute_spec``: one function per indicator family, and
+one computation per distinct spec however many names ask for it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Final
 
 import numpy as np
-import talib
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from talib import abstract
 
+from agents.technical_analysis.functions import Column, Ohlcv, compute_spec, lookback, session_vwap
 from protocol import Indicators
+from protocol.indicators import FAMILIES, IndicatorNameError, IndicatorSpec, check_column, parse_column
 
 __all__ = [
     "COLUMNS",
+    "Column",
+    "IndicatorNameError",
     "IndicatorParams",
+    "WindowTooShort",
+    "check_columns",
     "compute_columns",
     "epoch_ms",
+    "extra_at",
     "indicators_at",
+    "max_lookback",
+    "resolve",
     "rolling_columns",
     "session_vwap",
     "to_decimal",
 ]
 
-Column = NDArray[np.float64]
-
 # The output keys: exactly the fields of protocol.Indicators, in their order.
 COLUMNS: Final[tuple[str, ...]] = tuple(Indicators.model_fields)
 
-_DAY_MS: Final = 86_400_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
 # Decimal(repr(x)) of a float below this magnitude has an exponent beyond what the protocol's
@@ -95,23 +93,8 @@ class IndicatorParams(BaseModel):
         return self
 
     def lookbacks(self) -> dict[str, int]:
-        """TA-Lib's own warm-up (leading NaN rows) of each indicator function."""
-        calls = {
-            "RSI": {"timeperiod": self.rsi_period},
-            "MACD": {"fastperiod": self.macd_fast, "slowperiod": self.macd_slow, "signalperiod": self.macd_signal},
-            "BBANDS": {"timeperiod": self.bb_period, "nbdevup": self.bb_stddev, "nbdevdn": self.bb_stddev},
-            "SMA": {"timeperiod": self.sma_slow},
-            "EMA": {"timeperiod": self.ema_slow},
-            "ATR": {"timeperiod": self.atr_period},
-            "ADX": {"timeperiod": self.adx_period},
-            "STOCH": {"fastk_period": self.stoch_fastk, "slowk_period": self.stoch_slowk, "slowd_period": self.stoch_slowd},
-        }
-        result = {}
-        for name, parameters in calls.items():
-            function = abstract.Function(name)
-            function.parameters = parameters
-            result[name] = int(function.lookback)
-        return result
+        """TA-Lib's own warm-up (leading NaN rows) of each fixed column."""
+        return {name: lookback(resolve(name, self)[0]) for name in COLUMNS}
 
     @property
     def max_lookback(self) -> int:
@@ -144,34 +127,93 @@ def _float_column(values: ArrayLike, name: str, length: int) -> Column:
     return column
 
 
-def _ratio(numerator: Column, denominator: Column) -> Column:
-    """numerator / denominator, NaN where the denominator is 0 (flat bands) or NaN."""
-    out = np.full_like(numerator, np.nan)
-    np.divide(numerator, denominator, out=out, where=(denominator != 0) & ~np.isnan(denominator))
-    return out
+def _float_column(values: ArrayLike, name: str, length: int) -> Column:
+    column = np.ascontiguousarray(values, dtype=np.float64)
+    if column.ndim != 1 or len(column) != length:
+        raise ValueError(f"{name} must be a 1-d column of {length} values, got shape {column.shape}")
+    return column
 
 
-def session_vwap(times_ms: NDArray[np.int64], high: Column, low: Column, close: Column, volume: Column) -> Column:
-    """Session VWAP anchored at 00:00 UTC (see the module docstring).
+def _fixed(family: str, output: str, values: Callable[[IndicatorParams], tuple[float, ...]]) -> Callable[[IndicatorParams], tuple[IndicatorSpec, str]]:
+    # Built directly (not parsed): IndicatorParams has validated the periods already.
+    return lambda p: (IndicatorSpec(family, values(p)), output)
 
-    Sums restart at every session instead of differencing one running total, so a session's
-    values do not depend on the candles before it: the same day gives bit-identical VWAPs in a
-    500-candle window and in a whole backtest.
-    """
-    n = len(close)
-    vwap = np.full(n, np.nan)
-    if n == 0:
-        return vwap
-    session = times_ms // _DAY_MS
-    bounds = np.flatnonzero(np.r_[True, session[1:] != session[:-1], True])
-    weighted = (high + low + close) / 3.0 * volume
-    # One vectorised cumsum per session: a 15m series has one per 96 candles.
-    for begin, end in zip(bounds[:-1], bounds[1:], strict=False):
-        traded = np.cumsum(volume[begin:end])
-        np.divide(np.cumsum(weighted[begin:end]), traded, out=vwap[begin:end], where=traded > 0)
-    if times_ms[0] % _DAY_MS != 0:
-        vwap[: bounds[1]] = np.nan  # the first session began before the data did
-    return vwap
+
+def _macd_values(p: IndicatorParams) -> tuple[float, ...]:
+    return (p.macd_fast, p.macd_slow, p.macd_signal)
+
+
+def _bb_values(p: IndicatorParams) -> tuple[float, ...]:
+    return (p.bb_period, p.bb_stddev)
+
+
+def _stoch_values(p: IndicatorParams) -> tuple[float, ...]:
+    return (p.stoch_fastk, p.stoch_slowk, p.stoch_slowd)
+
+
+# Each fixed column as (spec, output) under the TA_* periods: the same computation a declared
+# parametrised name gets (``rsi`` with TA_RSI_PERIOD=7 is ``rsi_7``, computed once if both are asked).
+_FIXED: Final[dict[str, Callable[[IndicatorParams], tuple[IndicatorSpec, str]]]] = {
+    "rsi": _fixed("rsi", "rsi", lambda p: (p.rsi_period,)),
+    **{name: _fixed("macd", name, _macd_values) for name in FAMILIES["macd"].outputs},
+    **{name: _fixed("bb", name, _bb_values) for name in FAMILIES["bb"].outputs},
+    "sma_fast": _fixed("sma", "sma", lambda p: (p.sma_fast,)),
+    "sma_slow": _fixed("sma", "sma", lambda p: (p.sma_slow,)),
+    "ema_fast": _fixed("ema", "ema", lambda p: (p.ema_fast,)),
+    "ema_slow": _fixed("ema", "ema", lambda p: (p.ema_slow,)),
+    "atr": _fixed("atr", "atr", lambda p: (p.atr_period,)),
+    "adx": _fixed("adx", "adx", lambda p: (p.adx_period,)),
+    **{name: _fixed("stoch", name, _stoch_values) for name in FAMILIES["stoch"].outputs},
+    "obv": _fixed("obv", "obv", lambda p: ()),
+    "vwap": _fixed("vwap", "vwap", lambda p: ()),
+}
+if set(_FIXED) != set(COLUMNS):  # a new Indicators field without a computation
+    raise RuntimeError(f"indicator columns without a computation: {sorted(set(COLUMNS) ^ set(_FIXED))}")
+
+
+@lru_cache(maxsize=4096)
+def resolve(name: str, params: IndicatorParams) -> tuple[IndicatorSpec, str]:
+    """The computation (spec) and output of column ``name``: a fixed column under ``params``'
+    periods, or a parametrised name (``rsi_7``); IndicatorNameError for anything else."""
+    fixed = _FIXED.get(name)
+    return fixed(params) if fixed is not None else parse_column(name)
+
+
+def check_columns(names: Iterable[str]) -> frozenset[str]:
+    """``names`` as a set, each a fixed or a valid parametrised column ("close" allowed);
+    IndicatorNameError naming the first bad one."""
+    names = frozenset(names)
+    for name in sorted(names):
+        check_column(name)
+    return names
+
+
+def max_lookback(names: Iterable[str], params: IndicatorParams) -> int:
+    """The longest warm-up in candles among the columns ``names`` ("close" has none)."""
+    return max((lookback(resolve(n, params)[0]) for n in names if n != "close"), default=0)
+
+
+class WindowTooShort(ValueError):
+    """A column whose warm-up does not fit in the window; ``column`` names it."""
+
+    def __init__(self, message: str, column: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+def check_window(names: Iterable[str], params: IndicatorParams) -> None:
+    """Refuse columns whose warm-up does not fit in ``params.window`` (no value would ever be
+    published): WindowTooShort naming the longest one and the window."""
+    longest = max((n for n in names if n != "close"), key=lambda n: lookback(resolve(n, params)[0]), default=None)
+    if longest is None:
+        return
+    needed = lookback(resolve(longest, params)[0])
+    if params.window <= needed:
+        raise WindowTooShort(
+            f"indicator {longest} warms up over {needed} candles: the window of {params.window} candles "
+            f"(TA_WINDOW) must exceed it",
+            longest,
+        )
 
 
 def compute_columns(
@@ -185,11 +227,13 @@ def compute_columns(
     *,
     only: Collection[str] | None = None,
 ) -> dict[str, Column]:
-    """Every indicator over the given candles (oldest first): float64 columns keyed exactly by
-    the fields of ``protocol.Indicators``, NaN during warm-up. Row i depends on rows <= i only.
+    """Indicators over the given candles (oldest first): float64 columns, NaN during warm-up.
+    Row i depends on rows <= i only.
 
-    ``only``: compute just these columns (e.g. what one strategy reads, for a backtest); the
-    result then holds only them, each identical to its column in the full result.
+    ``only`` None: the fixed set, keyed exactly by the fields of ``protocol.Indicators``.
+    Otherwise just these columns — fixed names and parametrised ones (``rsi_7``), e.g. what the
+    enabled strategies declare — each identical to its column in any other result; unknown or
+    badly parametrised names raise IndicatorNameError (a ValueError).
     """
     wanted = _wanted(only)
     times = epoch_ms(open_time)
@@ -202,79 +246,38 @@ def compute_columns(
     v = _float_column(volume, "volume", n)
     if n and np.any(np.diff(times) <= 0):
         raise ValueError("open_time must be strictly increasing")
-    return _compute(times, h, lo, c, v, params, wanted)
+    return _compute(Ohlcv(times, h, lo, c, v), _plan(wanted, params))
 
 
 def _wanted(only: Collection[str] | None) -> tuple[str, ...]:
-    """The requested columns in ``COLUMNS`` order (all of them for None); unknown names refused."""
+    """The requested columns: fixed ones in ``COLUMNS`` order, then parametrised ones sorted
+    (all fixed ones for None); "close" is not an indicator and is dropped; bad names refused."""
     if only is None:
         return COLUMNS
-    unknown = sorted(set(only) - set(COLUMNS))
-    if unknown:
-        raise ValueError(f"unknown indicator columns {unknown}; known: {', '.join(COLUMNS)}")
-    return tuple(name for name in COLUMNS if name in only)
+    if isinstance(only, str):
+        raise TypeError("only must be a collection of column names, not one string")
+    names = check_columns(only) - {"close"}
+    return (*(name for name in COLUMNS if name in names), *sorted(names - set(COLUMNS)))
 
 
-def _macd(t: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams) -> dict[str, Column]:
-    macd, signal, hist = talib.MACD(c, fastperiod=p.macd_fast, slowperiod=p.macd_slow, signalperiod=p.macd_signal)
-    return {"macd": macd, "macd_signal": signal, "macd_hist": hist}
+_Plan = tuple[tuple[str, IndicatorSpec, str], ...]
 
 
-def _bbands(t: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams) -> dict[str, Column]:
-    upper, middle, lower = talib.BBANDS(c, timeperiod=p.bb_period, nbdevup=p.bb_stddev, nbdevdn=p.bb_stddev, matype=0)
-    return {
-        "bb_upper": upper,
-        "bb_middle": middle,
-        "bb_lower": lower,
-        "bb_percent_b": _ratio(c - lower, upper - lower),
-        "bb_bandwidth": _ratio(upper - lower, middle),
-    }
+def _plan(wanted: tuple[str, ...], params: IndicatorParams) -> _Plan:
+    """(column, spec, output) per wanted column: resolved once, used for every window."""
+    return tuple((name, *resolve(name, params)) for name in wanted)
 
 
-def _stoch(t: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams) -> dict[str, Column]:
-    k, d = talib.STOCH(
-        h, lo, c, fastk_period=p.stoch_fastk, slowk_period=p.stoch_slowk, slowk_matype=0,
-        slowd_period=p.stoch_slowd, slowd_matype=0,
-    )
-    return {"stoch_k": k, "stoch_d": d}
-
-
-def _single(name: str, compute: Callable[..., Column]) -> Callable[..., dict[str, Column]]:
-    def group(t: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams) -> dict[str, Column]:
-        return {name: compute(t, h, lo, c, v, p)}
-
-    return group
-
-
-# Each column's computation; columns of one TA-Lib call (MACD, BBANDS, STOCH) share it.
-_GROUPS: Final[dict[str, Callable[..., dict[str, Column]]]] = {
-    **dict.fromkeys(("macd", "macd_signal", "macd_hist"), _macd),
-    **dict.fromkeys(("bb_upper", "bb_middle", "bb_lower", "bb_percent_b", "bb_bandwidth"), _bbands),
-    **dict.fromkeys(("stoch_k", "stoch_d"), _stoch),
-    "rsi": _single("rsi", lambda t, h, lo, c, v, p: talib.RSI(c, timeperiod=p.rsi_period)),
-    "sma_fast": _single("sma_fast", lambda t, h, lo, c, v, p: talib.SMA(c, timeperiod=p.sma_fast)),
-    "sma_slow": _single("sma_slow", lambda t, h, lo, c, v, p: talib.SMA(c, timeperiod=p.sma_slow)),
-    "ema_fast": _single("ema_fast", lambda t, h, lo, c, v, p: talib.EMA(c, timeperiod=p.ema_fast)),
-    "ema_slow": _single("ema_slow", lambda t, h, lo, c, v, p: talib.EMA(c, timeperiod=p.ema_slow)),
-    "atr": _single("atr", lambda t, h, lo, c, v, p: talib.ATR(h, lo, c, timeperiod=p.atr_period)),
-    "adx": _single("adx", lambda t, h, lo, c, v, p: talib.ADX(h, lo, c, timeperiod=p.adx_period)),
-    "obv": _single("obv", lambda t, h, lo, c, v, p: talib.OBV(c, v)),
-    "vwap": _single("vwap", lambda t, h, lo, c, v, p: session_vwap(t, h, lo, c, v)),
-}
-if set(_GROUPS) != set(COLUMNS):  # a new Indicators field without a computation
-    raise RuntimeError(f"indicator columns without a computation: {sorted(set(COLUMNS) - set(_GROUPS))}")
-
-
-def _compute(
-    times: NDArray[np.int64], h: Column, lo: Column, c: Column, v: Column, p: IndicatorParams,
-    wanted: tuple[str, ...] = COLUMNS,
-) -> dict[str, Column]:
-    """compute_columns on validated, contiguous float64 columns (``wanted`` in COLUMNS order)."""
-    done: dict[str, Column] = {}
-    for name in wanted:
-        if name not in done:
-            done.update(_GROUPS[name](times, h, lo, c, v, p))
-    return {name: done[name] for name in wanted}
+def _compute(x: Ohlcv, plan: _Plan) -> dict[str, Column]:
+    """The planned columns over validated, contiguous float64 candles: each distinct spec once."""
+    done: dict[IndicatorSpec, Mapping[str, Column]] = {}
+    out: dict[str, Column] = {}
+    for name, spec, output in plan:
+        columns = done.get(spec)
+        if columns is None:
+            columns = done[spec] = compute_spec(x, spec)
+        out[name] = columns[output]
+    return out
 
 
 def rolling_columns(
@@ -306,9 +309,10 @@ def rolling_columns(
     out = {name: head[name].copy() for name in wanted}
     if not wanted:
         return out
+    plan = _plan(wanted, params)
     for i in range(w, n):
         window = slice(i - w + 1, i + 1)
-        cols = _compute(times[window], h[window], lo[window], c[window], v[window], params, wanted)
+        cols = _compute(Ohlcv(times[window], h[window], lo[window], c[window], v[window]), plan)
         for name in wanted:
             out[name][i] = cols[name][-1]
     return out
@@ -324,6 +328,19 @@ def to_decimal(value: float) -> Decimal | None:
     return Decimal(repr(number))
 
 
-def indicators_at(columns: dict[str, Column], i: int) -> Indicators:
-    """Row ``i`` of ``compute_columns`` output as a protocol message part (NaN -> None)."""
-    return Indicators(**{name: to_decimal(columns[name][i]) for name in COLUMNS})
+def indicators_at(columns: Mapping[str, Column], i: int) -> Indicators:
+    """The fixed columns of row ``i`` of ``compute_columns`` output as a protocol message part
+    (NaN or not computed -> None)."""
+    return Indicators(**{name: to_decimal(columns[name][i]) for name in COLUMNS if name in columns})
+
+
+def extra_at(columns: Mapping[str, Column], i: int) -> dict[str, Decimal]:
+    """The parametrised columns of row ``i`` with a value (``IndicatorSnapshot.extra``): a
+    column still warming up is left out, as InfluxDB leaves out a null field."""
+    extra: dict[str, Decimal] = {}
+    for name, values in columns.items():
+        if name not in _FIXED:
+            value = to_decimal(values[i])
+            if value is not None:
+                extra[name] = value
+    return extra

@@ -175,7 +175,8 @@ def candle_line(candle: Candle) -> str:
 
 
 def indicator_line(snapshot: IndicatorSnapshot) -> str:
-    """The point of one snapshot: every non-null indicator plus ``close``.
+    """The point of one snapshot: every non-null indicator plus ``close``; the declared
+    parametrised ones (``extra``: ``rsi_7``, ``ema_50``) are fields under their own names.
 
     ``close`` is always written, so a snapshot still warming up (all indicators null) exists
     as a point and a reader can tell "computed, nothing yet" from "never computed".
@@ -184,6 +185,7 @@ def indicator_line(snapshot: IndicatorSnapshot) -> str:
     for name, value in snapshot.indicators:
         if value is not None:
             fields[name] = value
+    fields.update(snapshot.extra)
     tags = _series_tags(snapshot.exchange, snapshot.symbol, snapshot.timeframe)
     return line(INDICATOR_MEASUREMENT, tags, fields, to_epoch_ms(snapshot.candle_time))
 

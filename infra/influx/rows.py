@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.influx.errors import PriceStoreError
-from infra.influx.lineprotocol import CANDLE_FIELDS, from_epoch_ms, read_decimal
+from infra.influx.lineprotocol import CANDLE_FIELDS, SERIES_TAGS, from_epoch_ms, read_decimal
 from protocol import Candle, IndicatorSnapshot, Indicators, candle_id, derive_message_id
 
 __all__ = ["candle_from_row", "moment_from_row", "normalise_series", "snapshot_from_row"]
+
+# Columns of an indicator row that are no indicator: the time, the series tags and the close.
+_NOT_EXTRA = frozenset({"time", "close", *SERIES_TAGS})
 
 
 def normalise_series(exchange: str, symbol: str) -> tuple[str, str]:
@@ -50,6 +53,8 @@ def candle_from_row(row: dict[str, Any], exchange: str, symbol: str, timeframe: 
 
 def snapshot_from_row(row: dict[str, Any], exchange: str, symbol: str, timeframe: str) -> IndicatorSnapshot:
     """An IndicatorSnapshot from a ``SELECT *`` row; indicators absent from the point are None.
+    Every other non-null field is a declared parametrised indicator (``extra``, decision 0022):
+    ``SELECT *`` returns the union of the measurement's fields, null where a point has none.
 
     Its ids are those ``IndicatorSnapshot.caused_by(candle)`` (no id_parts) gives: the candle id
     is deterministic, so the snapshot read back carries the ids it was published with.
@@ -60,6 +65,10 @@ def snapshot_from_row(row: dict[str, Any], exchange: str, symbol: str, timeframe
     try:
         values = {
             name: read_decimal(row[name]) if row.get(name) is not None else None for name in Indicators.model_fields
+        }
+        extra = {
+            name: read_decimal(value) for name, value in row.items()
+            if value is not None and name not in _NOT_EXTRA and name not in Indicators.model_fields
         }
     except ValueError as exc:
         raise PriceStoreError(f"unreadable indicator point in InfluxDB: {row!r}") from exc
@@ -76,4 +85,5 @@ def snapshot_from_row(row: dict[str, Any], exchange: str, symbol: str, timeframe
         candle_time=candle_time,
         close=read_decimal(row["close"]),
         indicators=Indicators(**values),
+        extra=extra,
     )

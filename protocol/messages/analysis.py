@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from protocol.enums import SignalSide
 from protocol.envelope import Message
+from protocol.indicators import IndicatorNameError, parse_column
 from protocol.types import (
     Confidence,
     ExchangeId,
@@ -23,6 +24,8 @@ from protocol.types import (
 __all__ = ["IndicatorSnapshot", "Indicators", "Signal"]
 
 _WARMUP = "; null until enough candles have been seen."
+
+IndicatorName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 def _indicator(description: str) -> FiniteDecimal | None:
@@ -68,9 +71,28 @@ class IndicatorSnapshot(Message):
     candle_time: UtcDatetime = Field(description="open_time of the candle these describe.")
     close: Price = Field(description="Close price of that candle.")
     indicators: Indicators = Field(description="Indicator values; null ones are warming up.")
+    extra: dict[IndicatorName, FiniteDecimal] = Field(
+        default_factory=dict,
+        description=(
+            "Indicators declared by the enabled strategies with their own parameters, by canonical "
+            "column name (rsi_7, ema_50, donchian_upper_20; see protocol.indicators). Only values "
+            "already computed: a declared name absent here is warming up. Absent in older messages."
+        ),
+    )
 
+    @field_validator("extra")
+    @classmethod
+    def _canonical_names(cls, value: dict[str, object]) -> dict[str, object]:
+        # One spelling per indicator on the wire and in InfluxDB; a fixed name belongs in indicators.
+        for name in value:
+            if name in Indicators.model_fields:
+                raise ValueError(f"{name!r} is a fixed indicator: it belongs in indicators, not extra")
+            try:
+                parse_column(name)
+            except IndicatorNameError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
-IndicatorName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class Signal(Message):

@@ -75,7 +75,8 @@ async def seeded(postgres_url: str, influxdb_database: tuple[str, str]) -> Async
             await prices.write_indicators([
                 IndicatorSnapshot.caused_by(c, source="technical_analysis", exchange=c.exchange, symbol=c.symbol,
                                             timeframe=c.timeframe, candle_time=c.open_time, close=c.close,
-                                            indicators=Indicators(rsi=D("40") + i, sma_fast=c.close - 1))
+                                            indicators=Indicators(rsi=D("40") + i, sma_fast=c.close - 1),
+                                            extra={"rsi_7": D("30") + i} if i % 2 else {})
                 for i, c in enumerate(candles)
             ])
             yield Seeded(ledger, postgres_url, prices, order.client_order_id)
@@ -185,6 +186,8 @@ async def test_candles_with_indicators_equal_the_price_store(client: Any, seeded
         (c.open, c.close, c.volume) for c in stored
     ]
     assert [D(row["values"]["rsi"]) for row in answer["indicators"]] == [D("42"), D("43"), D("44"), D("45")]
+    # A strategy's declared indicator (decision 0022) next to the fixed set, where it was stored.
+    assert [row["values"].get("rsi_7") for row in answer["indicators"]] == [None, "33", None, "35"]
     ranged = await get(client, "/candles", symbol="BTC/USDT", since=stored[0].open_time.isoformat(),
                        until=stored[1].open_time.isoformat())
     assert [c["open_time"] for c in ranged["candles"]] == [stored[0].open_time.isoformat().replace("+00:00", "Z")]

@@ -110,6 +110,7 @@ def _samples() -> dict[type[Message], Callable[[], Message]]:
             source="technical_analysis", exchange="binance", symbol="BTC/USDT", timeframe="1m",
             candle_time=T0, close=Decimal("42100.5"),
             indicators=Indicators(rsi=Decimal("28.123456789"), macd=Decimal("-0.1"), vwap=None),
+            extra={"rsi_7": Decimal("21.5"), "donchian_upper_20": Decimal("43000.25")},
         ),
         Signal: lambda: Signal(
             source="strategy", strategy_id="rsi-btc", strategy="rsi", exchange="binance",

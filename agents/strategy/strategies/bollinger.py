@@ -4,8 +4,9 @@ the default 0), SELL when it rises above ``upper`` (over the upper band for the 
 Confidence: BUY = 0.5 + (lower - %B), SELL = 0.5 + (%B - upper), capped at 1: 0.5 on the band,
 1.0 half a band width beyond it.
 
-Reads ``bb_percent_b``, ``bb_lower`` and ``bb_upper`` (and the close). Candidate rows for a
-backtest: where %B lies beyond a threshold.
+Reads ``bb_percent_b``, ``bb_lower`` and ``bb_upper`` (the analysis agent's ``TA_BB_*``), or
+with ``period`` and ``stddev`` set those bands (``bb_percent_b_10_2.5``, ...; decision 0022), and
+the close. Candidate rows for a backtest: where %B lies beyond a threshold.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agents.strategy.api import (
     IndicatorHistory,
     Strategy,
     StrategyParams,
+    indicator,
 )
 from agents.strategy.strategies.base import (
     beyond_rows,
@@ -33,19 +35,24 @@ from agents.strategy.strategies.base import (
 
 __all__ = ["BollingerParams", "BollingerReversionStrategy"]
 
-_COLUMNS = frozenset({"bb_percent_b", "bb_lower", "bb_upper"})
+_OUTPUTS = ("bb_percent_b", "bb_lower", "bb_upper")
 
 
 class BollingerParams(StrategyParams):
-    """%B thresholds (0 = lower band, 1 = upper band)."""
+    """%B thresholds (0 = lower band, 1 = upper band), and optionally the bands' own period and
+    width (both or none: none reads the agent's fixed bands)."""
 
     lower: float = Field(default=0.0, ge=-5, le=5, description="BUY when %B is below this")
     upper: float = Field(default=1.0, ge=-5, le=5, description="SELL when %B is above this")
+    period: int | None = Field(default=None, ge=2, le=10_000, description="Bollinger period (with stddev)")
+    stddev: float | None = Field(default=None, ge=0.01, le=10, description="band width in standard deviations (with period)")
 
     @model_validator(mode="after")
     def _ordered(self) -> BollingerParams:
         if not self.lower < self.upper:
             raise ValueError(f"lower ({self.lower:g}) must be below upper ({self.upper:g})")
+        if (self.period is None) != (self.stddev is None):
+            raise ValueError("give period and stddev together or neither")
         return self
 
 
@@ -54,24 +61,38 @@ class BollingerReversionStrategy(Strategy):
 
     kind: ClassVar[str] = "bollinger_reversion"
     Params = BollingerParams
-    COLUMNS = _COLUMNS
+    COLUMNS = frozenset(_OUTPUTS)  # with a period: indicator_columns names those bands
+
+    def __init__(self, params: object = None) -> None:
+        super().__init__(params)  # type: ignore[arg-type]
+        p = self.params
+        if p.period is None:
+            self._percent_b, self._lower, self._upper = _OUTPUTS
+        else:
+            self._percent_b, self._lower, self._upper = (
+                indicator("bb", output, period=p.period, stddev=p.stddev) for output in _OUTPUTS
+            )
+
+    @property
+    def indicator_columns(self) -> frozenset[str]:
+        return frozenset({self._percent_b, self._lower, self._upper})
 
     def candidate_rows(self, history: IndicatorHistory) -> np.ndarray | None:
         if not self._decides_as(BollingerReversionStrategy):
             return None
-        return beyond_rows(history.col("bb_percent_b"), self.params.lower, self.params.upper)
+        return beyond_rows(history.col(self._percent_b), self.params.lower, self.params.upper)
 
     def decide(self, history: IndicatorHistory, i: int) -> Decision:
         check_row(history, i)
-        percent_b = history.col("bb_percent_b").item(i)
+        percent_b = history.col(self._percent_b).item(i)
         used = {
-            "bb_percent_b": finite_or_none(percent_b),
-            "bb_lower": finite_or_none(history.col("bb_lower").item(i)),
-            "bb_upper": finite_or_none(history.col("bb_upper").item(i)),
+            self._percent_b: finite_or_none(percent_b),
+            self._lower: finite_or_none(history.col(self._lower).item(i)),
+            self._upper: finite_or_none(history.col(self._upper).item(i)),
             "close": history.col("close").item(i),
         }
         if percent_b != percent_b:
-            return self.warming("bb_percent_b", used)
+            return self.warming(self._percent_b, used)
         low, high = self.params.lower, self.params.upper
         if percent_b < low:
             return Decision(BUY, clamp01(0.5 + (low - percent_b)), f"%B {percent_b:.3f} < {low:g} (below lower band)", used)

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Final
 
-from agents.strategy.api import Strategy, StrategyConfigError
+from agents.strategy.api import Strategy, StrategyConfigError, check_indicator_columns
 from agents.strategy.loader import build_from_reference, is_reference
 from agents.strategy.strategies.bollinger import BollingerReversionStrategy
 from agents.strategy.strategies.combined import CombinedStrategy
@@ -50,7 +50,10 @@ def build_strategy(kind: str, params: Mapping[str, Any] | None = None, *, base_d
                 f"unknown strategy kind {kind!r}; known kinds: {', '.join(STRATEGY_KINDS)}, "
                 "or path/to/file.py:ClassName / package.module:ClassName for your own"
             )
-        return STRATEGY_KINDS[name](params or {})
+        strategy = STRATEGY_KINDS[name](params or {})
+        # The same check a user strategy gets (loader): a declared name must be an indicator.
+        check_indicator_columns(strategy.indicator_columns, f"strategy kind {name!r}")
+        return strategy
     finally:
         if token is not None:
             _BASE_DIR.reset(token)

@@ -95,7 +95,8 @@ def test_strategy_list_shows_builtin_and_configured_strategies_with_their_parame
     configured = {row["id"]: row for row in document["configured"]}
     # Validated parameters, defaults filled in (the preset's thresholds too).
     assert configured["band"]["params"] == {"low": 0.05, "high": 0.9} and configured["band"]["status"] == "ok"
-    assert configured["fast-rsi"]["params"] == {"preset": "aggressive", "oversold": 35.0, "overbought": 65.0}
+    assert configured["fast-rsi"]["params"] == {"preset": "aggressive", "period": None, "oversold": 35.0, "overbought": 65.0}
+    assert configured["fast-rsi"]["indicators"] == ["rsi"]
     assert configured["fast-rsi"]["symbols"] == ["ETH/USDT"]
 
     table = runner.invoke(app, ["strategy", "list", "--config", str(config)])

@@ -125,15 +125,17 @@ def test_a_module_reference_and_a_relative_path_from_the_config_folder(tmp_path:
         ("from agents.strategy.api import Strategy\n\n\nclass X(Strategy):\n    pass\n", r"bad\.py:4: class X does not implement decide"),
         ("from agents.strategy.api import Strategy\nclass Y(Strategy):\n    def decide(self, h, i): ...\n",
          r"bad\.py: no class 'X' \(strategy classes in it: Y\)"),
-        ("from agents.strategy.api import Strategy\n\nclass X(Strategy):\n    COLUMNS = frozenset({'rsi_7'})\n"
-         "    def decide(self, h, i): ...\n", r"bad\.py:3: X\.COLUMNS names no indicator: \['rsi_7'\]"),
+        ("from agents.strategy.api import Strategy\n\nclass X(Strategy):\n    COLUMNS = frozenset({'rsi_1'})\n"
+         "    def decide(self, h, i): ...\n", r"bad\.py:3: X\.COLUMNS declares a bad indicator: 'rsi_1': rsi: period must be within 2\.\.10000, got 1"),
+        ("from agents.strategy.api import Strategy\n\nclass X(Strategy):\n    COLUMNS = frozenset({'rsx_7'})\n"
+         "    def decide(self, h, i): ...\n", r"bad\.py:3: X\.COLUMNS declares a bad indicator: unknown indicator column 'rsx_7'"),
         ("from agents.strategy.api import Strategy\n\nclass X(Strategy):\n    Params = dict\n    def decide(self, h, i): ...\n",
          r"bad\.py:3: X\.Params must be a class derived from StrategyParams"),
         ("from agents.strategy.api import Strategy\n\nclass X(Strategy):\n    def __init__(self, params):\n"
          "        super().__init__(params)\n        raise RuntimeError('no')\n    def decide(self, h, i): ...\n",
          r"bad\.py:6: X\(\.\.\.\) raised: RuntimeError: no"),
     ],
-    ids=["syntax", "import", "exception", "wrong-base", "abstract", "missing-class", "columns", "params-model", "init"],
+    ids=["syntax", "import", "exception", "wrong-base", "abstract", "missing-class", "columns", "unknown-column", "params-model", "init"],
 )
 def test_a_broken_file_is_an_error_naming_the_file_and_line(tmp_path: Path, source: str, expected: str) -> None:
     path = write(tmp_path, "bad.py", source)

@@ -39,9 +39,9 @@ def test_every_talib_column_equals_talib_called_directly_on_real_btc_candles(btc
         # assert_array_equal treats NaN == NaN: warm-up nulls must sit at the same rows.
         np.testing.assert_array_equal(columns[name], values, err_msg=name)
     lookbacks = DEFAULT.lookbacks()
-    assert np.isnan(columns["sma_slow"][: lookbacks["SMA"]]).all()
-    assert not np.isnan(columns["sma_slow"][lookbacks["SMA"]])
-    assert np.isnan(columns["adx"]).sum() == lookbacks["ADX"] == 27
+    assert np.isnan(columns["sma_slow"][: lookbacks["sma_slow"]]).all()
+    assert not np.isnan(columns["sma_slow"][lookbacks["sma_slow"]])
+    assert np.isnan(columns["adx"]).sum() == lookbacks["adx"] == 27
     # After the longest warm-up everything TA-Lib gives is a number (the data has no flat bands).
     for name in expected:
         assert not np.isnan(columns[name][DEFAULT.max_lookback :]).any(), name

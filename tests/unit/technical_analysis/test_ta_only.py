@@ -23,9 +23,11 @@ def test_each_subset_equals_the_full_columns(btc: Series) -> None:
     assert tuple(compute_columns(*btc.columns(), PARAMS, only=None)) == COLUMNS
 
 
-def test_unknown_columns_are_refused(btc: Series) -> None:
-    with pytest.raises(ValueError, match="unknown indicator columns"):
-        compute_columns(*btc.columns(0, 50), PARAMS, only={"rsi", "sma_200"})
+def test_unknown_columns_and_bad_parameters_are_refused(btc: Series) -> None:
+    with pytest.raises(ValueError, match="unknown indicator column 'smx_200'"):
+        compute_columns(*btc.columns(0, 50), PARAMS, only={"rsi", "smx_200"})
+    with pytest.raises(ValueError, match="'sma_1': sma: period must be within 2..10000, got 1"):
+        compute_columns(*btc.columns(0, 50), PARAMS, only={"rsi", "sma_1"})
 
 
 def test_rolling_columns_honour_only(btc: Series) -> None:
