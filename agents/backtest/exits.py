@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.backtest.data import Window
-from agents.risk_manager.exits import Bar, ExitState, ExitTrigger, advance, check_exit, enter
+from agents.risk_manager.exits import Bar, ExitState, ExitTrigger, enter, first_exit
 from agents.technical_analysis.indicators import IndicatorParams, compute_columns
 from protocol.exits import ExitSettings
 
@@ -47,11 +47,7 @@ class ExitWatch:
 
     def scan(self, start: int, state: ExitState) -> tuple[int, ExitTrigger, ExitState] | None:
         """The first row >= ``start`` whose candle exits, the trigger, and the state before it."""
-        exits, check = self.exits, check_exit
-        for row in range(start, len(self.candles)):
-            bar = self.bar(row)
-            hit = check(exits, state, bar)
-            if hit is not None:
-                return row, hit, state
-            state = advance(state, bar)
-        return None
+        index, hit, before = first_exit(self.exits, state, (self.bar(row) for row in range(start, len(self.candles))))
+        if index is None or hit is None:
+            return None
+        return start + index, hit, before

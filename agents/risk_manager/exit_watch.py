@@ -9,7 +9,7 @@ rebuilds it and every re-evaluation gives the same answer:
   that order's approved decision, whose audited signal holds the exits (``Signal.exits``), the
   timeframe and the entry signal's candle;
 - the held candles (after the entry signal's candle, through the candle being checked) from the
-  candle store, walked with ``check_exit`` / ``advance``.
+  candle store, walked with ``first_exit``.
 
 An exit found at candle k becomes a SELL Signal whose message id derives from the candle's id,
 the strategy id and ``exit``: one exit per strategy, symbol and candle, so a re-evaluation
@@ -20,7 +20,7 @@ candle, as the backtester does.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,13 +29,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agents.risk_manager.exits import Bar, ExitState, ExitTrigger, advance, check_exit, enter
+from agents.risk_manager.exits import Bar, ExitState, ExitTrigger, advance, enter, first_exit
 from infra.db.ledger import DecisionKind, Ledger
 from infra.influx import InfluxPriceStore
 from protocol import Candle, Signal, SignalSide, candle_id, derive_message_id, timeframe_seconds
 from protocol.exits import ExitSettings
 
-__all__ = ["EXIT_STRATEGY", "ExitEnforcer", "OpenEntry", "exit_signal", "open_entries", "walk"]
+__all__ = ["EXIT_STRATEGY", "ExitEnforcer", "OpenEntry", "exit_signal", "open_entries"]
 
 # Signal.strategy of a protective exit: the audit tells it from the strategy's own SELL.
 EXIT_STRATEGY = "protective-exit"
@@ -94,19 +94,6 @@ def _entry(strategy_id: str, exchange: str, symbol: str, price: Decimal, inputs:
         return None
     return OpenEntry(strategy_id, exchange, symbol, str(signal["timeframe"]), Decimal(price),
                      datetime.fromisoformat(str(signal["candle_time"])), settings, order)
-
-
-def walk(exits: ExitSettings, state: ExitState, held: Sequence[Candle]) -> tuple[int | None, ExitTrigger | None, ExitState]:
-    """Walk ``held`` (oldest first, the candles after ``state``): the index of the first candle
-    whose exit triggers, its trigger and the state before it; or (None, None, the state after
-    the last candle)."""
-    for index, candle in enumerate(held):
-        bar = Bar(candle.open, candle.high, candle.low, candle.close)
-        hit = check_exit(exits, state, bar)
-        if hit is not None:
-            return index, hit, state
-        state = advance(state, bar)
-    return None, None, state
 
 
 def held_from(entry: OpenEntry) -> datetime:
@@ -174,7 +161,7 @@ class ExitEnforcer:
             return
         held = await self._store.candles_between(entry.exchange, entry.symbol, entry.timeframe, start, candle_open + _ONE_MS)
         while held:
-            index, hit, before = walk(entry.exits, state, held)
+            index, hit, before = first_exit(entry.exits, state, (_bar(c) for c in held))
             if index is None or hit is None:
                 self._walked[entry.opening_order] = (held[-1].open_time, before)
                 return
@@ -189,7 +176,7 @@ class ExitEnforcer:
                 self._walked.pop(entry.opening_order, None)
                 return  # the SELL closes the position (its report settles it)
             # Refused (e.g. under the minimum notional, stale): held on, watched from the next candle.
-            state = advance(before, Bar(candle.open, candle.high, candle.low, candle.close))
+            state = advance(before, _bar(candle))
             self._walked[entry.opening_order] = (candle.open_time, state)
             held = held[index + 1 :]
 
@@ -202,3 +189,7 @@ class ExitEnforcer:
         )
         atr = snapshots[-1].indicators.atr if snapshots else None
         return atr if atr is not None and atr > 0 else None
+
+
+def _bar(candle: Candle) -> Bar:
+    return Bar(candle.open, candle.high, candle.low, candle.close)

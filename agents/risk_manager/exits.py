@@ -26,13 +26,14 @@ Every exit price lies within the candle's [low, high]; slippage is applied by th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
 from protocol.exits import ExitReason, ExitSettings
 
-__all__ = ["Bar", "ExitState", "ExitTrigger", "advance", "check_exit", "enter", "stop_level"]
+__all__ = ["Bar", "ExitState", "ExitTrigger", "advance", "check_exit", "enter", "first_exit", "stop_level"]
 
 _ONE = Decimal(1)
 
@@ -107,3 +108,17 @@ def check_exit(settings: ExitSettings, state: ExitState, bar: Bar) -> ExitTrigge
     if settings.time_stop is not None and state.candles_held + 1 >= settings.time_stop:
         return ExitTrigger(ExitReason.TIME_STOP, bar.close, None)
     return None
+
+
+def first_exit(
+    settings: ExitSettings, state: ExitState, bars: Iterable[Bar]
+) -> tuple[int | None, ExitTrigger | None, ExitState]:
+    """Walk the held ``bars`` (oldest first, the candles after ``state``): the index of the
+    first one that exits, its trigger and the state before it; or (None, None, the state after
+    the last bar). The live risk manager and the backtester both walk positions with this."""
+    for index, bar in enumerate(bars):
+        hit = check_exit(settings, state, bar)
+        if hit is not None:
+            return index, hit, state
+        state = advance(state, bar)
+    return None, None, state

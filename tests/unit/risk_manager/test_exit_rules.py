@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.risk_manager.exits import Bar, ExitState, ExitTrigger, advance, check_exit, enter
+from agents.risk_manager.exits import Bar, ExitState, ExitTrigger, advance, check_exit, enter, first_exit
 from protocol.exits import ExitReason, ExitSettings
 
 D = Decimal
@@ -131,3 +131,11 @@ def test_advance_counts_candles_and_keeps_the_highest_high(held: int) -> None:
     state = ExitState(D(100), D(105), held)
     assert advance(state, bar("100", "104", "99", "100")) == ExitState(D(100), D(105), held + 1)
     assert advance(state, bar("100", "107", "99", "100")).high_water == D(107)
+
+
+def test_first_exit_walks_like_check_and_advance() -> None:
+    exits = ExitSettings(stop_loss=D("0.03"), time_stop=5)
+    bars = [bar("100", "104", "99", "103"), bar("103", "103", "96", "97"), bar("97", "98", "90", "91")]
+    index, hit, before = first_exit(exits, ENTRY, bars)
+    assert (index, hit) == run(exits, bars) and before == advance(ENTRY, bars[0])
+    assert first_exit(exits, ENTRY, bars[:1]) == (None, None, advance(ENTRY, bars[0]))
