@@ -17,7 +17,7 @@ from typing import Any
 
 from agents.risk_manager import outgoing
 from infra.exchanges.account import deployment_salt, drift_state
-from agents.risk_manager.exit_watch import ExitEnforcer
+from agents.risk_manager.exit_watch import ExitEnforcer, without_exit_fields
 from agents.risk_manager.holdings import approved_for_candle, holdings
 from agents.risk_manager.markets import MarketBook, UnknownMarket
 from agents.risk_manager.metrics import UnpricedAsset, account_figures, drawdown, equity, risk_metrics
@@ -66,7 +66,6 @@ _DAY = timedelta(days=1)
 CONSUMER_SIGNALS = "risk_manager.signals"
 CONSUMER_REPORTS = "risk_manager.execution_reports"
 CONSUMER_CONTROL = "risk_manager.control"
-CONSUMER_CANDLES = "risk_manager.candles"
 # Health-problem key of an execution report the ledger could not book in full.
 _UNBOOKED = "unbooked_report"
 
@@ -189,16 +188,14 @@ class RiskManagerAgent(Agent):
         detail = {key: str(value) for key, value in self.counts.items()}
         detail["awaiting_reconcile"] = str(len(self._reconcile_asked))
         detail["awaiting_settlement"] = str(len(self.settling_on))
+        detail["exits_decided"] = str(self.exits.exits_decided if hasattr(self, "exits") else 0)
         return detail
 
     # --- signals ---------------------------------------------------------------------------
     async def on_signal(self, message: Message, delivery: Delivery) -> None:
         """Decide on one signal; the decision and its reservation commit before anything is published."""
         assert isinstance(message, Signal)
-        if message.exit_reason is not None or message.exit_price is not None:
-            # Only the risk manager's own exits carry these (they set the paper fill price).
-            self.log.warning("exit fields on a bus signal ignored", signal_id=str(message.message_id))
-            message = message.model_copy(update={"exit_reason": None, "exit_price": None})
+        message = without_exit_fields(message)
         # Exits first: a held candle up to this signal's may stop a position out before the
         # strategy's signal at its close is decided (the backtester's order; decision 0023).
         await self.exits.through(message.exchange, message.symbol, message.timeframe, message.candle_time)

@@ -35,7 +35,7 @@ from infra.influx import InfluxPriceStore
 from protocol import Candle, Signal, SignalSide, candle_id, derive_message_id, timeframe_seconds
 from protocol.exits import ExitSettings
 
-__all__ = ["EXIT_STRATEGY", "ExitEnforcer", "OpenEntry", "exit_signal", "open_entries"]
+__all__ = ["EXIT_STRATEGY", "ExitEnforcer", "OpenEntry", "exit_signal", "open_entries", "without_exit_fields"]
 
 # Signal.strategy of a protective exit: the audit tells it from the strategy's own SELL.
 EXIT_STRATEGY = "protective-exit"
@@ -94,6 +94,14 @@ def _entry(strategy_id: str, exchange: str, symbol: str, price: Decimal, inputs:
         return None
     return OpenEntry(strategy_id, exchange, symbol, str(signal["timeframe"]), Decimal(price),
                      datetime.fromisoformat(str(signal["candle_time"])), settings, order)
+
+
+def without_exit_fields(signal: Signal) -> Signal:
+    """A bus signal as the risk manager decides it: ``exit_reason`` and ``exit_price`` belong to
+    its own exits only (they set the paper fill price), so a published signal's are dropped."""
+    if signal.exit_reason is None and signal.exit_price is None:
+        return signal
+    return signal.model_copy(update={"exit_reason": None, "exit_price": None})
 
 
 def held_from(entry: OpenEntry) -> datetime:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 
+from agents.ops.controls import ControlKind, build_control, publish_control
 from agents.runtime import Agent
 from infra.exchanges import load_market_snapshot, market_rules
 from infra.exchanges.paper import PaperConfig
@@ -21,6 +23,7 @@ from protocol.exits import ExitSettings
 from tests.integration.test_order_guard_pipeline import Pipeline, pipeline  # noqa: F401 - fixture
 from tests.integration.test_risk_manager_agent import CANDLES, signal
 from tests.support.bus import make_candle, wait_until
+from tests.support.controls import wait_for_control
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +104,37 @@ async def test_a_stop_loss_sells_once_with_its_reason_on_decision_order_and_fill
 
 async def _flat(pipeline: Pipeline) -> bool:
     return await _position(pipeline) == 0
+
+
+async def test_a_signal_decides_the_exits_before_it_and_a_pause_does_not_block_them(pipeline: Pipeline) -> None:
+    await pipeline.start_risk_manager()
+    await pipeline.start_execution()
+    await pipeline.bus.publish(signal(10).model_copy(update={"exits": EXITS}))
+    assert await wait_until(lambda: _position(pipeline), 20), "the BUY was not filled"
+    # The operator pauses the strategy: new BUYs stop, its exits must not.
+    pause = build_control(ControlKind.PAUSE_STRATEGY, strategy_id="s1", reason="news", requested_by="alice", source="pytest")
+    await publish_control(pipeline.bus, pause)
+    await wait_for_control(pipeline.postgres_url, pause.message_id)
+
+    # The crash candle is stored but its message never reaches the risk manager: the strategy's
+    # own SELL for a later candle makes it check the held candles first, so the stop-loss inside
+    # the crash candle is decided before that SELL, which then finds nothing left to sell.
+    async with InfluxPriceStore(*pipeline.influx) as store:
+        await store.write_candles([crash(CANDLES), make_candle(CANDLES + 1)])
+    later = signal(CANDLES + 1, "SELL")
+    await pipeline.bus.publish(later)
+
+    async def sells() -> list[tuple[str, str | None, str | None, str | None]]:
+        return await pipeline.sql(
+            "SELECT decision, exit_reason, reason, client_order_id FROM risk_decisions WHERE side = 'SELL' ORDER BY id")
+
+    assert await wait_until(lambda: _two(sells), 30), "the exit and the strategy's SELL were not both decided"
+    [(first, first_exit, _, exit_order), (second, second_exit, second_reason, _)] = await sells()
+    assert (first, first_exit) == ("APPROVED", "STOP_LOSS")
+    assert (second, second_exit, second_reason) == ("REJECTED", None, "NO_POSITION")
+    assert await wait_until(lambda: _flat(pipeline), 20)
+    assert await pipeline.sql("SELECT exit_reason FROM orders WHERE client_order_id = :c", c=exit_order) == [("STOP_LOSS",)]
+
+
+async def _two(query: Any) -> bool:
+    return len(await query()) == 2
