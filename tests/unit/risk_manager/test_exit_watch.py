@@ -7,9 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from agents.risk_manager import outgoing
 from agents.risk_manager.exit_watch import EXIT_STRATEGY, OpenEntry, exit_signal, held_from, without_exit_fields
 from agents.risk_manager.exits import ExitTrigger
-from protocol import SignalSide
+from infra.db.ledger import DecisionKind
+from protocol import RejectionReason, SignalSide
 from protocol.exits import ExitReason, ExitSettings
 from tests.support.bus import make_candle
 
@@ -42,3 +44,12 @@ def test_bus_signals_lose_exit_fields() -> None:
     plain = without_exit_fields(forged)
     assert plain.exit_reason is None and plain.exit_price is None and plain.exits == ENTRY.exits
     assert without_exit_fields(plain) is plain
+
+
+def test_an_exits_rejection_and_audit_record_carry_its_reason() -> None:
+    exit_sell = exit_signal(ENTRY, make_candle(12), HIT, source="risk_manager")
+    refused = outgoing.rejection(exit_sell, RejectionReason.BELOW_MIN_NOTIONAL, "too small", source="risk_manager")
+    record = outgoing.audit_record(exit_sell, DecisionKind.REJECTED, "too small", {}, decided_at=exit_sell.candle_time,
+                                   reason=RejectionReason.BELOW_MIN_NOTIONAL, output=refused)
+    assert refused.exit_reason is ExitReason.STOP_LOSS and record.exit_reason == "STOP_LOSS"
+    assert record.output is not None and record.output["exit_reason"] == "STOP_LOSS"
