@@ -135,6 +135,7 @@ def backtest_command(
     fee: str = typer.Option(None, "--fee", help="taker fee rate (default: the paper exchange's, 0.001)"),
     slippage_bps: str = typer.Option(None, "--slippage-bps", help="market order slippage in bps (default: the paper exchange's, 5)"),
     fraction: str = typer.Option("1", "--fraction", help="share of the quote balance one BUY uses (1 = all-in)"),
+    exits: str = typer.Option(None, "--exits", help="protective exits: stop_loss=0.03,take_profit=0.06,trailing_stop=0.02,time_stop=48 (fractions of the entry price; time_stop in candles; stop_loss_atr=2 for an ATR multiple); default: the instance's [strategies.exits]"),
     warmup: int = typer.Option(None, "--warmup", min=0, help="candles before --start for the indicators (default: the TA window or the strategy's lookback)"),
     out: Path = typer.Option(Path("results"), "--out", file_okay=False, help="folder for the JSON and PNG results"),
     save: bool = typer.Option(True, "--save/--no-save", help="write the JSON and PNG under --out"),
@@ -170,6 +171,8 @@ def backtest_command(
     from infra.exchanges.paper.fills import FeeRates
     from infra.influx import from_settings
     from infra.logging import configure_logging
+
+    from protocol.exits import ExitSettingsError, parse_exits
 
     configure_logging("backtest", "WARNING")  # JSON lines on stderr: stdout stays the result
     err = Console(stderr=True)
@@ -217,8 +220,11 @@ def backtest_command(
                 else paper.slippage_bps
             ),
             fraction=_decimal(fraction, "--fraction"),
+            exits=parse_exits(exits) if exits is not None else choice.exits,
         )
         bt_config.sizing  # noqa: B018 - validates the fraction now, with the option's name below
+    except ExitSettingsError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--exits") from None
     except (KeyError, ValueError) as exc:
         raise typer.BadParameter(str(exc).strip("'\"")) from None
 

@@ -26,6 +26,14 @@ live agent publishes: the first row, every marked row and the row after each; ev
 is a HOLD after a HOLD. A BUY or SELL on a row the mask called HOLD aborts the run. The equity
 curve (cash + position x close at each close) is built with numpy from the fills, and each
 closed trade's net PnL and return (``Trade.pnl``, ``Trade.return_pct``) are taken at its exit.
+
+Protective exits (``BacktestConfig.exits``, decision 0023) use the risk manager's own rules
+(``agents/risk_manager/exits.py``): from the entry candle (the one whose open filled the BUY)
+every held candle is checked, inside the candle, before the strategy's decision at its close;
+an exit fills at its trigger price (the stop, the target, the open on a gap, the close for the
+time stop) through ``market_fill``, slippage included. A strategy SELL at the close of t fills
+at the open of t+1, before t+1 is checked. ``Fill.exit_reason`` says which exit closed a trade
+(``SIGNAL``: the strategy's own SELL).
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ from numpy.typing import NDArray
 
 from agents.backtest.data import Window
 from agents.backtest.metrics import Metrics, metrics_from_columns
+from agents.backtest.exits import ExitWatch
+from agents.risk_manager.exits import ExitState, ExitTrigger, advance
 from agents.risk_manager.sizing import SizedOrder, SizingConfig, SizingMode, size_order
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import Decision, Strategy, is_change
@@ -48,6 +58,7 @@ from agents.technical_analysis.indicators import IndicatorParams, compute_column
 from infra.exchanges import MarketRules
 from infra.exchanges.paper.fills import FeeRates, FillQuote, FillRejected, funds_needed, market_fill
 from protocol import Side, SignalSide, split_symbol
+from protocol.exits import ExitSettings
 
 __all__ = [
     "EXECUTION_MODEL",
@@ -67,8 +78,12 @@ EXECUTION_MODEL = (
     "trader, tick rounding, taker fee in quote). Long-only spot: BUY opens when flat, SELL closes "
     "the whole position. Indicators use warm-up candles before the window; warm-up candles are "
     "not traded. A signal on the window's last candle is not filled. Equity is marked at each "
-    "candle close (cash + position x close, no exit fee)."
+    "candle close (cash + position x close, no exit fee). Protective exits, when set, trigger "
+    "inside a held candle (stop before take-profit; a gap fills at the open; time stop at the "
+    "close) and fill at their price with slippage."
 )
+# Fill.exit_reason of an entry and of a strategy's own SELL.
+SIGNAL_EXIT = "SIGNAL"
 
 ProgressCallback = Callable[[int], None]
 _PROGRESS_EVERY = 20_000
@@ -84,6 +99,8 @@ class BacktestConfig:
     fees: FeeRates = field(default_factory=FeeRates)
     slippage_bps: Decimal = Decimal(5)
     fraction: Decimal = Decimal(1)
+    # Protective exits (None or nothing set: the strategy's SELL is the only exit).
+    exits: ExitSettings | None = None
 
     def __post_init__(self) -> None:
         if self.initial_cash <= 0:
@@ -106,6 +123,7 @@ class BacktestConfig:
             "taker_fee": str(self.fees.taker),
             "slippage_bps": str(self.slippage_bps),
             "sizing": {"mode": SizingMode.FRACTION.value, "fraction": str(self.fraction)},
+            "exits": self.exits.model_dump(mode="json", exclude_none=True) if self.exits is not None else None,
             "market_rules": {
                 "symbol": self.rules.symbol,
                 "tick_size": str(self.rules.tick_size),
@@ -125,6 +143,8 @@ class Fill(NamedTuple):
     time: datetime
     quote: FillQuote
     reason: str
+    # SIGNAL, or the protective exit (STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, TIME_STOP) that filled.
+    exit_reason: str = SIGNAL_EXIT
 
 
 class Trade(NamedTuple):
@@ -132,6 +152,11 @@ class Trade(NamedTuple):
 
     entry: Fill
     exit: Fill | None
+
+    @property
+    def exit_reason(self) -> str | None:
+        """Which exit closed the trade: SIGNAL or a protective exit (None while open)."""
+        return None if self.exit is None else self.exit.exit_reason
 
     @property
     def cost(self) -> Decimal:
@@ -307,7 +332,53 @@ def run_backtest(
     rows: Iterable[int] = range(first, n) if mask is None else rows_to_decide(mask, first)
     hold_side = SignalSide.HOLD
     flat = Decimal(0)
+    watch = ExitWatch(config.exits, window, indicator_params) if config.exits is not None and config.exits.enabled else None
+    # The open position's first exit: (absolute row, trigger, state before that row), or None.
+    pending: tuple[int, ExitTrigger, ExitState] | None = None
+
+    def book(fill: Fill, outcome: FillQuote, closing: bool) -> None:
+        """Record a fill; a closing one ends the open trade."""
+        nonlocal entry
+        fill_bars.append(fill.bar)
+        cash_after.append(float(account.cash))
+        if not closing:
+            position_after.append(float(account.position))
+            entry = fill
+            return
+        # Long-only: a SELL sells the whole (lot-rounded) position, which normally leaves 0;
+        # float(0) would cost as much as any conversion.
+        position = account.position
+        position_after.append(float(position) if position else 0.0)
+        assert entry is not None
+        trades.append(Trade(entry, fill))
+        # Trade.pnl and Trade.return_pct, the same Decimal operations on the two quotes at hand.
+        bought = entry.quote
+        cost = bought.notional + bought.fee
+        pnl = outcome.notional - outcome.fee - cost
+        trade_pnls.append(float(pnl))
+        trade_returns.append(float(pnl / cost))
+        entry = None
+
+    def exits_through(row: int) -> None:
+        """Fill the open position's protective exit if it triggers at or before ``row``."""
+        nonlocal pending
+        while pending is not None and pending[0] <= row:
+            at_row, hit, state = pending
+            pending = None
+            candle = candles[at_row]
+            outcome = account.sell(hit.price)
+            if isinstance(outcome, str):
+                # Not sellable (e.g. under the minimum notional): held, and watched from the next candle.
+                rejections.append(Rejection(at_row - first, candle.open_time, _SELL.value, f"{hit.reason.value}: {outcome}"))
+                assert watch is not None
+                pending = watch.scan(at_row + 1, advance(state, watch.bar(at_row)))
+                continue
+            bar = at_row - first
+            detail = f"{hit.reason.value} at {hit.price}" + (f" (level {hit.level})" if hit.level is not None else "")
+            book(Fill(bar, bar, candle.open_time, outcome, detail, hit.reason.value), outcome, True)
+
     for i in rows:
+        exits_through(i)
         decision = decide(history, i)
         side = decision.side
         if side is not hold_side and mask is not None and not mask[i]:
@@ -336,26 +407,11 @@ def run_backtest(
             rejections.append(Rejection(i + 1 - first, at.open_time, side.value, outcome))
             continue
         bar = i + 1 - first
-        fill = Fill(i - first, bar, at.open_time, outcome, decision.reason)
-        fill_bars.append(bar)
-        cash_after.append(float(account.cash))
-        if side is buy_side:
-            position_after.append(float(account.position))
-            entry = fill
-            continue
-        # Long-only: a SELL sells the whole (lot-rounded) position, which normally leaves 0;
-        # float(0) would cost as much as any conversion.
-        position = account.position
-        position_after.append(float(position) if position else 0.0)
-        assert entry is not None
-        trades.append(Trade(entry, fill))
-        # Trade.pnl and Trade.return_pct, the same Decimal operations on the two quotes at hand.
-        bought = entry.quote
-        cost = bought.notional + bought.fee
-        pnl = outcome.notional - outcome.fee - cost
-        trade_pnls.append(float(pnl))
-        trade_returns.append(float(pnl / cost))
-        entry = None
+        book(Fill(i - first, bar, at.open_time, outcome, decision.reason), outcome, side is sell_side)
+        if watch is not None:
+            # The BUY fills at the open of i + 1: that candle is the first one held.
+            pending = watch.scan(i + 1, watch.entry_state(outcome.price, i)) if side is buy_side else None
+    exits_through(n - 1)
     if progress is not None:
         progress(n - first)
     if entry is not None:

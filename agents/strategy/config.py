@@ -16,10 +16,17 @@ File shape (TOML; YAML is the same structure with a top-level ``strategies:`` li
     timeframe = "15m"          # optional, default from [defaults]
     [strategies.params]        # optional, validated by the kind's parameter model
     preset = "default"
+    [strategies.exits]         # optional protective exits (decision 0023), fractions of the
+    stop_loss = 0.03           # entry price; stop_loss_atr = 2 (ATR multiple) instead of
+    take_profit = 0.06         # stop_loss; time_stop in candles
+    trailing_stop = 0.02
+    time_stop = 48
 
 Environment overrides, one value each: ``STRATEGY__<ID>__<FIELD>=value`` where <ID> is the
 strategy id upper-cased with "-" written "_" and <FIELD> is ``ENABLED``, ``SYMBOLS``
-(comma-separated), ``TIMEFRAME`` or a parameter name, e.g. ``STRATEGY__RSI_DEFAULT__OVERSOLD=28``.
+(comma-separated), ``TIMEFRAME``, ``EXITS`` (replaces the instance's exits, written like
+``--exits``: ``STRATEGY__RSI_DEFAULT__EXITS=stop_loss=0.03,time_stop=48``) or a parameter name,
+e.g. ``STRATEGY__RSI_DEFAULT__OVERSOLD=28``.
 Values are read as JSON when they parse (numbers, true/false, lists) and as text otherwise.
 An override naming no configured instance is refused, so a typo cannot pass silently.
 
@@ -41,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from agents.strategy.api import Strategy, StrategyConfigError, describe_validation_error
 from agents.strategy.strategies import build_strategy
 from protocol import StrategyId, Symbol, Timeframe
+from protocol.exits import ExitSettings, ExitSettingsError, parse_exits
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -67,6 +75,8 @@ class StrategyInstanceConfig(BaseModel):
     timeframe: Timeframe
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    # Protective exits of this instance; sent on its every Signal (Signal.exits).
+    exits: ExitSettings | None = None
     # The config file's folder: a relative file reference in ``kind`` is resolved from it.
     _base_dir: Path | None = PrivateAttr(default=None)
 
@@ -215,7 +225,13 @@ def _apply_overrides(file: Path, instances: list[dict[str, Any]], ids: Mapping[s
             )
         raw = environ[name]
         field_key = field.upper()
-        if field_key in _INSTANCE_FIELDS:
+        if field_key == "EXITS":
+            # The --exits spelling (stop_loss=0.03,time_stop=48); checked with the instance.
+            try:
+                values["exits"] = parse_exits(raw).model_dump(exclude_none=True)
+            except ExitSettingsError as exc:
+                raise StrategyConfigError(f"{name}: {exc}") from None
+        elif field_key in _INSTANCE_FIELDS:
             target = _INSTANCE_FIELDS[field_key]
             values[target] = raw if target == "symbols" else _parse_env_value(raw)
         else:

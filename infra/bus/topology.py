@@ -124,6 +124,8 @@ def system_topology(exchange: str = topics.EXCHANGE, partitions: int = 1) -> Top
             *partitioned(f"{prefix}.risk_manager.signals", topics.ALL_SIGNALS, "risk_manager", partitions),
             *partitioned(f"{prefix}.risk_manager.execution_reports", topics.ALL_EXECUTION_REPORTS, "risk_manager",
                          partitions),
+            # Every candle: the risk manager enforces protective exits on it (decision 0023).
+            *partitioned(f"{prefix}.risk_manager.candles", topics.ALL_CANDLES, "risk_manager", partitions),
             QueueSpec(
                 f"{prefix}.risk_manager.control",
                 (topics.ALL_EMERGENCY_STOP, topics.pause_strategy(), topics.close_position()),
