@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from agents.risk_manager.sizing import SizedOrder, SizingConfig, SizingRejected, size_order
 from infra.exchanges import MarketRules
@@ -51,6 +51,7 @@ __all__ = [
     "RiskDecision",
     "RiskLimits",
     "RiskSnapshot",
+    "SignalFacts",
     "check_confidence",
     "check_drawdown",
     "check_duplicate",
@@ -64,6 +65,7 @@ __all__ = [
     "check_signal_age",
     "check_strategy_paused",
     "check_trading_state",
+    "decide",
     "evaluate",
 ]
 
@@ -181,7 +183,7 @@ def check_strategy_paused(side: Side, snap: RiskSnapshot) -> Check:
     return None
 
 
-def check_signal_age(signal: Signal, now: datetime, max_age: timedelta | None) -> Check:
+def check_signal_age(signal: SignalFacts, now: datetime, max_age: timedelta | None) -> Check:
     """STALE_SIGNAL when the signal's candle closed more than ``max_age`` before ``now``."""
     timeframe = timedelta(seconds=timeframe_seconds(signal.timeframe))
     limit = max_age if max_age is not None else timeframe
@@ -293,16 +295,54 @@ def check_duplicate(snap: RiskSnapshot) -> Check:
 # --------------------------------------------------------------------------- evaluate
 
 
+class SignalFacts(Protocol):
+    """What the rules read of a signal: a ``protocol.Signal`` fits, and so does the
+    backtester's own light record of a strategy's Decision (no envelope to build per signal)."""
+
+    @property
+    def side(self) -> SignalSide: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def candle_time(self) -> datetime: ...
+    @property
+    def timeframe(self) -> str: ...
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+Outcome = Approved | Rejected | Ignored
+
+
 def evaluate(
     signal: Signal, snap: RiskSnapshot, limits: RiskLimits, sizing: SizingConfig, rules: MarketRules | None
 ) -> RiskDecision:
     """Decide on one signal: approve with a sized order, reject with a reason, or ignore a HOLD.
 
     ``rules`` is None when the market is unknown (no definition in the snapshot or exchange).
+    The decision is ``decide``'s; this adds every input for the audit.
     """
     inputs = _inputs(signal, snap, limits, sizing, rules)
+    outcome, sized = decide(signal, snap, limits, sizing, rules)
+    if sized is not None:
+        inputs["sized"] = sized._asdict()
+    return RiskDecision(outcome, inputs)
+
+
+def decide(
+    signal: SignalFacts, snap: RiskSnapshot, limits: RiskLimits, sizing: SizingConfig, rules: MarketRules | None
+) -> tuple[Outcome, SizedOrder | None]:
+    """The checks in the module docstring's order; the one decision function of the live risk
+    manager (through ``evaluate``) and of the backtester (``agents/backtest/riskpath.py``).
+    Also the sized order when sizing succeeded (even if a later check refused it)."""
     if signal.side is SignalSide.HOLD:
-        return RiskDecision(Ignored(f"HOLD: {signal.reason}"), inputs)
+        return Ignored(f"HOLD: {signal.reason}"), None
     side = Side(signal.side.value)
     buying = side is Side.BUY
 
@@ -316,11 +356,11 @@ def evaluate(
     ]
     for check in early:
         if (found := check()) is not None:
-            return RiskDecision(Rejected(*found), inputs)
+            return Rejected(*found), None
 
     assert snap.reference_price is not None  # check_price passed
     if rules is None:
-        return RiskDecision(Rejected(RejectionReason.UNKNOWN_MARKET, f"no market rules for {signal.exchange} {signal.symbol}"), inputs)
+        return Rejected(RejectionReason.UNKNOWN_MARKET, f"no market rules for {signal.exchange} {signal.symbol}"), None
     sized = size_order(
         side,
         snap.reference_price,
@@ -333,8 +373,7 @@ def evaluate(
         atr=snap.atr,
     )
     if isinstance(sized, SizingRejected):
-        return RiskDecision(Rejected(sized.reason, sized.detail), inputs)
-    inputs["sized"] = sized._asdict()
+        return Rejected(sized.reason, sized.detail), None
 
     late: list[Callable[[], Check]] = [
         lambda: check_open_positions(snap, limits.max_open_positions) if buying else None,
@@ -347,8 +386,8 @@ def evaluate(
     ]
     for check in late:
         if (found := check()) is not None:
-            return RiskDecision(Rejected(*found), inputs)
-    return RiskDecision(Approved(sized), inputs)
+            return Rejected(*found), sized
+    return Approved(sized), sized
 
 
 def _inputs(
