@@ -2,9 +2,11 @@
 
 Every BUY/SELL a strategy publishes goes through ``agents.risk_manager.rules.decide`` — the
 function the live risk manager's ``evaluate`` calls — with a ``RiskSnapshot`` built by the live
-``agents.risk_manager.snapshot`` functions from this account's own views (balances, one
-position per strategy, marks at the reference price). Nothing of the rules is copied here; what
-this module owns is the account's state in ledger terms, kept as the live ledger keeps it:
+``agents.risk_manager.snapshot.risk_snapshot`` from this account's own figures (equity and the
+live ``Holdings`` of one symbol, every position at the reference price: the simple case of what
+``holdings``/``equity`` compute from ledger views, without their generality per signal). Nothing
+of the rules is copied here; what this module owns is the account's state in ledger terms, kept
+as the live ledger keeps it:
 
 - the peak equity is recorded by each decided BUY/SELL, before deciding, at the reference price
   (the replay's signal clock; HOLDs record nothing, as live);
@@ -27,7 +29,8 @@ from typing import Any, NamedTuple
 
 from agents.risk_manager.rules import Approved, Outcome, Rejected, RiskLimits, decide
 from agents.risk_manager.sizing import SizingConfig, SizingMode
-from agents.risk_manager.snapshot import risk_snapshot, value_account
+from agents.risk_manager.holdings import Holdings
+from agents.risk_manager.snapshot import AccountValue, risk_snapshot
 from infra.exchanges import MarketRules
 from protocol import SignalSide, split_symbol
 
@@ -116,23 +119,27 @@ class SimAccount:
         self.symbol = rules.symbol
         self.base, self.quote, _ = split_symbol(rules.symbol)
         self.positions: dict[str, Decimal] = {}
+        # Σ positions (the base balance), kept by ``settle``.
+        self.base_total = _ZERO
         self.peak: Decimal | None = None
         self._approvals: dict[str, list[datetime]] = {}
         self._approved: set[tuple[str, SignalSide, datetime]] = set()
 
-    @property
-    def base_total(self) -> Decimal:
-        return sum(self.positions.values(), _ZERO)
-
     def decide(self, strategy_id: str, facts: SignalFacts, reference: Decimal, now: datetime) -> Outcome:
         """The live decision on ``facts`` at risk-clock ``now`` with ``reference`` as the price."""
-        balances = {self.quote: _Balance(self.cash, self.cash, _ZERO)}
+        # The account's own figures, as ``holdings``/``equity`` would compute them from its
+        # views: one symbol, no open reservation between signals, every position at ``reference``.
+        cash = self.cash
+        balances = {self.quote: _Balance(cash, cash, _ZERO)}
         held = self.base_total
         if held:
             balances[self.base] = _Balance(held, held, _ZERO)
-        positions = [_Position(sid, self.exchange, self.symbol, q) for sid, q in self.positions.items() if q]
-        value = value_account(balances, positions, (), {self.base: reference},
-                              strategy_id=strategy_id, exchange=self.exchange, symbol=self.symbol)
+        own = self.positions.get(strategy_id, _ZERO)
+        exposure = held * reference
+        value = AccountValue(cash + exposure, Holdings(
+            sellable=own, has_exposure=own > _ZERO, open_positions=sum(1 for q in self.positions.values() if q),
+            symbol_exposure=exposure, total_exposure=exposure,
+        ))
         if value.error is None and value.equity > _ZERO:
             self.peak = value.equity if self.peak is None else max(self.peak, value.equity)
         times = self._approvals.setdefault(strategy_id, [])
@@ -152,7 +159,9 @@ class SimAccount:
 
     def settle(self, strategy_id: str, buying: bool, quantity: Decimal, cash_change: Decimal) -> None:
         """Book a fill: the strategy's position and the quote cash."""
-        self.positions[strategy_id] = self.positions.get(strategy_id, _ZERO) + (quantity if buying else -quantity)
+        signed = quantity if buying else -quantity
+        self.positions[strategy_id] = self.positions.get(strategy_id, _ZERO) + signed
+        self.base_total += signed
         self.cash += cash_change
 
 

@@ -33,10 +33,11 @@ and no rejection message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Protocol
 
 from agents.risk_manager.sizing import SizedOrder, SizingConfig, SizingRejected, size_order
@@ -183,9 +184,14 @@ def check_strategy_paused(side: Side, snap: RiskSnapshot) -> Check:
     return None
 
 
+@lru_cache(maxsize=64)
+def _timeframe(timeframe: str) -> timedelta:
+    return timedelta(seconds=timeframe_seconds(timeframe))
+
+
 def check_signal_age(signal: SignalFacts, now: datetime, max_age: timedelta | None) -> Check:
     """STALE_SIGNAL when the signal's candle closed more than ``max_age`` before ``now``."""
-    timeframe = timedelta(seconds=timeframe_seconds(signal.timeframe))
+    timeframe = _timeframe(signal.timeframe)
     limit = max_age if max_age is not None else timeframe
     age = now - (signal.candle_time + timeframe)
     if age > limit:
@@ -346,17 +352,18 @@ def decide(
     side = Side(signal.side.value)
     buying = side is Side.BUY
 
-    early: list[Callable[[], Check]] = [
-        lambda: check_trading_state(side, snap),
-        lambda: check_strategy_paused(side, snap),
-        lambda: check_signal_age(signal, snap.now, limits.max_signal_age),
-        lambda: check_ledger_drift(side, snap),
-        lambda: check_price(snap, limits.max_price_age),
-        lambda: check_confidence(signal.confidence, limits.min_confidence),
-    ]
-    for check in early:
-        if (found := check()) is not None:
-            return Rejected(*found), None
+    # Each check answers None or (reason, detail); ``or`` stops at the first refusal (the
+    # backtester decides every signal here: no closures built per call).
+    found = (
+        check_trading_state(side, snap)
+        or check_strategy_paused(side, snap)
+        or check_signal_age(signal, snap.now, limits.max_signal_age)
+        or check_ledger_drift(side, snap)
+        or check_price(snap, limits.max_price_age)
+        or check_confidence(signal.confidence, limits.min_confidence)
+    )
+    if found is not None:
+        return Rejected(*found), None
 
     assert snap.reference_price is not None  # check_price passed
     if rules is None:
@@ -375,18 +382,18 @@ def decide(
     if isinstance(sized, SizingRejected):
         return Rejected(sized.reason, sized.detail), None
 
-    late: list[Callable[[], Check]] = [
-        lambda: check_open_positions(snap, limits.max_open_positions) if buying else None,
-        lambda: check_exposure(snap, sized.notional, limits) if buying else None,
-        lambda: check_frequency(snap.now, snap.order_times, limits),
-        lambda: check_drawdown(snap.drawdown, limits.max_drawdown) if buying else None,
-        lambda: check_max_notional(sized.notional, limits.max_order_notional) if buying else None,
-        lambda: check_price_collar(signal.price, sized.price, limits.price_collar_bps),
-        lambda: check_duplicate(snap),
-    ]
-    for check in late:
-        if (found := check()) is not None:
-            return Rejected(*found), sized
+    late: Check | bool = (
+        (buying and check_open_positions(snap, limits.max_open_positions))
+        or (buying and check_exposure(snap, sized.notional, limits))
+        or check_frequency(snap.now, snap.order_times, limits)
+        or (buying and check_drawdown(snap.drawdown, limits.max_drawdown))
+        or (buying and check_max_notional(sized.notional, limits.max_order_notional))
+        or check_price_collar(signal.price, sized.price, limits.price_collar_bps)
+        or check_duplicate(snap)
+    )
+    if late:
+        assert not isinstance(late, bool)
+        return Rejected(*late), sized
     return Approved(sized), sized
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from agents.risk_manager.holdings import Holdings, holdings
 from agents.risk_manager.metrics import BalanceView, UnpricedAsset, drawdown, equity
@@ -26,6 +27,8 @@ from protocol import TradingState, split_symbol
 __all__ = ["AccountValue", "risk_snapshot", "value_account"]
 
 _ZERO = Decimal(0)
+# Per signal in a backtest: the split of the few symbols seen, once.
+_assets = lru_cache(maxsize=256)(split_symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,7 @@ def risk_snapshot(
 ) -> RiskSnapshot:
     """The snapshot ``rules.decide`` reads. ``peak_equity``: the highest equity recorded so far
     (None: none yet, the current equity is the peak)."""
-    base, quote, _ = split_symbol(symbol)
+    base, quote, _ = _assets(symbol)
     quote_balance, base_balance = balances.get(quote), balances.get(base)
     held, eq = value.held, value.equity
     peak = peak_equity if peak_equity is not None else eq
