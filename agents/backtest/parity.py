@@ -231,6 +231,6 @@ def backtest_from_settings(
     return backtest_outcome(
         candles, instances, rules=market_rules(load_market_snapshot(first.exchange), first.symbol),
         risk=RiskPath.from_settings(risk_settings), cash=balances.get(quote, Decimal(0)),
-        fees=execution.paper_fees(), slippage_bps=execution.paper_slippage_bps,
+        fees=execution.paper_fees, slippage_bps=execution.paper_slippage_bps,
         indicator_params=analysis.indicator_params(),
     )

@@ -181,17 +181,11 @@ RISK_OPTIONS: tuple[str, ...] = (
 )
 
 
-def risk_settings(overrides: str | None = None) -> Any:
-    """The live risk manager's ``RiskSettings`` (environment, .env, defaults), with
-    ``overrides`` = ``KEY=VALUE[,KEY=VALUE]`` on top: keys are the RISK_* names (the prefix and
-    the case may be left out: ``max_symbol_exposure=0.8``). Validated by the settings model;
-    ValueError names an unknown key or a refused value."""
-    from pydantic import ValidationError
-
-    from agents.risk_manager.settings import RiskSettings
-
+def risk_overrides(text: str | None) -> dict[str, str]:
+    """``KEY=VALUE[,KEY=VALUE]`` as RISK_* names (the prefix and the case may be left out:
+    ``max_symbol_exposure=0.8``); ValueError names a key that is not one of ``RISK_OPTIONS``."""
     given: dict[str, str] = {}
-    for part in (overrides or "").split(","):
+    for part in (text or "").split(","):
         if not part.strip():
             continue
         key, sep, value = part.partition("=")
@@ -200,6 +194,18 @@ def risk_settings(overrides: str | None = None) -> Any:
         if not sep or name not in RISK_OPTIONS:
             raise ValueError(f"{part.strip()!r}: expected KEY=VALUE with KEY one of {', '.join(RISK_OPTIONS)}")
         given[name] = value.strip()
+    return given
+
+
+def risk_settings(overrides: str | None = None) -> Any:
+    """The live risk manager's ``RiskSettings`` (environment, .env, defaults), with
+    ``overrides`` (``risk_overrides``) on top, validated by the settings model; ValueError
+    names an unknown key or a refused value."""
+    from pydantic import ValidationError
+
+    from agents.risk_manager.settings import RiskSettings
+
+    given = risk_overrides(overrides)
     try:
         return RiskSettings(**given)
     except ValidationError as exc:

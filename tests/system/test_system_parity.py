@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agents.backtest.parity import backtest_from_settings, bus_outcome, differences
+from agents.backtest.parity import backtest_from_settings, bus_outcome, differences, summary
 from tests.support.chaos import replay_to_end
 from tests.support.system import QueueProbe, SystemRun
 from tests.system.conftest import replay_slice
@@ -74,6 +74,7 @@ async def _parity(run: SystemRun, probe: QueueProbe) -> None:
     ours, _ = backtest_from_settings(replay_slice(), dict(run.env))
     theirs = await bus_outcome(run.database_url)
     assert len(theirs.decisions) == len(state.decisions) > 0
+    print(f"backtest {summary(ours)}\nbus      {summary(theirs)}")
     assert differences(ours, theirs) == []
     # Not vacuous: both sides approved and rejected, for more than one reason.
     assert "APPROVED" in theirs.decisions.values()
