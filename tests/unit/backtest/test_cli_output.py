@@ -204,3 +204,20 @@ def test_a_grid_reports_runs_and_on_long_series_candles() -> None:
     on_bars(_LONG_RUN // 2)
     on_done(1)
     assert [(t.description, t.completed) for t in long.tasks] == [("runs", 1), ("candles", _LONG_RUN // 2)]
+
+
+def test_risk_options_set_the_live_settings_and_rejections_are_counted_by_reason(backtest, kline_csv: Path) -> None:  # type: ignore[no-untyped-def]
+    done = backtest("--data", str(kline_csv), "--params", "fast=5,slow=12", "--risk", "min_order_interval=21600", "--json", "--no-save")
+    assert done.exit_code == 0, done.output
+    document = json.loads(done.stdout)
+    assert document["config"]["risk_limits"]["min_order_interval"] == 21600.0
+    assert document["config"]["sizing"]["fraction"] == "0.1"  # RISK_SIZING_FRACTION's default, as live
+    counts = document["rejections_by_reason"]
+    assert counts["MIN_ORDER_INTERVAL"] > 0 and sum(counts.values()) == len(document["rejections"])
+    # Each BUY/SELL signal says what became of it, like the live audit.
+    outcomes = {s["outcome"] for s in document["signals"]}
+    assert {"FILLED", "MIN_ORDER_INTERVAL"} <= outcomes
+    unlimited = json.loads(backtest("--data", str(kline_csv), "--params", "fast=5,slow=12", "--no-risk-limits", "--json", "--no-save").stdout)
+    assert unlimited["config"]["risk_limits"] is None and unlimited["config"]["sizing"]["fraction"] == "1"
+    refused = backtest("--data", str(kline_csv), "--risk", "max_open_position=2", "--no-save")
+    assert refused.exit_code == 2 and "RISK_MAX_OPEN_POSITIONS" in refused.output
