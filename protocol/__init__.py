@@ -20,6 +20,7 @@ from protocol.enums import (
     WarningLevel,
 )
 from protocol.envelope import Message, MessageKind, derive_message_id
+from protocol.exits import ExitReason, ExitSettings, ExitSettingsError, parse_exits
 from protocol.messages import (
     CancelOrder,
     Candle,
@@ -82,6 +83,9 @@ __all__ = [
     "EmergencyStop",
     "ExchangeId",
     "ExecutionReport",
+    "ExitReason",
+    "ExitSettings",
+    "ExitSettingsError",
     "FiniteDecimal",
     "HealthState",
     "Heartbeat",
@@ -121,6 +125,7 @@ __all__ = [
     "decode_any",
     "derive_message_id",
     "encode",
+    "parse_exits",
     "split_symbol",
     "symbol_token",
     "timeframe_seconds",

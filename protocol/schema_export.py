@@ -49,7 +49,7 @@ JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 
 # Who publishes each message and who consumes it (documentation only).
 FLOW: Final[dict[type[Message], tuple[str, str]]] = {
-    Candle: ("data_collection", "technical_analysis (history also in InfluxDB)"),
+    Candle: ("data_collection", "technical_analysis; risk_manager (protective exits); execution (paper limit fills); history also in InfluxDB"),
     DataGap: ("data_collection", "monitoring"),
     IndicatorSnapshot: ("technical_analysis", "strategy"),
     Signal: ("strategy", "risk_manager"),

@@ -216,6 +216,8 @@ class OrderOut(ApiModel):
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
+    # The protective exit the order is (STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, TIME_STOP), or null.
+    exit_reason: str | None = None
 
 
 class TransitionOut(ApiModel):
@@ -250,6 +252,8 @@ class FillOut(ApiModel):
     fee_currency: str | None
     strategy_id: str
     filled_at: datetime
+    # The protective exit of the fill's order, or null.
+    exit_reason: str | None = None
 
 
 class RejectionCount(ApiModel):

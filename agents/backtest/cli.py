@@ -138,6 +138,7 @@ def backtest_command(
     risk: str = typer.Option(None, "--risk", help="risk settings as the live risk manager reads them (RISK_* environment, .env) overridden here: max_symbol_exposure=0.8,max_orders_per_hour=4"),
     risk_limits: bool = typer.Option(True, "--risk-limits/--no-risk-limits", help="--no-risk-limits: the strategy alone (no limit refuses; all-in unless --fraction)"),
     fill_at: str = typer.Option("next_open", "--fill-at", help="next_open: decide and fill at the next candle's open; close: at the signal candle's close, as the live replay"),
+    exits: str = typer.Option(None, "--exits", help="protective exits: stop_loss=0.03,take_profit=0.06,trailing_stop=0.02,time_stop=48 (fractions of the entry price; time_stop in candles; stop_loss_atr=2 for an ATR multiple); default: the instance's [strategies.exits]"),
     warmup: int = typer.Option(None, "--warmup", min=0, help="candles before --start for the indicators (default: the TA window or the strategy's lookback)"),
     out: Path = typer.Option(Path("results"), "--out", file_okay=False, help="folder for the JSON and PNG results"),
     save: bool = typer.Option(True, "--save/--no-save", help="write the JSON and PNG under --out"),
@@ -175,6 +176,8 @@ def backtest_command(
     from infra.exchanges.paper.fills import FeeRates
     from infra.influx import from_settings
     from infra.logging import configure_logging
+
+    from protocol.exits import ExitSettingsError, parse_exits
 
     configure_logging("backtest", "WARNING")  # JSON lines on stderr: stdout stays the result
     err = Console(stderr=True)
@@ -227,8 +230,11 @@ def backtest_command(
             ) if risk_limits else None,
             fill_at=FillAt(fill_at),
             exchange=exchange,
+            exits=parse_exits(exits) if exits is not None else choice.exits,
         )
         bt_config.sizing  # noqa: B018 - validates the fraction now, with the option's name below
+    except ExitSettingsError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--exits") from None
     except (KeyError, ValueError) as exc:
         raise typer.BadParameter(str(exc).strip("'\"")) from None
 

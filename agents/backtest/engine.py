@@ -26,11 +26,19 @@ live agent publishes: the first row, every marked row and the row after each; ev
 is a HOLD after a HOLD. A BUY or SELL on a row the mask called HOLD aborts the run. The equity
 curve (cash + position x close at each close) is built with numpy from the fills, and each
 closed trade's net PnL and return (``Trade.pnl``, ``Trade.return_pct``) are taken at its exit.
+
+Protective exits (``BacktestConfig.exits``, decision 0023) use the risk manager's own rules
+(``agents/risk_manager/exits.py``): from the first candle after the BUY's signal every held
+candle is checked, inside the candle, before the strategies' decisions at its close; a
+triggered exit is a SELL decided by the same risk path (``simulate``) and filled at its trigger
+price (the stop, the target, the open on a gap, the close for the time stop) through
+``market_fill``, slippage included. ``Fill.exit_reason`` says which exit closed a trade
+(``SIGNAL``: the strategy's own SELL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -39,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.backtest.data import Window
+from agents.backtest.exits import ExitWatch
 from agents.backtest.metrics import Metrics, metrics_from_columns
 from agents.backtest.riskpath import RiskPath, SimAccount
 from agents.backtest.simulate import Fill, FillAt, Rejection, Trade, merged, simulate
@@ -49,6 +58,7 @@ from agents.technical_analysis.indicators import IndicatorParams, compute_column
 from infra.exchanges import MarketRules
 from infra.exchanges.paper.fills import FeeRates
 from protocol import SignalSide
+from protocol.exits import ExitSettings
 
 __all__ = [
     "EXECUTION_MODEL",
@@ -74,7 +84,9 @@ EXECUTION_MODEL = (
     "t's close, as the live replay does. Long-only spot: a BUY while long adds (if the limits "
     "allow), a SELL sells the strategy's whole position. Indicators use warm-up candles before "
     "the window; warm-up candles are not traded. Equity is marked at each candle close "
-    "(cash + position x close, no exit fee)."
+    "(cash + position x close, no exit fee). Protective exits, when set, trigger inside a held "
+    "candle (stop before take-profit; a gap fills at the open; time stop at the close), are "
+    "decided by the same risk rules and fill at their price with slippage."
 )
 
 ProgressCallback = Callable[[int], None]
@@ -99,6 +111,8 @@ class BacktestConfig:
     risk: RiskPath | None = None
     fill_at: FillAt = FillAt.NEXT_OPEN
     exchange: str = "binance"
+    # Protective exits (None or nothing set: the strategy's SELL is the only exit).
+    exits: ExitSettings | None = None
 
     def __post_init__(self) -> None:
         if self.initial_cash <= 0:
@@ -123,6 +137,7 @@ class BacktestConfig:
             "fill_at": self.fill_at.value,
             "sizing": path["sizing"],
             "risk_limits": path["limits"],
+            "exits": self.exits.model_dump(mode="json", exclude_none=True) if self.exits is not None else None,
             "market_rules": {
                 "symbol": self.rules.symbol,
                 "tick_size": str(self.rules.tick_size),
@@ -259,11 +274,13 @@ def run_shared(
     history: IndicatorHistory | None = None,
     progress: ProgressCallback | None = None,
     fast: bool = True,
+    exits: Mapping[str, ExitSettings | None] | None = None,
 ) -> list[BacktestResult]:
     """Several strategy instances (id, strategy) on ONE account, as the live agents run them:
     their signals decided in the live order by the live risk rules (``simulate``). One result
     per strategy, each with its own signals, trades and rejections; the equity curve and the
-    metrics' curve figures are the shared account's."""
+    metrics' curve figures are the shared account's. ``exits``: each instance's protective
+    exits by id (default: ``config.exits`` for every one)."""
     bars = window.bars
     if history is None:
         only = sorted({c for _, s in strategies for c in s.indicator_columns})
@@ -273,8 +290,10 @@ def run_shared(
     first = window.first
     per_strategy = [(sid, signal_rows(s, history, first, fast=fast, progress=progress)) for sid, s in strategies]
     account = SimAccount(config.initial_cash, config.rules, config.exchange, config.risk_path)
+    chosen = exits if exits is not None else {sid: config.exits for sid, _ in strategies}
+    watches = {sid: ExitWatch(e, window, indicator_params) for sid, e in chosen.items() if e is not None and e.enabled}
     ledger = simulate(window, merged(per_strategy), account, fees=config.fees, slippage_bps=config.slippage_bps,
-                      fill_at=config.fill_at)
+                      fill_at=config.fill_at, exits=watches)
     equity, holding = _equity_curve(window, ledger.fill_bars, ledger.cash_after, ledger.position_after)
     n = len(bars)
     window_bars = n - first

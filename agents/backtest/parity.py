@@ -7,10 +7,13 @@ Both sides are reduced to the same three things, keyed by (strategy id, signal c
 - decisions: APPROVED, IGNORED (a HOLD) or the rejection's reason code;
 - fills: quantity and average price of each filled order.
 
+Protective exits (decision 0023) are compared as SELLs of their own, keyed by the exit reason.
+
 The backtester runs the live model (``FillAt.CLOSE``: the risk manager's reference price is the
 signal candle's close and the paper exchange fills there), the TA agent's rolling indicator
 window (``live_window``) with no warm-up before the slice (a fresh replay has none), all the
-enabled instances of the strategy config on one account (``run_shared``), and the risk and
+enabled instances of the strategy config on one account (``run_shared``, each with its
+``[strategies.exits]``), and the risk and
 paper-exchange settings from the same environment the agents read (RISK_*, PAPER_*).
 """
 
@@ -36,8 +39,8 @@ from protocol import Candle
 
 __all__ = ["Difference", "Outcome", "backtest_outcome", "bus_outcome", "differences", "difference_table"]
 
-# (strategy id, the signal's candle open time, side)
-Key = tuple[str, datetime, str]
+# (strategy id, the signal's candle open time, side, the protective exit or "" for the strategy's own)
+Key = tuple[str, datetime, str, str]
 # A fill: (quantity, average price)
 FillFacts = tuple[Decimal, Decimal]
 
@@ -84,15 +87,26 @@ def backtest_outcome(
     strategies = [(i.strategy_id, i.build()) for i in instances]
     only = sorted({c for _, s in strategies for c in s.indicator_columns})
     history = build_history(window, indicator_params, live_window=True, only=only)
-    results = run_shared(window, strategies, indicator_params, config, history=history, fast=False)
+    results = run_shared(window, strategies, indicator_params, config, history=history, fast=False,
+                         exits={i.strategy_id: i.exits for i in instances})
     decisions: dict[Key, str] = {}
     fills: dict[Key, FillFacts] = {}
     for result in results:
         sid = result.strategy_id or ""
-        refused = {r.signal_bar: r.code for r in result.rejections}
-        filled = {f.signal_bar: f for f in result.fills}
+        refused = {r.signal_bar: r.code for r in result.rejections if r.exit_reason is None}
+        filled = {f.signal_bar: f for f in result.fills if f.exit_reason == "SIGNAL"}
+        # Protective exits: a SELL decided at the candle that triggered it.
+        for rejection in result.rejections:
+            if rejection.exit_reason is not None:
+                key = (sid, candles[rejection.signal_bar].open_time, "SELL", rejection.exit_reason)
+                decisions[key] = "APPROVED" if rejection.code == "EXCHANGE_REJECTED" else rejection.code
+        for fill in result.fills:
+            if fill.exit_reason != "SIGNAL":
+                key = (sid, candles[fill.bar].open_time, "SELL", fill.exit_reason)
+                decisions[key] = "APPROVED"
+                fills[key] = (fill.quote.quantity, fill.quote.price)
         for bar, decision in result.signals:
-            key = (sid, candles[bar].open_time, decision.side.value)
+            key = (sid, candles[bar].open_time, decision.side.value, "")
             if decision.side.value == "HOLD":
                 decisions[key] = "IGNORED"
             elif bar in filled:
@@ -108,7 +122,7 @@ def backtest_outcome(
 
 _DECISIONS_SQL = """
 SELECT strategy_id, side, decision, reason, inputs->'signal'->>'candle_time' AS candle_time,
-       output->>'client_order_id' AS client_order_id
+       inputs->'signal'->>'exit_reason' AS exit_reason, output->>'client_order_id' AS client_order_id
 FROM risk_decisions
 """
 _ORDERS_SQL = "SELECT client_order_id, filled, average_price FROM orders WHERE filled > 0"
@@ -129,7 +143,7 @@ async def bus_outcome(database_url: str) -> Outcome:
     decisions: dict[Key, str] = {}
     fills: dict[Key, FillFacts] = {}
     for row in decided:
-        key = (row["strategy_id"], _moment(row["candle_time"]), row["side"])
+        key = (row["strategy_id"], _moment(row["candle_time"]), row["side"], row["exit_reason"] or "")
         decisions[key] = row["reason"] if row["decision"] == "REJECTED" else row["decision"]
         order = orders.get(row["client_order_id"])
         if order is not None:
@@ -176,7 +190,8 @@ def difference_table(found: Iterable[Difference], *, limit: int = 50) -> Table:
     for column in ("strategy", "candle (UTC)", "side", "what", "backtest", "bus"):
         table.add_column(column)
     for diff in list(found)[:limit]:
-        sid, moment, side = diff.key
+        sid, moment, side, exit_reason = diff.key
+        side = f"{side} ({exit_reason})" if exit_reason else side
         table.add_row(sid, f"{moment:%Y-%m-%d %H:%M}", side, diff.what, diff.backtest, diff.bus)
     return table
 

@@ -81,7 +81,7 @@ def parity_command(
             "backtest": summary(ours),
             "bus": summary(theirs),
             "differences": [
-                {"strategy_id": d.key[0], "candle_time": d.key[1].isoformat(), "side": d.key[2], "what": d.what,
+                {"strategy_id": d.key[0], "candle_time": d.key[1].isoformat(), "side": d.key[2], "exit": d.key[3] or None, "what": d.what,
                  "backtest": d.backtest, "bus": d.bus}
                 for d in found
             ],

@@ -67,6 +67,7 @@ def _fill(fill: Fill) -> dict[str, Any]:
         "fee": str(quote.fee),
         "fee_currency": quote.fee_currency,
         "reason": fill.reason,
+        "exit_reason": fill.exit_reason,
     }
 
 
@@ -76,6 +77,8 @@ def _trade(trade: Trade) -> dict[str, Any]:
         "entry": _fill(trade.entry),
         "exit": _fill(trade.exit) if trade.exit is not None else None,
         "adds": [_fill(f) for f in trade.adds],
+        # Which exit closed the trade: SIGNAL (the strategy's SELL) or a protective exit.
+        "exit_reason": trade.exit_reason,
         "pnl": str(pnl) if pnl is not None else None,
         "return": float(ret) if ret is not None else None,
     }
@@ -300,6 +303,15 @@ def rejection_table(result: BacktestResult) -> Table:
     return table
 
 
+def exit_counts(result: BacktestResult) -> str:
+    """How the closed trades ended: '3 x STOP_LOSS, 2 x SIGNAL' (or 'none')."""
+    counts: dict[str, int] = {}
+    for trade in result.trades:
+        if trade.exit_reason is not None:
+            counts[trade.exit_reason] = counts.get(trade.exit_reason, 0) + 1
+    return ", ".join(f"{count} x {reason}" for reason, count in sorted(counts.items())) or "none"
+
+
 def summary_table(result: BacktestResult, title: str, caption: str | None = EXECUTION_RULE) -> Table:
     """The headline metrics of one run for the terminal; the execution rule as the caption."""
     m = result.metrics
@@ -314,6 +326,7 @@ def summary_table(result: BacktestResult, title: str, caption: str | None = EXEC
         ("Max drawdown", f"{100 * m.max_drawdown:.2f}%"),
         ("Max drawdown duration", f"{m.max_drawdown_bars} candles ({hours / 24:.1f} days)"),
         ("Trades", str(m.trades)),
+        *([("Closed by", exit_counts(result))] if result.config.exits is not None else []),
         ("Win rate", _pct(m.win_rate).lstrip("+")),
         ("Profit factor", _num(m.profit_factor)),
         ("Average trade", f"{_num(m.average_trade_pnl)} {quote} ({_pct(m.average_trade_return)})"),

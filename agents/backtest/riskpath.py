@@ -125,8 +125,12 @@ class SimAccount:
         self._approvals: dict[str, list[datetime]] = {}
         self._approved: set[tuple[str, SignalSide, datetime]] = set()
 
-    def decide(self, strategy_id: str, facts: SignalFacts, reference: Decimal, now: datetime) -> Outcome:
-        """The live decision on ``facts`` at risk-clock ``now`` with ``reference`` as the price."""
+    def decide(
+        self, strategy_id: str, facts: SignalFacts, reference: Decimal, now: datetime, mark: Decimal | None = None
+    ) -> Outcome:
+        """The live decision on ``facts`` at risk-clock ``now`` with ``reference`` as the price.
+        ``mark``: what holdings are valued at when it is not ``reference`` (a protective exit is
+        sized at its trigger price, the account valued at its candle's close, as live)."""
         # The account's own figures, as ``holdings``/``equity`` would compute them from its
         # views: one symbol, no open reservation between signals, every position at ``reference``.
         cash = self.cash
@@ -135,7 +139,7 @@ class SimAccount:
         if held:
             balances[self.base] = _Balance(held, held, _ZERO)
         own = self.positions.get(strategy_id, _ZERO)
-        exposure = held * reference
+        exposure = held * (reference if mark is None else mark)
         value = AccountValue(cash + exposure, Holdings(
             sellable=own, has_exposure=own > _ZERO, open_positions=sum(1 for q in self.positions.values() if q),
             symbol_exposure=exposure, total_exposure=exposure,

@@ -24,6 +24,7 @@ from agents.strategy.loader import is_reference, load_strategy_class
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import STRATEGY_KINDS, Strategy, StrategyConfigError, build_strategy
 from agents.technical_analysis.indicators import IndicatorParams
+from protocol.exits import ExitSettings
 
 __all__ = [
     "ASCENDING_METRICS",
@@ -55,6 +56,8 @@ class StrategyChoice:
     timeframe: str | None = None
     # Where a relative file reference in ``kind`` is resolved from (the config file's folder).
     base_dir: Path | None = None
+    # The instance's protective exits (``[strategies.exits]``); ``--exits`` replaces them.
+    exits: ExitSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,7 @@ def resolve_strategy(name: str, config_path: str | Path | None = None) -> Strate
                 symbol=instance.symbols[0],
                 timeframe=instance.timeframe,
                 base_dir=instance.base_dir,
+                exits=instance.exits,
             )
     if kind in STRATEGY_KINDS:
         return StrategyChoice(name=kind, kind=kind)

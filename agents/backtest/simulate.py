@@ -17,7 +17,7 @@ risk manager's reference price is the signal candle's close and the paper exchan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,7 +25,9 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from agents.backtest.data import Window
+from agents.backtest.exits import ExitWatch
 from agents.backtest.riskpath import SignalFacts, SimAccount, rejection_text
+from agents.risk_manager.exits import ExitState, ExitTrigger, advance
 from agents.risk_manager.rules import Approved, Rejected
 from agents.strategy.strategies import Decision
 from infra.exchanges.paper.fills import FeeRates, FillQuote, FillRejected, funds_needed, market_fill
@@ -63,6 +65,8 @@ class Fill(NamedTuple):
     quote: FillQuote
     reason: str
     strategy_id: str = ""
+    # SIGNAL, or the protective exit (STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, TIME_STOP) that filled.
+    exit_reason: str = "SIGNAL"
 
 
 class Trade(NamedTuple):
@@ -73,6 +77,11 @@ class Trade(NamedTuple):
     entry: Fill
     exit: Fill | None
     adds: tuple[Fill, ...] = ()
+
+    @property
+    def exit_reason(self) -> str | None:
+        """Which exit closed the trade: SIGNAL or a protective exit (None while open)."""
+        return None if self.exit is None else self.exit.exit_reason
 
     @property
     def cost(self) -> Decimal:
@@ -103,6 +112,8 @@ class Rejection:
     strategy_id: str = ""
     # The bar of the signal it refused (``bar`` is where it would have filled).
     signal_bar: int = -1
+    # The protective exit whose SELL was refused (None: the strategy's own signal).
+    exit_reason: str | None = None
 
     @property
     def code(self) -> str:
@@ -133,8 +144,10 @@ def simulate(
     fees: FeeRates,
     slippage_bps: Decimal,
     fill_at: FillAt = FillAt.NEXT_OPEN,
+    exits: Mapping[str, ExitWatch] | None = None,
 ) -> Ledger:
-    """Decide, fill and book ``events`` (in the order given) on ``account``."""
+    """Decide, fill and book ``events`` (in the order given) on ``account``; ``exits`` watches
+    the positions of the strategies it names (their protective exits)."""
     bars = window.bars
     candles, first, n = bars.candles, window.first, len(bars.candles)
     timeframe = bars.timeframe
@@ -143,8 +156,96 @@ def simulate(
     exchange, symbol = account.exchange, account.symbol
     ledger = Ledger(cash_after=[float(account.cash)], position_after=[0.0])
     open_entries: dict[str, list[Fill]] = {}
+    watches = exits or {}
+    # Each watched open position's first exit: (row, trigger, state before that row).
+    pending: dict[str, tuple[int, ExitTrigger, ExitState]] = {}
     at_close = fill_at is FillAt.CLOSE
+    stepping = not account.path.limited
+
+    def fill_order(strategy_id: str, buying: bool, quantity: Decimal, price: Decimal, signal_row: int, row: int,
+                   side: str, exit_reason: str | None) -> FillQuote | None:
+        """The paper exchange's fill of an approved order, or None (refusal recorded)."""
+        at = candles[row]
+        while True:
+            try:
+                quote = market_fill(_BUY if buying else _SELL, quantity, price, rules,
+                                    slippage_bps=slippage_bps, fees=fees, quote_asset=quote_asset)
+            except FillRejected as exc:
+                ledger.rejections.append(Rejection(row - first, at.open_time, side, f"EXCHANGE_REJECTED: {exc.reason}",
+                                                   strategy_id, signal_row - first, exit_reason))
+                return None
+            # The strategy alone (all-in, buffers exactly the fee and slippage): the fill costs
+            # (1 + slippage, rounded up to the tick) x (1 + fee), a hair more than sized; step down
+            # a lot instead of overdrawing. With the live buffers the paper exchange refuses.
+            if not (stepping and buying and funds_needed(_BUY, quote.quantity, quote.price, taker) > account.cash):
+                break
+            quantity -= rules.lot_step
+        if buying and (needed := funds_needed(_BUY, quote.quantity, quote.price, taker)) > account.cash:
+            ledger.rejections.append(Rejection(
+                row - first, at.open_time, side,
+                f"EXCHANGE_REJECTED: insufficient funds: needs {needed} {quote_asset}, {account.cash} {quote_asset} free",
+                strategy_id, signal_row - first, exit_reason,
+            ))
+            return None
+        return quote
+
+    def book(strategy_id: str, buying: bool, quote: FillQuote, fill: Fill) -> None:
+        """Settle a fill on the account and the strategy's trades."""
+        account.settle(strategy_id, buying, quote.quantity,
+                       -(quote.notional + quote.fee) if buying else quote.notional - quote.fee)
+        ledger.fills.append(fill)
+        ledger.fill_bars.append(fill.bar)
+        ledger.cash_after.append(float(account.cash))
+        total = account.base_total
+        ledger.position_after.append(float(total) if total else 0.0)
+        entries = open_entries.setdefault(strategy_id, [])
+        if buying:
+            entries.append(fill)
+            return
+        pending.pop(strategy_id, None)
+        if not entries:
+            return  # a position the run did not open (never: the account starts flat)
+        trade = Trade(entries[0], fill, tuple(entries[1:]))
+        ledger.trades.setdefault(strategy_id, []).append(trade)
+        cost = trade.cost
+        pnl = quote.notional - quote.fee - cost
+        ledger.trade_pnls.setdefault(strategy_id, []).append(float(pnl))
+        ledger.trade_returns.setdefault(strategy_id, []).append(float(pnl / cost))
+        entries.clear()
+
+    def exits_through(row: int) -> None:
+        """Decide the watched positions' exits on the held candles up to ``row``: by candle,
+        then by strategy id (the live risk manager's order)."""
+        while pending:
+            strategy_id, (at_row, hit, before) = min(pending.items(), key=lambda item: (item[1][0], item[0]))
+            if at_row > row:
+                return
+            del pending[strategy_id]
+            watch, candle = watches[strategy_id], candles[at_row]
+            reason = hit.reason.value
+            facts = SignalFacts(_SELL_SIGNAL, 1.0, hit.price, candle.open_time, timeframe, exchange, symbol, reason)
+            outcome = account.decide(strategy_id, facts, hit.price, candle.open_time + step, mark=candle.close)
+            quote = None
+            if isinstance(outcome, Rejected):
+                ledger.rejections.append(Rejection(at_row - first, candle.open_time, _SELL.value, rejection_text(outcome),
+                                                   strategy_id, at_row - first, reason))
+            else:
+                assert isinstance(outcome, Approved)
+                quote = fill_order(strategy_id, False, outcome.order.quantity, hit.price, at_row, at_row, _SELL.value, reason)
+            if quote is None:
+                # Refused: held on, watched from the next candle (as live).
+                found = watch.scan(at_row + 1, advance(before, watch.bar(at_row)))
+                if found is not None:
+                    pending[strategy_id] = found
+                continue
+            level = f" (level {hit.level})" if hit.level is not None else ""
+            bar = at_row - first
+            book(strategy_id, False, quote,
+                 Fill(bar, bar, candle.open_time, quote, f"{reason} at {hit.price}{level}", strategy_id, reason))
+
     for i, strategy_id, decision in events:
+        if pending:
+            exits_through(i)
         side = decision.side
         if side is not _BUY_SIGNAL and side is not _SELL_SIGNAL:
             continue
@@ -160,48 +261,23 @@ def simulate(
             reference, now = candles[j].open, candles[j].open_time
         facts = SignalFacts(side, decision.confidence, candle.close, candle.open_time, timeframe, exchange, symbol, decision.reason)
         outcome = account.decide(strategy_id, facts, reference, now)
-        at = candles[j]
         if isinstance(outcome, Rejected):
-            ledger.rejections.append(Rejection(j - first, at.open_time, side.value, rejection_text(outcome), strategy_id, i - first))
+            ledger.rejections.append(Rejection(j - first, candles[j].open_time, side.value, rejection_text(outcome), strategy_id, i - first))
             continue
         assert isinstance(outcome, Approved)
         buying = side is _BUY_SIGNAL
-        order_side = _BUY if buying else _SELL
-        try:
-            quote = market_fill(order_side, outcome.order.quantity, reference, rules,
-                                slippage_bps=slippage_bps, fees=fees, quote_asset=quote_asset)
-        except FillRejected as exc:
-            ledger.rejections.append(Rejection(j - first, at.open_time, side.value, f"EXCHANGE_REJECTED: {exc.reason}", strategy_id, i - first))
+        quote = fill_order(strategy_id, buying, outcome.order.quantity, reference, i, j, side.value, None)
+        if quote is None:
             continue
-        if buying and (needed := funds_needed(_BUY, quote.quantity, quote.price, taker)) > account.cash:
-            ledger.rejections.append(Rejection(
-                j - first, at.open_time, side.value,
-                f"EXCHANGE_REJECTED: insufficient funds: needs {needed} {quote_asset}, {account.cash} {quote_asset} free",
-                strategy_id, i - first,
-            ))
-            continue
-        change = -(quote.notional + quote.fee) if buying else quote.notional - quote.fee
-        account.settle(strategy_id, buying, quote.quantity, change)
-        bar = j - first
-        fill = Fill(i - first, bar, at.open_time, quote, decision.reason, strategy_id)
-        ledger.fills.append(fill)
-        ledger.fill_bars.append(bar)
-        ledger.cash_after.append(float(account.cash))
-        total = account.base_total
-        ledger.position_after.append(float(total) if total else 0.0)
-        entries = open_entries.setdefault(strategy_id, [])
-        if buying:
-            entries.append(fill)
-            continue
-        if not entries:
-            continue  # a position the run did not open (never: the account starts flat)
-        trade = Trade(entries[0], fill, tuple(entries[1:]))
-        ledger.trades.setdefault(strategy_id, []).append(trade)
-        cost = trade.cost
-        pnl = quote.notional - quote.fee - cost
-        ledger.trade_pnls.setdefault(strategy_id, []).append(float(pnl))
-        ledger.trade_returns.setdefault(strategy_id, []).append(float(pnl / cost))
-        entries.clear()
+        opening = buying and not open_entries.get(strategy_id)
+        book(strategy_id, buying, quote, Fill(i - first, j - first, candles[j].open_time, quote, decision.reason, strategy_id))
+        watch = watches.get(strategy_id)
+        if opening and watch is not None:
+            # Held from the candle after the signal's (the one whose open fills a next-open BUY).
+            found = watch.scan(i + 1, watch.entry_state(quote.price, i))
+            if found is not None:
+                pending[strategy_id] = found
+    exits_through(n - 1)
     for strategy_id, entries in open_entries.items():
         if entries:
             ledger.trades.setdefault(strategy_id, []).append(Trade(entries[0], None, tuple(entries[1:])))

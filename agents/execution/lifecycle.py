@@ -184,4 +184,5 @@ def report_for(request: OrderRequest, seq: int, t: Transition, source: str) -> E
         trade_id=t.trade_id,
         reason=t.reason[:2000] if t.reason else None,
         event_time=t.event_time,
+        exit_reason=request.exit_reason,
     )

@@ -126,6 +126,7 @@ class OrderStore:
                     status=OrderStatus.UNKNOWN.value,
                     reason="not yet submitted",
                     expires_at=request.expires_at,
+                    exit_reason=request.exit_reason.value if request.exit_reason is not None else None,
                 )
                 .on_conflict_do_nothing(index_elements=["client_order_id"])
                 .returning(Order.id)

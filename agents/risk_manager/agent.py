@@ -8,6 +8,7 @@ ledger transaction before publishing what it produced.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any
 
 from agents.risk_manager import outgoing
 from infra.exchanges.account import deployment_salt, drift_state
+from agents.risk_manager.exit_watch import ExitEnforcer, without_exit_fields
 from agents.risk_manager.holdings import approved_for_candle
 from agents.risk_manager.markets import MarketBook, UnknownMarket
 from agents.risk_manager.metrics import account_figures, risk_metrics
@@ -43,6 +45,7 @@ from infra.metrics import observe
 from infra.settings import TradingMode
 from protocol import (
     CancelOrder,
+    Candle,
     ClosePosition,
     EmergencyStop,
     ExecutionReport,
@@ -111,6 +114,9 @@ class RiskManagerAgent(Agent):
                                accepts=(EmergencyStop, PauseStrategy, ClosePosition))
         await self.bus.consume(f"{prefix}.risk_manager.execution_reports", self.on_report, accepts=(ExecutionReport,))
         await self._settle_reports_first(f"{prefix}.risk_manager.execution_reports")
+        # Protective exits (decision 0023): every candle checks the open positions of its symbol.
+        self.exits = ExitEnforcer(self.sessions, self.store, self.ledger, self.decide, source=self.name)
+        await self.bus.consume(f"{prefix}.risk_manager.candles", self.on_candle, accepts=(Candle,))
         await self.bus.consume(f"{prefix}.risk_manager.signals", self.on_signal, accepts=(Signal,))
         self._tasks = [
             asyncio.create_task(self._every(s.risk_sweep_interval, self.sweep_expired), name="risk-sweeper"),
@@ -183,13 +189,23 @@ class RiskManagerAgent(Agent):
         detail = {key: str(value) for key, value in self.counts.items()}
         detail["awaiting_reconcile"] = str(len(self._reconcile_asked))
         detail["awaiting_settlement"] = str(len(self.settling_on))
+        detail["exits_decided"] = str(self.exits.exits_decided if hasattr(self, "exits") else 0)
         return detail
 
     # --- signals ---------------------------------------------------------------------------
     async def on_signal(self, message: Message, delivery: Delivery) -> None:
         """Decide on one signal; the decision and its reservation commit before anything is published."""
         assert isinstance(message, Signal)
+        message = without_exit_fields(message)
+        # Exits first: a held candle up to this signal's may stop a position out before the
+        # strategy's signal at its close is decided (the backtester's order; decision 0023).
+        await self.exits.through(message.exchange, message.symbol, message.timeframe, message.candle_time)
         await self.decide(message)
+
+    async def on_candle(self, message: Message, delivery: Delivery) -> None:
+        """Enforce the protective exits of the candle's symbol on this candle."""
+        assert isinstance(message, Candle)
+        await self.exits.through(message.exchange, message.symbol, message.timeframe, message.open_time)
 
     async def decide(self, signal: Signal, note: str | None = None) -> None:
         """Decide ``signal`` (a strategy's, or an operator's close); ``note`` heads the audited
@@ -213,6 +229,9 @@ class RiskManagerAgent(Agent):
             observe.risk_decision(DecisionKind.IGNORED.value)
             return
         snapshot, reading, extra = await self._snapshot(signal, wall)
+        if signal.exit_price is not None:
+            # A protective exit is sized and priced at its trigger price (decision 0023).
+            snapshot = dataclasses.replace(snapshot, reference_price=signal.exit_price)
         try:
             rules = await self.markets.rules(signal.exchange, signal.symbol)
         except UnknownMarket as exc:

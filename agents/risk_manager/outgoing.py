@@ -42,6 +42,8 @@ def order_request(
         reserved_asset=sized.reserved_asset,
         reserved_amount=sized.reserved_amount,
         expires_at=expires_at,
+        exit_reason=signal.exit_reason,
+        exit_price=signal.exit_price,
     )
 
 
@@ -96,6 +98,7 @@ def audit_record(
         reason=reason,
         output=output.model_dump(mode="json", by_alias=True) if output is not None else None,
         decided_at=decided_at,
+        exit_reason=signal.exit_reason.value if signal.exit_reason is not None else None,
     )
 
 

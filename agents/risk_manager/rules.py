@@ -413,6 +413,10 @@ def _inputs(
             "confidence": signal.confidence,
             "price": signal.price,
             "candle_time": signal.candle_time,
+            # The exits a BUY's position is watched with (decision 0023), read back from here.
+            "exits": signal.exits.model_dump(mode="json", exclude_none=True) if signal.exits is not None else None,
+            "exit_reason": signal.exit_reason,
+            "exit_price": signal.exit_price,
         },
         "snapshot": {**asdict(snap), "price_age_seconds": price_age},
         "limits": {

@@ -182,7 +182,8 @@ class StrategyAgent(Agent):
             decision = self._decide_or_break(config, lambda: change_at(strategy, history, row))  # noqa: B023 - called at once
             if decision is None:
                 continue
-            signal = build_signal(snapshot, strategy_id=config.strategy_id, kind=config.kind, decision=decision)
+            signal = build_signal(snapshot, strategy_id=config.strategy_id, kind=config.kind, decision=decision,
+                                  exits=config.exits)
             await self.bus.publish(signal)
             self.published[config.strategy_id][decision.side.value] += 1
             self.log.info(

@@ -16,6 +16,11 @@ File shape (TOML; YAML is the same structure with a top-level ``strategies:`` li
     timeframe = "15m"          # optional, default from [defaults]
     [strategies.params]        # optional, validated by the kind's parameter model
     preset = "default"
+    [strategies.exits]         # optional protective exits (decision 0023), fractions of the
+    stop_loss = 0.03           # entry price; stop_loss_atr = 2 (ATR multiple) instead of
+    take_profit = 0.06         # stop_loss; time_stop in candles
+    trailing_stop = 0.02
+    time_stop = 48
 
 Environment overrides, one value each: ``STRATEGY__<ID>__<FIELD>=value`` where <ID> is the
 strategy id upper-cased with "-" written "_" and <FIELD> is ``ENABLED``, ``SYMBOLS``
@@ -41,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from agents.strategy.api import Strategy, StrategyConfigError, describe_validation_error
 from agents.strategy.strategies import build_strategy
 from protocol import StrategyId, Symbol, Timeframe
+from protocol.exits import ExitSettings
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -66,6 +72,8 @@ class StrategyInstanceConfig(BaseModel):
     timeframe: Timeframe
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    # Protective exits of this instance; sent on its every Signal (Signal.exits).
+    exits: ExitSettings | None = None
     # The config file's folder: a relative file reference in ``kind`` is resolved from it.
     _base_dir: Path | None = PrivateAttr(default=None)
 

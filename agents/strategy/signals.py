@@ -22,6 +22,7 @@ from typing import Final
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import Decision, Strategy
 from protocol import IndicatorSnapshot, Signal
+from protocol.exits import ExitSettings
 
 __all__ = ["SOURCE", "build_signal", "change_at", "wire_decimal"]
 
@@ -57,11 +58,15 @@ def change_at(strategy: Strategy, history: IndicatorHistory, i: int) -> Decision
     return current if previous.side is not current.side else None
 
 
-def build_signal(snapshot: IndicatorSnapshot, *, strategy_id: str, kind: str, decision: Decision) -> Signal:
+def build_signal(
+    snapshot: IndicatorSnapshot, *, strategy_id: str, kind: str, decision: Decision, exits: ExitSettings | None = None
+) -> Signal:
     """The Signal for ``decision`` on ``snapshot``'s candle.
 
     Its id derives from the snapshot's id and the strategy id, so the same decision on the same
     snapshot is always the same message (and, downstream, the same client order id).
+    ``exits``: the instance's protective exits, carried so the risk manager watches the
+    position a BUY opens with them (decision 0023); left off when none is set.
     """
     return Signal.caused_by(
         snapshot,
@@ -78,4 +83,5 @@ def build_signal(snapshot: IndicatorSnapshot, *, strategy_id: str, kind: str, de
         indicators={name: wire_decimal(value) for name, value in decision.used.items()},
         candle_time=snapshot.candle_time,
         price=snapshot.close,
+        exits=exits if exits is not None and exits.enabled else None,
     )

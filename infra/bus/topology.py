@@ -80,6 +80,8 @@ def system_topology(exchange: str = topics.EXCHANGE) -> Topology:
             QueueSpec(f"{prefix}.strategy.indicators", (topics.ALL_INDICATORS,), "strategy"),
             QueueSpec(f"{prefix}.risk_manager.signals", (topics.ALL_SIGNALS,), "risk_manager"),
             QueueSpec(f"{prefix}.risk_manager.execution_reports", (topics.ALL_EXECUTION_REPORTS,), "risk_manager"),
+            # Every candle: the risk manager enforces protective exits on it (decision 0023).
+            QueueSpec(f"{prefix}.risk_manager.candles", (topics.ALL_CANDLES,), "risk_manager"),
             QueueSpec(
                 f"{prefix}.risk_manager.control",
                 (topics.ALL_EMERGENCY_STOP, topics.pause_strategy(), topics.close_position()),

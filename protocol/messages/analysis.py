@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from protocol.enums import SignalSide
+from protocol.exits import ExitReason, ExitSettings
 from protocol.envelope import Message
 from protocol.types import (
     Confidence,
@@ -96,3 +97,21 @@ class Signal(Message):
     )
     candle_time: UtcDatetime = Field(description="open_time of the candle the signal is for.")
     price: Price = Field(description="Close of that candle: the reference price of the signal.")
+    exits: ExitSettings | None = Field(
+        default=None,
+        description=(
+            "The strategy instance's protective exits (stop-loss, take-profit, trailing stop, time "
+            "stop); those of the BUY that opens a position apply to it. Null: no exits."
+        ),
+    )
+    exit_reason: ExitReason | None = Field(
+        default=None,
+        description=(
+            "Set only on the risk manager's own SELL for a triggered protective exit (never "
+            "accepted from the bus): which exit fired."
+        ),
+    )
+    exit_price: Price | None = Field(
+        default=None,
+        description="With exit_reason: the price the exit fills at before slippage (within the candle's range).",
+    )

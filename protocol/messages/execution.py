@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from protocol.enums import OrderStatus, OrderType, Side
 from protocol.envelope import Message
+from protocol.exits import ExitReason
 from protocol.types import (
     AssetCode,
     ClientOrderId,
@@ -76,6 +77,9 @@ class ExecutionReport(Message):
         default=None, max_length=2000, description="Exchange message, e.g. why it was REJECTED."
     )
     event_time: UtcDatetime = Field(description="When the exchange says the event happened.")
+    exit_reason: ExitReason | None = Field(
+        default=None, description="The order's exit_reason: set when the order is a protective exit."
+    )
 
     @field_validator("cumulative_filled_quantity")
     @classmethod

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from protocol.enums import OrderType, RejectionReason, Side, SignalSide, TimeInForce
 from protocol.envelope import Message, MessageKind
+from protocol.exits import ExitReason
 from protocol.types import (
     AssetCode,
     ClientOrderId,
@@ -97,6 +98,17 @@ class OrderRequest(Message):
     reserved_amount: Quantity = Field(description="Amount of reserved_asset held for the order.")
     expires_at: UtcDatetime = Field(
         description="After this instant the order must not be placed; the reservation lapses."
+    )
+    exit_reason: ExitReason | None = Field(
+        default=None, description="Set when the order is a protective exit: which exit fired."
+    )
+    exit_price: Price | None = Field(
+        default=None,
+        description=(
+            "With exit_reason: the exit's trigger price (within its candle's range). The paper "
+            "exchange fills a market exit at this price moved by slippage, not at the candle's "
+            "close, as the backtester does; a real exchange fills at the market."
+        ),
     )
 
     @field_validator("client_order_id")

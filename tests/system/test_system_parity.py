@@ -68,7 +68,8 @@ class Momentum(Strategy):
 '''
 
 
-async def _parity(run: SystemRun, probe: QueueProbe) -> None:
+async def _parity(run: SystemRun, probe: QueueProbe) -> set[str]:
+    """Replay the slice on the bus, backtest it, compare; the exit reasons decided."""
     state = await replay_to_end(run, probe)
     assert state.fills > 0
     ours, _ = backtest_from_settings(replay_slice(), dict(run.env))
@@ -79,12 +80,28 @@ async def _parity(run: SystemRun, probe: QueueProbe) -> None:
     # Not vacuous: both sides approved and rejected, for more than one reason.
     assert "APPROVED" in theirs.decisions.values()
     assert len(set(theirs.decisions.values()) - {"APPROVED", "IGNORED"}) >= 2
+    return {key[3] for key in theirs.decisions if key[3]}
 
 
-async def test_shipped_strategies_trade_the_same_on_the_bus_and_in_the_backtester(
-    make_system: Callable[..., Any], probe: QueueProbe
+# Protective exits tight enough to trigger within the slice (decision 0023), on every instance.
+EXITS = "[strategies.exits]\nstop_loss = 0.006\ntake_profit = 0.012\ntrailing_stop = 0.008\ntime_stop = 16\n"
+
+
+def with_exits(config: str) -> str:
+    """A strategy config with ``EXITS`` under each of its instances."""
+    head, *blocks = config.split("[[strategies]]")
+    return head + "".join(f"[[strategies]]{block.rstrip()}\n{EXITS}\n" for block in blocks)
+
+
+async def test_shipped_strategies_with_exits_trade_the_same_on_the_bus_and_in_the_backtester(
+    make_system: Callable[..., Any], probe: QueueProbe, tmp_path: Path
 ) -> None:
-    await _parity(await make_system(**BINDING_LIMITS), probe)
+    from agents.strategy.config import DEFAULT_CONFIG_PATH
+
+    config = tmp_path / "strategies.toml"
+    config.write_text(with_exits(DEFAULT_CONFIG_PATH.read_text()))
+    exits = await _parity(await make_system(STRATEGY_CONFIG=str(config), **BINDING_LIMITS), probe)
+    assert exits, "some protective exit was decided"
 
 
 async def test_a_user_strategy_from_a_file_trades_the_same_on_the_bus_and_in_the_backtester(
@@ -99,3 +116,6 @@ async def test_a_user_strategy_from_a_file_trades_the_same_on_the_bus_and_in_the
         '\n[[strategies]]\nid = "sma-cross"\nkind = "sma_cross"\n[strategies.params]\nfast = 20\nslow = 50\n'
     )
     await _parity(await make_system(STRATEGY_CONFIG=str(config), **BINDING_LIMITS), probe)
+    # The user strategy with exits as well.
+    config.write_text(with_exits(config.read_text()))
+    assert await _parity(await make_system(STRATEGY_CONFIG=str(config), **BINDING_LIMITS), probe)

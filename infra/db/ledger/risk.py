@@ -74,6 +74,7 @@ async def insert_decision(
         inputs=inputs,
         output=jsonable(dict(record.output)) if record.output is not None else None,
         client_order_id=client_order_id,
+        exit_reason=record.exit_reason,
     )
     if record.decided_at is not None:
         row.decided_at = record.decided_at

@@ -279,6 +279,7 @@ async def _record_fill(session: AsyncSession, report: ExecutionReport) -> bool:
             fee_currency=report.fee_currency,
             strategy_id=report.strategy_id,
             filled_at=report.event_time,
+            exit_reason=report.exit_reason.value if report.exit_reason is not None else None,
         )
         .on_conflict_do_nothing(index_elements=[Fill.exchange, Fill.symbol, Fill.trade_id])
         .returning(Fill.id)

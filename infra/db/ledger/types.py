@@ -175,6 +175,8 @@ class DecisionRecord:
     reason: RejectionReason | None = None
     output: Mapping[str, Any] | None = None
     decided_at: datetime | None = None  # None: the database's now(); pass the injectable clock
+    # The protective exit the signal is (STOP_LOSS, ...); None for a strategy's own signal.
+    exit_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,3 +20,8 @@ class Base(DeclarativeBase):
     """Base class of all ORM models; its metadata is the migrations' target."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Protective exit reasons (protocol ExitReason); NULL: the row is not a protective exit.
+EXIT_REASONS = ("STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP", "TIME_STOP")
+EXIT_REASON_CHECK = "exit_reason IS NULL OR exit_reason IN (" + ", ".join(repr(r) for r in EXIT_REASONS) + ")"

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from infra.db.models.base import Base
+from infra.db.models.base import EXIT_REASON_CHECK, Base
 
 __all__ = ["Balance", "Fill", "Position", "Reservation", "RiskDecision", "RiskState"]
 
@@ -150,6 +150,7 @@ class Fill(Base):
         CheckConstraint("price > 0", name="price_positive"),
         CheckConstraint("fee >= 0", name="fee_non_negative"),
         CheckConstraint("fee = 0 OR fee_currency IS NOT NULL", name="fee_has_currency"),
+        CheckConstraint(EXIT_REASON_CHECK, name="exit_reason_valid"),
         Index(None, "client_order_id"),
     )
 
@@ -168,6 +169,8 @@ class Fill(Base):
     strategy_id: Mapped[str] = mapped_column(Text, nullable=False)
     filled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     recorded_at: Mapped[datetime] = _now_column()
+    # The protective exit the order was (migration 0006); NULL for any other order.
+    exit_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class RiskState(Base):
@@ -200,6 +203,7 @@ class RiskDecision(Base):
             "(decision = 'APPROVED') = (client_order_id IS NOT NULL)", name="order_iff_approved"
         ),
         CheckConstraint("decision <> 'REJECTED' OR reason IS NOT NULL", name="rejection_has_reason"),
+        CheckConstraint(EXIT_REASON_CHECK, name="exit_reason_valid"),
         Index(None, "signal_id"),
         Index(None, "decided_at"),
     )
@@ -216,3 +220,5 @@ class RiskDecision(Base):
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     client_order_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     decided_at: Mapped[datetime] = _now_column()
+    # The protective exit this decision is about (migration 0006); NULL for a strategy's signal.
+    exit_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from infra.db.models.base import Base
+from infra.db.models.base import EXIT_REASON_CHECK, Base
 
 __all__ = [
     "ExecutionHalt",
@@ -74,6 +74,7 @@ class Order(Base):
         CheckConstraint("(order_type = 'LIMIT') = (limit_price IS NOT NULL)", name="limit_price_iff_limit"),
         CheckConstraint("(filled > 0) = (average_price IS NOT NULL)", name="average_iff_filled"),
         CheckConstraint("submit_attempts >= 0", name="submit_attempts_not_negative"),
+        CheckConstraint(EXIT_REASON_CHECK, name="exit_reason_valid"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -101,6 +102,8 @@ class Order(Base):
     submit_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+    # The protective exit the order is (migration 0006); NULL for any other order.
+    exit_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class OrderEvent(Base):

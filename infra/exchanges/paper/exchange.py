@@ -277,8 +277,11 @@ class PaperExchange:
         try:
             if order.order_type is OrderType.MARKET:
                 assert candle is not None
+                # A protective exit fills at its trigger price (within its candle's range), as
+                # in the backtester; any other market order at the candle's close.
+                price = order.exit_price if order.exit_price is not None else candle.close
                 fill = rules.market_fill(
-                    order.side, order.quantity, candle.close, market,
+                    order.side, order.quantity, price, market,
                     slippage_bps=cfg.slippage_bps, fees=cfg.fees, quote_asset=quote,
                 )
             else:

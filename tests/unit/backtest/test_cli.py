@@ -88,3 +88,18 @@ def test_hourly_data_without_a_timeframe_is_backtested_as_hourly(btc_bars: Bars,
     assert "BTC/USDT 1h" in result.stdout and "15m" not in result.output
     wrong = runner.invoke(app, ["backtest", "--data", str(path), "--timeframe", "15m", "--no-save"])
     assert wrong.exit_code == 2 and "its candles are 1h apart, not 15m; use timeframe 1h" in wrong.output
+
+
+def test_exits_option_closes_trades_and_refuses_bad_values(kline_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("infra.logging.configure_logging", lambda *a, **k: None)
+    runner = CliRunner()
+    done = runner.invoke(app, ["backtest", "--data", str(kline_csv), "--params", "fast=10,slow=30", "--no-save", "--json",
+                               "--exits", "stop_loss=0.003,take_profit=0.004,time_stop=8"])
+    assert done.exit_code == 0, done.output
+    document = json.loads(done.stdout)
+    assert document["config"]["exits"] == {"stop_loss": "0.003", "take_profit": "0.004", "time_stop": 8}
+    reasons = {trade["exit_reason"] for trade in document["trades"] if trade["exit"] is not None}
+    assert reasons >= {"STOP_LOSS", "TAKE_PROFIT"} and reasons <= {"STOP_LOSS", "TAKE_PROFIT", "TIME_STOP", "SIGNAL"}
+    for text, message in [("stop_loss=2", "less than 1"), ("stop=0.1", "unknown exit 'stop'"), ("time_stop=x", "whole number")]:
+        refused = runner.invoke(app, ["backtest", "--data", str(kline_csv), "--no-save", "--exits", text])
+        assert refused.exit_code == 2 and "--exits" in refused.output and message in refused.output, refused.output

@@ -101,8 +101,8 @@ def test_fill_at_close_fills_at_the_signal_candle_s_close(rules: MarketRules) ->
 
 
 def test_differences_name_signal_decision_and_fill() -> None:
-    key = ("s", T0, "BUY")
-    other = ("s", T0.replace(hour=2), "SELL")
+    key = ("s", T0, "BUY", "")
+    other = ("s", T0.replace(hour=2), "SELL", "STOP_LOSS")
     ours = Outcome({key: "APPROVED", other: "NO_POSITION"}, {key: (Decimal("0.1"), Decimal("100"))})
     assert differences(ours, ours) == []
     theirs = Outcome({key: "APPROVED"}, {key: (Decimal("0.1"), Decimal("100.5"))})
