@@ -71,6 +71,8 @@ __all__ = [
 ]
 
 _ZERO = Decimal(0)
+# A BUY/SELL signal's order side (a dict read: the backtester decides every signal here).
+_ORDER_SIDE = {SignalSide.BUY: Side.BUY, SignalSide.SELL: Side.SELL}
 _BPS = Decimal(10_000)
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
@@ -349,7 +351,7 @@ def decide(
     Also the sized order when sizing succeeded (even if a later check refused it)."""
     if signal.side is SignalSide.HOLD:
         return Ignored(f"HOLD: {signal.reason}"), None
-    side = Side(signal.side.value)
+    side = _ORDER_SIDE[signal.side]
     buying = side is Side.BUY
 
     # Each check answers None or (reason, detail); ``or`` stops at the first refusal (the
