@@ -160,7 +160,9 @@ class ExitEnforcer:
 
     async def _enforce(self, entry: OpenEntry, candle_open: datetime) -> None:
         step = timedelta(seconds=timeframe_seconds(entry.timeframe))
-        walked = self._walked.get(entry.opening_order)
+        # A later BUY added to the position moves its average entry: walked again from the start.
+        key = f"{entry.opening_order}@{entry.entry_price}"
+        walked = self._walked.get(key)
         if walked is not None:
             start, state = walked[0] + step, walked[1]
         else:
@@ -171,7 +173,7 @@ class ExitEnforcer:
         while held:
             index, hit, before = first_exit(entry.exits, state, (_bar(c) for c in held))
             if index is None or hit is None:
-                self._walked[entry.opening_order] = (held[-1].open_time, before)
+                self._walked[key] = (held[-1].open_time, before)
                 return
             candle = held[index]
             signal = exit_signal(entry, candle, hit, source=self._source)
@@ -181,11 +183,11 @@ class ExitEnforcer:
                 self.exits_decided += 1
                 decision = await self._ledger.decision(signal.message_id)
             if decision is not None and decision.decision is DecisionKind.APPROVED:
-                self._walked.pop(entry.opening_order, None)
+                self._walked.pop(key, None)
                 return  # the SELL closes the position (its report settles it)
             # Refused (e.g. under the minimum notional, stale): held on, watched from the next candle.
             state = advance(before, _bar(candle))
-            self._walked[entry.opening_order] = (candle.open_time, state)
+            self._walked[key] = (candle.open_time, state)
             held = held[index + 1 :]
 
     async def _entry_atr(self, entry: OpenEntry) -> Decimal | None:

@@ -73,6 +73,7 @@ def rejection(signal: Signal, reason: RejectionReason, detail: str, *, source: s
         side=signal.side,
         reason=reason,
         detail=detail,
+        exit_reason=signal.exit_reason,
     )
 
 

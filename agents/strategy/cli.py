@@ -91,6 +91,7 @@ def configured_rows(config: Path | None) -> tuple[str, list[dict[str, Any]]]:
         row: dict[str, Any] = {
             "id": instance.strategy_id, "kind": instance.kind, "enabled": instance.enabled,
             "symbols": list(instance.symbols), "timeframe": instance.timeframe,
+            "exits": instance.exits.describe() if instance.exits is not None else "none",
         }
         try:
             strategy = instance.build()
@@ -142,6 +143,7 @@ def list_strategies(
         instances.add_column(column, overflow="fold")
     for row in configured:
         detail = _params_text(row["params"]) if row["status"] == "ok" else f"BROKEN: {row['error']}"
-        instances.add_row(row["id"], row["kind"], f"{','.join(row['symbols'])} {row['timeframe']}", "yes" if row["enabled"] else "no", detail)
+        instances.add_row(row["id"], row["kind"], f"{','.join(row['symbols'])} {row['timeframe']}", "yes" if row["enabled"] else "no",
+                          detail if row["exits"] == "none" else f"{detail}\nexits: {row['exits']}")
     console.print(instances)
     raise typer.Exit(1 if broken else 0)

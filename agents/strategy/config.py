@@ -24,7 +24,9 @@ File shape (TOML; YAML is the same structure with a top-level ``strategies:`` li
 
 Environment overrides, one value each: ``STRATEGY__<ID>__<FIELD>=value`` where <ID> is the
 strategy id upper-cased with "-" written "_" and <FIELD> is ``ENABLED``, ``SYMBOLS``
-(comma-separated), ``TIMEFRAME`` or a parameter name, e.g. ``STRATEGY__RSI_DEFAULT__OVERSOLD=28``.
+(comma-separated), ``TIMEFRAME``, ``EXITS`` (replaces the instance's exits, written like
+``--exits``: ``STRATEGY__RSI_DEFAULT__EXITS=stop_loss=0.03,time_stop=48``) or a parameter name,
+e.g. ``STRATEGY__RSI_DEFAULT__OVERSOLD=28``.
 Values are read as JSON when they parse (numbers, true/false, lists) and as text otherwise.
 An override naming no configured instance is refused, so a typo cannot pass silently.
 
@@ -46,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from agents.strategy.api import Strategy, StrategyConfigError, describe_validation_error
 from agents.strategy.strategies import build_strategy
 from protocol import StrategyId, Symbol, Timeframe
-from protocol.exits import ExitSettings
+from protocol.exits import ExitSettings, ExitSettingsError, parse_exits
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -216,7 +218,13 @@ def _apply_overrides(file: Path, instances: list[dict[str, Any]], ids: Mapping[s
             )
         raw = environ[name]
         field_key = field.upper()
-        if field_key in _INSTANCE_FIELDS:
+        if field_key == "EXITS":
+            # The --exits spelling (stop_loss=0.03,time_stop=48); checked with the instance.
+            try:
+                values["exits"] = parse_exits(raw).model_dump(exclude_none=True)
+            except ExitSettingsError as exc:
+                raise StrategyConfigError(f"{name}: {exc}") from None
+        elif field_key in _INSTANCE_FIELDS:
             target = _INSTANCE_FIELDS[field_key]
             values[target] = raw if target == "symbols" else _parse_env_value(raw)
         else:

@@ -159,3 +159,6 @@ class RiskRejection(Message):
     side: SignalSide = Field(description="Side of the refused signal.")
     reason: RejectionReason = Field(description="Machine-readable reason code.")
     detail: NonEmptyStr = Field(description="Human-readable detail, e.g. the limit and value.")
+    exit_reason: ExitReason | None = Field(
+        default=None, description="Set when the refused signal was a protective exit: which exit fired."
+    )

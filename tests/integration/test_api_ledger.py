@@ -19,7 +19,7 @@ from infra.db import session_factory
 from infra.db.ledger import DecisionRecord, Ledger
 from infra.influx import InfluxPriceStore
 from infra.influx.lineprotocol import CANDLE_MEASUREMENT
-from protocol import Indicators, IndicatorSnapshot, OrderStatus, RejectionReason, Side
+from protocol import ExitReason, Indicators, IndicatorSnapshot, OrderStatus, RejectionReason, Side
 from tests.support.api import READ, api_settings, running_app
 from tests.support.bus import make_candle
 from tests.support.ledger import CONSUMER, migrated_ledger, new_reservation, query, report, reserve
@@ -39,11 +39,13 @@ class Seeded:
     order_id: str
 
 
-async def _trade(ledger: Ledger, side: Side, quantity: str, price: str, fee: str, trade: str) -> None:
+async def _trade(ledger: Ledger, side: Side, quantity: str, price: str, fee: str, trade: str,
+                 exit_reason: ExitReason | None = None) -> None:
     reservation = new_reservation(side, amount=D("1000") if side is Side.BUY else D(quantity), quantity=D(quantity))
     await reserve(ledger, reservation)
-    await ledger.apply_report(CONSUMER, report(reservation, OrderStatus.FILLED, cumulative=quantity, last=quantity,
-                                               price=price, average=price, fee=fee, fee_currency="USDT", trade_id=trade))
+    filled = report(reservation, OrderStatus.FILLED, cumulative=quantity, last=quantity,
+                    price=price, average=price, fee=fee, fee_currency="USDT", trade_id=trade)
+    await ledger.apply_report(CONSUMER, filled.model_copy(update={"exit_reason": exit_reason}))
 
 
 async def _reject(ledger: Ledger, reason: RejectionReason, detail: str, symbol: str = "BTC/USDT") -> None:
@@ -57,13 +59,13 @@ async def _reject(ledger: Ledger, reason: RejectionReason, detail: str, symbol: 
 async def seeded(postgres_url: str, influxdb_database: tuple[str, str]) -> AsyncIterator[Seeded]:
     async with migrated_ledger(postgres_url, {"USDT": D("10000")}) as (ledger, engine):
         await _trade(ledger, Side.BUY, "1", "100", "0.1", "t1")
-        await _trade(ledger, Side.SELL, "1", "110", "0.11", "t2")
+        await _trade(ledger, Side.SELL, "1", "110", "0.11", "t2", ExitReason.TAKE_PROFIT)
         await _trade(ledger, Side.BUY, "0.5", "120", "0.06", "t3")
         await _reject(ledger, RejectionReason.LOW_CONFIDENCE, "confidence 0.2 below 0.5")
         await _reject(ledger, RejectionReason.LOW_CONFIDENCE, "confidence 0.3 below 0.5")
         await _reject(ledger, RejectionReason.STALE_PRICE, "price 20 min old")
         # An order as the execution agent stores it: claimed, then refused with its reason.
-        order = make_order(quantity="0.01")
+        order = make_order(side="SELL", quantity="0.01", exit_reason=ExitReason.STOP_LOSS, exit_price=D("46000"))
         await hold(postgres_url, order)
         store = OrderStore(session_factory(engine), "execution")
         now = datetime.now(UTC)
@@ -141,6 +143,7 @@ async def test_fills_decisions_rejections_and_pnl_equal_the_ledger(client: Any, 
     assert [(f["trade_id"], f["side"], D(f["quantity"]), D(f["price"]), D(f["fee"])) for f in fills["items"]] == [tuple(r) for r in rows]
     page = await get(client, "/fills", limit=1, offset=1)
     assert [f["trade_id"] for f in page["items"]] == ["t2"] and page["total"] == 3
+    assert [f["exit_reason"] for f in fills["items"]] == [None, "TAKE_PROFIT", None]
 
     rejected = await get(client, "/decisions", decision="REJECTED")
     audit = await query(seeded.database_url, "SELECT reason, detail FROM risk_decisions WHERE decision = 'REJECTED' ORDER BY id DESC")
@@ -167,6 +170,7 @@ async def test_orders_with_their_transitions_equal_the_execution_store(client: A
     listed = await get(client, "/orders", status="REJECTED")
     assert [o["client_order_id"] for o in listed["items"]] == [seeded.order_id]
     assert listed["items"][0]["reason"] == "below minimum notional"
+    assert listed["items"][0]["exit_reason"] == "STOP_LOSS"
     detail = await get(client, f"/orders/{seeded.order_id}")
     events = await query(
         seeded.database_url,

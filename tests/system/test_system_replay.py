@@ -75,6 +75,7 @@ async def test_bad_input_is_dead_lettered_with_its_reason_and_trading_goes_on(
     assert state.dead_letters == {
         f"{prefix}.risk_manager.signals.dlq": 1,
         f"{prefix}.technical_analysis.candles.dlq": 1,
+        f"{prefix}.risk_manager.candles.dlq": 1,  # protective exits read every candle (decision 0023)
         f"{prefix}.execution.candles.dlq": 1,
     }
     report = await run_checks(settings_of(run), CheckOptions.from_settings(settings_of(run), replay_finished=True))

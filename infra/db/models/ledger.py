@@ -152,6 +152,7 @@ class Fill(Base):
         CheckConstraint("fee = 0 OR fee_currency IS NOT NULL", name="fee_has_currency"),
         CheckConstraint(EXIT_REASON_CHECK, name="exit_reason_valid"),
         Index(None, "client_order_id"),
+        Index(None, "strategy_id", "exchange", "symbol"),  # a position's fills (exit watch)
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -206,6 +207,7 @@ class RiskDecision(Base):
         CheckConstraint(EXIT_REASON_CHECK, name="exit_reason_valid"),
         Index(None, "signal_id"),
         Index(None, "decided_at"),
+        Index(None, "client_order_id"),  # an order's decision (exit watch)
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

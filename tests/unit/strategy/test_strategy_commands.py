@@ -83,6 +83,7 @@ def test_strategy_list_shows_builtin_and_configured_strategies_with_their_parame
     config.write_text(
         '[[strategies]]\nid = "band"\nkind = "band.py:Band"\n[strategies.params]\nlow = 0.05\n\n'
         '[[strategies]]\nid = "fast-rsi"\nkind = "rsi"\nsymbols = ["ETH/USDT"]\n[strategies.params]\npreset = "aggressive"\n'
+        '[strategies.exits]\nstop_loss = 0.03\ntime_stop = 48\n'
     )
     result = runner.invoke(app, ["strategy", "list", "--config", str(config), "--json"])
     assert result.exit_code == 0, result.output
@@ -97,11 +98,13 @@ def test_strategy_list_shows_builtin_and_configured_strategies_with_their_parame
     assert configured["band"]["params"] == {"low": 0.05, "high": 0.9} and configured["band"]["status"] == "ok"
     assert configured["fast-rsi"]["params"] == {"preset": "aggressive", "oversold": 35.0, "overbought": 65.0}
     assert configured["fast-rsi"]["symbols"] == ["ETH/USDT"]
+    assert configured["fast-rsi"]["exits"] == "stop_loss=0.03,time_stop=48" and configured["band"]["exits"] == "none"
 
     table = runner.invoke(app, ["strategy", "list", "--config", str(config)])
     assert table.exit_code == 0
     assert "low=0.05, high=0.9" in table.stdout and "preset=aggressive, oversold=35.0, overbought=65.0" in table.stdout
     assert "strength_window" in table.stdout  # a built-in kind's parameter
+    assert "exits: stop_loss=0.03,time_stop=48" in table.stdout
 
     # A broken user file shows as broken with its file and line, and the exit code says so.
     config.write_text(config.read_text() + '\n[[strategies]]\nid = "oops"\nkind = "broken.py:Broken"\n')

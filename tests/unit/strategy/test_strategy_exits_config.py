@@ -45,6 +45,15 @@ def test_bad_exits_name_the_file_instance_and_field(tmp_path: Path, table: str, 
     assert "strategies.toml: strategy 'a'" in str(caught.value)
 
 
+def test_an_environment_override_replaces_the_exits(tmp_path: Path) -> None:
+    path = tmp_path / "strategies.toml"
+    path.write_text(ENTRY + "[strategies.exits]\nstop_loss = 0.03\n")
+    [config] = load_strategy_config(path, environ={"STRATEGY__A__EXITS": "take_profit=0.1,time_stop=4"})
+    assert config.exits == ExitSettings(take_profit=Decimal("0.1"), time_stop=4)
+    with pytest.raises(StrategyConfigError, match=r"STRATEGY__A__EXITS: --exits: unknown exit 'stop'"):
+        load_strategy_config(path, environ={"STRATEGY__A__EXITS": "stop=0.1"})
+
+
 def test_signals_carry_the_instances_exits_only_when_set() -> None:
     snapshot = IndicatorSnapshot(
         source="technical_analysis", exchange="binance", symbol="BTC/USDT", timeframe="15m",

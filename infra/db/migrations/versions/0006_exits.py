@@ -29,9 +29,15 @@ def upgrade() -> None:
         # NULL: not a protective exit (every row written before this migration too).
         op.add_column(table, sa.Column("exit_reason", sa.Text(), nullable=True))
         op.create_check_constraint(op.f(f"ck_{table}_exit_reason_valid"), table, check)
+    # The exit watch looks up a position's opening BUY on every candle: its fills by strategy and
+    # market, and that order's decision by client order id.
+    op.create_index(op.f("ix_fills_strategy_id_exchange_symbol"), "fills", ["strategy_id", "exchange", "symbol"])
+    op.create_index(op.f("ix_risk_decisions_client_order_id"), "risk_decisions", ["client_order_id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_risk_decisions_client_order_id"), "risk_decisions")
+    op.drop_index(op.f("ix_fills_strategy_id_exchange_symbol"), "fills")
     for table in _TABLES:
         op.drop_constraint(op.f(f"ck_{table}_exit_reason_valid"), table, type_="check")
         op.drop_column(table, "exit_reason")
