@@ -199,6 +199,9 @@ class RiskManagerAgent(Agent):
         message = without_exit_fields(message)
         # Exits first: a held candle up to this signal's may stop a position out before the
         # strategy's signal at its close is decided (the backtester's order; decision 0023).
+        # On a settled account: a BUY whose fill report is not applied yet has no position for
+        # the walk to find, and its exit would come after this signal (parity, decision 0024).
+        await self._await_settled(message)
         await self.exits.through(message.exchange, message.symbol, message.timeframe, message.candle_time)
         await self.decide(message)
 
