@@ -281,6 +281,11 @@ from agents.backtest.cli import backtest_command  # noqa: E402
 
 app.command("backtest")(backtest_command)
 
+# `tradebus parity`: the backtester against the agents on the bus (issue #18, decision 0024).
+from agents.backtest.parity_cli import parity_command  # noqa: E402
+
+app.command("parity")(parity_command)
+
 # `tradebus strategy new|list`: user strategies (decision 0021).
 from agents.strategy.cli import app as strategy_app  # noqa: E402
 

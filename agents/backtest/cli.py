@@ -134,7 +134,10 @@ def backtest_command(
     cash: str = typer.Option("10000", "--cash", help="starting quote balance"),
     fee: str = typer.Option(None, "--fee", help="taker fee rate (default: the paper exchange's, 0.001)"),
     slippage_bps: str = typer.Option(None, "--slippage-bps", help="market order slippage in bps (default: the paper exchange's, 5)"),
-    fraction: str = typer.Option("1", "--fraction", help="share of the quote balance one BUY uses (1 = all-in)"),
+    fraction: str = typer.Option(None, "--fraction", help="share of the quote balance one BUY uses (1 = all-in; default RISK_SIZING_FRACTION)"),
+    risk: str = typer.Option(None, "--risk", help="risk settings as the live risk manager reads them (RISK_* environment, .env) overridden here: max_symbol_exposure=0.8,max_orders_per_hour=4"),
+    risk_limits: bool = typer.Option(True, "--risk-limits/--no-risk-limits", help="--no-risk-limits: the strategy alone (no limit refuses; all-in unless --fraction)"),
+    fill_at: str = typer.Option("next_open", "--fill-at", help="next_open: decide and fill at the next candle's open; close: at the signal candle's close, as the live replay"),
     exits: str = typer.Option(None, "--exits", help="protective exits: stop_loss=0.03,take_profit=0.06,trailing_stop=0.02,time_stop=48 (fractions of the entry price; time_stop in candles; stop_loss_atr=2 for an ATR multiple); default: the instance's [strategies.exits]"),
     warmup: int = typer.Option(None, "--warmup", min=0, help="candles before --start for the indicators (default: the TA window or the strategy's lookback)"),
     out: Path = typer.Option(Path("results"), "--out", file_okay=False, help="folder for the JSON and PNG results"),
@@ -149,15 +152,17 @@ def backtest_command(
     from rich.console import Console
 
     from agents.backtest.data import load_file_bars, load_influx_bars, select_window
-    from agents.backtest.engine import BacktestConfig
+    from agents.backtest.engine import BacktestConfig, FillAt
+    from agents.backtest.riskpath import RiskPath, risk_settings
     from agents.backtest.params import ParamError, parse_grid, parse_params
     from agents.backtest.report import (
-        EXECUTION_RULE,
         cleaning_lines,
+        execution_rule,
         format_params,
         grid_document,
         grid_table,
         plot_equity,
+        rejection_table,
         result_document,
         save_document,
         summary_table,
@@ -219,7 +224,12 @@ def backtest_command(
                 if slippage_bps is not None
                 else paper.slippage_bps
             ),
-            fraction=_decimal(fraction, "--fraction"),
+            fraction=_decimal(fraction, "--fraction") if fraction is not None else Decimal(1),
+            risk=RiskPath.from_settings(
+                risk_settings(risk), fraction=_decimal(fraction, "--fraction") if fraction is not None else None
+            ) if risk_limits else None,
+            fill_at=FillAt(fill_at),
+            exchange=exchange,
             exits=parse_exits(exits) if exits is not None else choice.exits,
         )
         bt_config.sizing  # noqa: B018 - validates the fraction now, with the option's name below
@@ -297,14 +307,15 @@ def backtest_command(
         path = save_document(document, out, stem)
         err.print(f"saved {path}", soft_wrap=True, markup=False)
         if plot:
-            png = plot_equity(best, path.with_suffix(".png"), f"{title} · {EXECUTION_RULE}")
+            png = plot_equity(best, path.with_suffix(".png"), f"{title} · {execution_rule(best)}")
             err.print(f"saved {png}", soft_wrap=True, markup=False)
     if as_json:
         sys.stdout.write(json.dumps(document, allow_nan=False) + "\n")
         return
     if len(specs) > 1:
         out_console.print(grid_table(pairs, rank_by, top))
-    out_console.print(summary_table(best, title))
+    out_console.print(summary_table(best, title, execution_rule(best)))
     if best.rejections:
+        out_console.print(rejection_table(best))
         for line in _rejection_lines(best.rejections, path):
             out_console.print(line, soft_wrap=True, markup=False, highlight=False)

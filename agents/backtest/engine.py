@@ -28,36 +28,36 @@ curve (cash + position x close at each close) is built with numpy from the fills
 closed trade's net PnL and return (``Trade.pnl``, ``Trade.return_pct``) are taken at its exit.
 
 Protective exits (``BacktestConfig.exits``, decision 0023) use the risk manager's own rules
-(``agents/risk_manager/exits.py``): from the entry candle (the one whose open filled the BUY)
-every held candle is checked, inside the candle, before the strategy's decision at its close;
-an exit fills at its trigger price (the stop, the target, the open on a gap, the close for the
-time stop) through ``market_fill``, slippage included. A strategy SELL at the close of t fills
-at the open of t+1, before t+1 is checked. ``Fill.exit_reason`` says which exit closed a trade
+(``agents/risk_manager/exits.py``): from the first candle after the BUY's signal every held
+candle is checked, inside the candle, before the strategies' decisions at its close; a
+triggered exit is a SELL decided by the same risk path (``simulate``) and filled at its trigger
+price (the stop, the target, the open on a gap, the close for the time stop) through
+``market_fill``, slippage included. ``Fill.exit_reason`` says which exit closed a trade
 (``SIGNAL``: the strategy's own SELL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from agents.backtest.data import Window
-from agents.backtest.metrics import Metrics, metrics_from_columns
 from agents.backtest.exits import ExitWatch
-from agents.risk_manager.exits import ExitState, ExitTrigger, advance
-from agents.risk_manager.sizing import SizedOrder, SizingConfig, SizingMode, size_order
+from agents.backtest.metrics import Metrics, metrics_from_columns
+from agents.backtest.riskpath import RiskPath, SimAccount
+from agents.backtest.simulate import Fill, FillAt, Rejection, Trade, merged, simulate
+from agents.risk_manager.sizing import SizingConfig
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import Decision, Strategy, is_change
 from agents.technical_analysis.indicators import IndicatorParams, compute_columns, rolling_columns
 from infra.exchanges import MarketRules
-from infra.exchanges.paper.fills import FeeRates, FillQuote, FillRejected, funds_needed, market_fill
-from protocol import Side, SignalSide, split_symbol
+from infra.exchanges.paper.fills import FeeRates
+from protocol import SignalSide
 from protocol.exits import ExitSettings
 
 __all__ = [
@@ -65,40 +65,52 @@ __all__ = [
     "BacktestConfig",
     "BacktestResult",
     "Fill",
+    "FillAt",
     "Rejection",
     "Trade",
     "build_history",
     "rows_to_decide",
     "run_backtest",
+    "run_shared",
+    "signal_rows",
 ]
 
 EXECUTION_MODEL = (
-    "A signal at the close of candle t fills at the open of candle t+1: sized there by the risk "
-    "manager's size_order and filled by the paper exchange's market_fill (slippage against the "
-    "trader, tick rounding, taker fee in quote). Long-only spot: BUY opens when flat, SELL closes "
-    "the whole position. Indicators use warm-up candles before the window; warm-up candles are "
-    "not traded. A signal on the window's last candle is not filled. Equity is marked at each "
-    "candle close (cash + position x close, no exit fee). Protective exits, when set, trigger "
-    "inside a held candle (stop before take-profit; a gap fills at the open; time stop at the "
-    "close) and fill at their price with slippage."
+    "Every BUY/SELL signal is decided by the live risk manager's rules (limits, sizing, minimums; "
+    "rejections keep its reason codes) on the simulated account; an approved order is filled by "
+    "the paper exchange's market_fill (slippage against the trader, tick rounding, taker fee in "
+    "quote). Default: a signal at the close of candle t is decided and filled at the open of "
+    "candle t+1 (a signal on the window's last candle is not filled); fill-at close: at candle "
+    "t's close, as the live replay does. Long-only spot: a BUY while long adds (if the limits "
+    "allow), a SELL sells the strategy's whole position. Indicators use warm-up candles before "
+    "the window; warm-up candles are not traded. Equity is marked at each candle close "
+    "(cash + position x close, no exit fee). Protective exits, when set, trigger inside a held "
+    "candle (stop before take-profit; a gap fills at the open; time stop at the close), are "
+    "decided by the same risk rules and fill at their price with slippage."
 )
-# Fill.exit_reason of an entry and of a strategy's own SELL.
-SIGNAL_EXIT = "SIGNAL"
 
 ProgressCallback = Callable[[int], None]
 _PROGRESS_EVERY = 20_000
-_BUY, _SELL = Side.BUY, Side.SELL
+# The strategy id of a single-strategy run (results show none).
+_SOLE = "backtest"
 
 
 @dataclass(frozen=True, slots=True)
 class BacktestConfig:
-    """Account, costs and market rules of a run (Decimal money)."""
+    """Account, costs, market rules and risk path of a run (Decimal money).
+
+    ``risk``: the live risk manager's limits and sizing (``RiskPath.from_settings``: the RISK_*
+    settings); None is the strategy alone (``RiskPath.unlimited``: no limit refuses, FRACTION
+    sizing of ``fraction`` whose buffers are exactly the fee and slippage)."""
 
     rules: MarketRules
     initial_cash: Decimal = Decimal("10000")
     fees: FeeRates = field(default_factory=FeeRates)
     slippage_bps: Decimal = Decimal(5)
     fraction: Decimal = Decimal(1)
+    risk: RiskPath | None = None
+    fill_at: FillAt = FillAt.NEXT_OPEN
+    exchange: str = "binance"
     # Protective exits (None or nothing set: the strategy's SELL is the only exit).
     exits: ExitSettings | None = None
 
@@ -107,22 +119,24 @@ class BacktestConfig:
             raise ValueError("initial cash must be > 0")
 
     @property
+    def risk_path(self) -> RiskPath:
+        if self.risk is not None:
+            return self.risk
+        return RiskPath.unlimited(fraction=self.fraction, taker_fee=self.fees.taker, slippage_bps=self.slippage_bps)
+
+    @property
     def sizing(self) -> SizingConfig:
-        """FRACTION sizing whose buffers are exactly the fee and the slippage, so all-in
-        spends the whole balance on the lot-rounded quantity and its fee."""
-        return SizingConfig(
-            mode=SizingMode.FRACTION,
-            fraction=self.fraction,
-            fee_buffer=self.fees.taker,
-            slippage_buffer=self.slippage_bps / Decimal(10000),
-        )
+        return self.risk_path.sizing
 
     def as_dict(self) -> dict[str, Any]:
+        path = self.risk_path.as_dict()
         return {
             "initial_cash": str(self.initial_cash),
             "taker_fee": str(self.fees.taker),
             "slippage_bps": str(self.slippage_bps),
-            "sizing": {"mode": SizingMode.FRACTION.value, "fraction": str(self.fraction)},
+            "fill_at": self.fill_at.value,
+            "sizing": path["sizing"],
+            "risk_limits": path["limits"],
             "exits": self.exits.model_dump(mode="json", exclude_none=True) if self.exits is not None else None,
             "market_rules": {
                 "symbol": self.rules.symbol,
@@ -134,60 +148,10 @@ class BacktestConfig:
         }
 
 
-class Fill(NamedTuple):
-    """One executed order: the signal's candle, the candle it filled at, and the paper fill.
-    (Fill and Trade are NamedTuples like FillQuote: built once per fill; decision 0009.)"""
-
-    signal_bar: int
-    bar: int
-    time: datetime
-    quote: FillQuote
-    reason: str
-    # SIGNAL, or the protective exit (STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, TIME_STOP) that filled.
-    exit_reason: str = SIGNAL_EXIT
-
-
-class Trade(NamedTuple):
-    """A round trip (exit None while still open at the end). Bars are window indices."""
-
-    entry: Fill
-    exit: Fill | None
-
-    @property
-    def exit_reason(self) -> str | None:
-        """Which exit closed the trade: SIGNAL or a protective exit (None while open)."""
-        return None if self.exit is None else self.exit.exit_reason
-
-    @property
-    def cost(self) -> Decimal:
-        return self.entry.quote.notional + self.entry.quote.fee
-
-    @property
-    def pnl(self) -> Decimal | None:
-        """Net PnL in quote after both fees (None while open)."""
-        if self.exit is None:
-            return None
-        return self.exit.quote.notional - self.exit.quote.fee - self.cost
-
-    @property
-    def return_pct(self) -> Decimal | None:
-        pnl = self.pnl
-        return None if pnl is None else pnl / self.cost
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A signal that produced no fill, and why (sizing or market rules, like live)."""
-
-    bar: int
-    time: datetime
-    side: str
-    reason: str
-
-
 @dataclass(frozen=True, slots=True)
 class BacktestResult:
-    """Everything one run produced. Bar indices count from the window's first candle."""
+    """Everything one run produced. Bar indices count from the window's first candle.
+    ``strategy_id`` and ``fills`` matter for a shared run (``run_shared``)."""
 
     window: Window
     strategy: Strategy
@@ -201,6 +165,16 @@ class BacktestResult:
     final_cash: Decimal
     final_position: Decimal
     metrics: Metrics
+    strategy_id: str | None = None
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def rejections_by_reason(self) -> dict[str, int]:
+        """Rejection count per reason code, most frequent first (like the live audit's)."""
+        counts: dict[str, int] = {}
+        for rejection in self.rejections:
+            counts[rejection.code] = counts.get(rejection.code, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def build_history(
@@ -233,56 +207,42 @@ def rows_to_decide(mask: NDArray[np.bool_], first: int) -> list[int]:
     return np.flatnonzero(chosen).tolist()
 
 
-class _Account:
-    """Cash and position in exact Decimals, changed only by paper fills."""
-
-    def __init__(self, config: BacktestConfig) -> None:
-        self.config = config
-        self.sizing = config.sizing
-        self.cash = config.initial_cash
-        self.position = Decimal(0)
-        self.base, self.quote_asset, _ = split_symbol(config.rules.symbol)
-        # Read once per fill: plain attributes instead of attribute chains.
-        self.rules, self.fees, self.slippage_bps = config.rules, config.fees, config.slippage_bps
-        self.taker = config.fees.taker
-
-    def buy(self, price: Decimal) -> FillQuote | str:
-        rules, fees = self.rules, self.fees
-        sized = size_order(_BUY, price, rules, self.sizing, available_quote=self.cash)
-        if not isinstance(sized, SizedOrder):
-            return f"{sized.reason.value}: {sized.detail}"
-        quantity = sized.quantity
-        # The sizing buffers are 1 + fee + slippage; the fill costs (1 + slippage, rounded up
-        # to the tick) x (1 + fee), a hair more. Step down a lot until the paper exchange's
-        # own funds check would pass, instead of overdrawing the account.
-        while True:
-            try:
-                fill = market_fill(
-                    _BUY, quantity, price, rules, slippage_bps=self.slippage_bps, fees=fees, quote_asset=self.quote_asset
-                )
-            except FillRejected as exc:
-                return exc.reason
-            if funds_needed(_BUY, fill.quantity, fill.price, self.taker) <= self.cash:
-                break
-            quantity -= rules.lot_step
-        self.cash -= fill.notional + fill.fee
-        self.position += fill.quantity
-        return fill
-
-    def sell(self, price: Decimal) -> FillQuote | str:
-        rules = self.rules
-        sized = size_order(_SELL, price, rules, self.sizing, available_quote=self.cash, position=self.position)
-        if not isinstance(sized, SizedOrder):
-            return f"{sized.reason.value}: {sized.detail}"
-        try:
-            fill = market_fill(
-                _SELL, sized.quantity, price, rules, slippage_bps=self.slippage_bps, fees=self.fees, quote_asset=self.quote_asset
+def signal_rows(
+    strategy: Strategy,
+    history: IndicatorHistory,
+    first: int,
+    *,
+    fast: bool = True,
+    progress: ProgressCallback | None = None,
+) -> list[tuple[int, Decision]]:
+    """The (row, Decision) pairs the strategy agent would publish: every change of side from
+    row ``first`` on (see the module docstring for the rows asked)."""
+    n = len(history)
+    decide = strategy.decide
+    signals: list[tuple[int, Decision]] = []
+    previous: Decision | None = None
+    next_report = first
+    mask = strategy.candidate_rows(history) if fast else None
+    if mask is not None and mask.shape != (n,):
+        raise ValueError(f"{strategy!r}: candidate_rows() gave shape {mask.shape} for {n} rows")
+    rows: Iterable[int] = range(first, n) if mask is None else rows_to_decide(mask, first)
+    hold_side = SignalSide.HOLD
+    for i in rows:
+        decision = decide(history, i)
+        if decision.side is not hold_side and mask is not None and not mask[i]:
+            raise RuntimeError(
+                f"{strategy!r}: decide() says {decision.side.value} at row {i}, where its candidate_rows() "
+                "mask promised HOLD; run with --exhaustive and report this"
             )
-        except FillRejected as exc:
-            return exc.reason
-        self.cash += fill.notional - fill.fee
-        self.position -= fill.quantity
-        return fill
+        if progress is not None and i >= next_report:
+            progress(i - first)
+            next_report = i + _PROGRESS_EVERY
+        if is_change(previous, decision):
+            previous = decision
+            signals.append((i, decision))
+    if progress is not None:
+        progress(n - first)
+    return signals
 
 
 def run_backtest(
@@ -302,135 +262,59 @@ def run_backtest(
     ``indicator_columns``. ``fast`` lets a strategy with ``candidate_rows`` be decided only on
     the rows where its side can change; ``fast=False`` calls ``decide`` on every candle (same
     signals, slower)."""
+    return run_shared(window, [(_SOLE, strategy)], indicator_params, config, history=history, progress=progress, fast=fast)[0]
+
+
+def run_shared(
+    window: Window,
+    strategies: Sequence[tuple[str, Strategy]],
+    indicator_params: IndicatorParams,
+    config: BacktestConfig,
+    *,
+    history: IndicatorHistory | None = None,
+    progress: ProgressCallback | None = None,
+    fast: bool = True,
+    exits: Mapping[str, ExitSettings | None] | None = None,
+) -> list[BacktestResult]:
+    """Several strategy instances (id, strategy) on ONE account, as the live agents run them:
+    their signals decided in the live order by the live risk rules (``simulate``). One result
+    per strategy, each with its own signals, trades and rejections; the equity curve and the
+    metrics' curve figures are the shared account's. ``exits``: each instance's protective
+    exits by id (default: ``config.exits`` for every one)."""
     bars = window.bars
     if history is None:
-        history = build_history(window, indicator_params, only=strategy.indicator_columns)
+        only = sorted({c for _, s in strategies for c in s.indicator_columns})
+        history = build_history(window, indicator_params, only=only)
     if len(history) != len(bars):
         raise ValueError("history and bars differ in length")
-    account = _Account(config)
-    n, first = len(bars), window.first
-    decide = strategy.decide
-    candles = bars.candles
-    signals: list[tuple[int, Decision]] = []
-    trades: list[Trade] = []
-    rejections: list[Rejection] = []
-    # Window bar, cash and position after each fill (slot 0: the start): the equity curve is
-    # rebuilt from these.
-    fill_bars: list[int] = []
-    cash_after: list[float] = [float(config.initial_cash)]
-    position_after: list[float] = [0.0]
-    # Net PnL and return of each closed trade as floats, for the metrics.
-    trade_pnls: list[float] = []
-    trade_returns: list[float] = []
-    entry: Fill | None = None
-    previous: Decision | None = None
-    buy_side, sell_side = SignalSide.BUY, SignalSide.SELL
-    next_report = first
-    mask = strategy.candidate_rows(history) if fast else None
-    if mask is not None and mask.shape != (n,):
-        raise ValueError(f"{strategy!r}: candidate_rows() gave shape {mask.shape} for {n} rows")
-    rows: Iterable[int] = range(first, n) if mask is None else rows_to_decide(mask, first)
-    hold_side = SignalSide.HOLD
-    flat = Decimal(0)
-    watch = ExitWatch(config.exits, window, indicator_params) if config.exits is not None and config.exits.enabled else None
-    # The open position's first exit: (absolute row, trigger, state before that row), or None.
-    pending: tuple[int, ExitTrigger, ExitState] | None = None
-
-    def book(fill: Fill, outcome: FillQuote, closing: bool) -> None:
-        """Record a fill; a closing one ends the open trade."""
-        nonlocal entry
-        fill_bars.append(fill.bar)
-        cash_after.append(float(account.cash))
-        if not closing:
-            position_after.append(float(account.position))
-            entry = fill
-            return
-        # Long-only: a SELL sells the whole (lot-rounded) position, which normally leaves 0;
-        # float(0) would cost as much as any conversion.
-        position = account.position
-        position_after.append(float(position) if position else 0.0)
-        assert entry is not None
-        trades.append(Trade(entry, fill))
-        # Trade.pnl and Trade.return_pct, the same Decimal operations on the two quotes at hand.
-        bought = entry.quote
-        cost = bought.notional + bought.fee
-        pnl = outcome.notional - outcome.fee - cost
-        trade_pnls.append(float(pnl))
-        trade_returns.append(float(pnl / cost))
-        entry = None
-
-    def exits_through(row: int) -> None:
-        """Fill the open position's protective exit if it triggers at or before ``row``."""
-        nonlocal pending
-        while pending is not None and pending[0] <= row:
-            at_row, hit, state = pending
-            pending = None
-            candle = candles[at_row]
-            outcome = account.sell(hit.price)
-            if isinstance(outcome, str):
-                # Not sellable (e.g. under the minimum notional): held, and watched from the next candle.
-                rejections.append(Rejection(at_row - first, candle.open_time, _SELL.value, f"{hit.reason.value}: {outcome}"))
-                assert watch is not None
-                pending = watch.scan(at_row + 1, advance(state, watch.bar(at_row)))
-                continue
-            bar = at_row - first
-            detail = f"{hit.reason.value} at {hit.price}" + (f" (level {hit.level})" if hit.level is not None else "")
-            book(Fill(bar, bar, candle.open_time, outcome, detail, hit.reason.value), outcome, True)
-
-    for i in rows:
-        exits_through(i)
-        decision = decide(history, i)
-        side = decision.side
-        if side is not hold_side and mask is not None and not mask[i]:
-            raise RuntimeError(
-                f"{strategy!r}: decide() says {decision.side.value} at row {i}, where its candidate_rows() "
-                "mask promised HOLD; run with --exhaustive and report this"
-            )
-        if progress is not None and i >= next_report:
-            progress(i - first)
-            next_report = i + _PROGRESS_EVERY
-        if not is_change(previous, decision):
-            continue
-        previous = decision
-        signals.append((i - first, decision))
-        if side is not buy_side and side is not sell_side:
-            continue
-        long = account.position > flat
-        if (side is buy_side) == long:
-            continue  # BUY while long or SELL while flat: nothing to do (long-only spot)
-        if i + 1 >= n:
-            rejections.append(Rejection(i - first, candles[i].open_time, side.value, "last candle of the window: no next open to fill at"))
-            continue
-        at = candles[i + 1]
-        outcome = account.buy(at.open) if side is buy_side else account.sell(at.open)
-        if isinstance(outcome, str):
-            rejections.append(Rejection(i + 1 - first, at.open_time, side.value, outcome))
-            continue
-        bar = i + 1 - first
-        book(Fill(i - first, bar, at.open_time, outcome, decision.reason), outcome, side is sell_side)
-        if watch is not None:
-            # The BUY fills at the open of i + 1: that candle is the first one held.
-            pending = watch.scan(i + 1, watch.entry_state(outcome.price, i)) if side is buy_side else None
-    exits_through(n - 1)
-    if progress is not None:
-        progress(n - first)
-    if entry is not None:
-        trades.append(Trade(entry, None))
-    equity, holding = _equity_curve(window, fill_bars, cash_after, position_after)
+    first = window.first
+    per_strategy = [(sid, signal_rows(s, history, first, fast=fast, progress=progress)) for sid, s in strategies]
+    account = SimAccount(config.initial_cash, config.rules, config.exchange, config.risk_path)
+    chosen = exits if exits is not None else {sid: config.exits for sid, _ in strategies}
+    watches = {sid: ExitWatch(e, window, indicator_params) for sid, e in chosen.items() if e is not None and e.enabled}
+    ledger = simulate(window, merged(per_strategy), account, fees=config.fees, slippage_bps=config.slippage_bps,
+                      fill_at=config.fill_at, exits=watches)
+    equity, holding = _equity_curve(window, ledger.fill_bars, ledger.cash_after, ledger.position_after)
+    n = len(bars)
     window_bars = n - first
-    metrics = metrics_from_columns(
-        equity,
-        timeframe=bars.timeframe,
-        trade_pnls=trade_pnls,
-        trade_returns=trade_returns,
-        in_position=holding,
-        first_open=float(bars.open[first]) if window_bars else None,
-        last_close=float(bars.close[-1]) if window_bars else None,
-    )
-    return BacktestResult(
-        window, strategy, indicator_params, config, signals, trades, rejections, equity, holding,
-        account.cash, account.position, metrics,
-    )
+    results = []
+    for (sid, strategy), (_, signals) in zip(strategies, per_strategy, strict=True):
+        metrics = metrics_from_columns(
+            equity,
+            timeframe=bars.timeframe,
+            trade_pnls=ledger.trade_pnls.get(sid, []),
+            trade_returns=ledger.trade_returns.get(sid, []),
+            in_position=holding,
+            first_open=float(bars.open[first]) if window_bars else None,
+            last_close=float(bars.close[-1]) if window_bars else None,
+        )
+        results.append(BacktestResult(
+            window, strategy, indicator_params, config, [(i - first, d) for i, d in signals],
+            ledger.trades.get(sid, []), [r for r in ledger.rejections if r.strategy_id == sid],
+            equity, holding, account.cash, account.positions.get(sid, Decimal(0)), metrics,
+            strategy_id=None if sid == _SOLE else sid, fills=[f for f in ledger.fills if f.strategy_id == sid],
+        ))
+    return results
 
 
 def _equity_curve(

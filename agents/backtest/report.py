@@ -29,7 +29,10 @@ from agents.data_collection.replay import CleaningReport
 from protocol import timeframe_seconds
 
 __all__ = [
+    "CLOSE_RULE",
     "EXECUTION_RULE",
+    "execution_rule",
+    "rejection_table",
     "SCHEMA",
     "cleaning_lines",
     "format_params",
@@ -44,6 +47,7 @@ __all__ = [
 SCHEMA = "tradebus.backtest/1"
 # EXECUTION_MODEL in a few words, under every summary table.
 EXECUTION_RULE = "signal at close t → fill at open t+1"
+CLOSE_RULE = "signal at close t → fill at close t (as the live replay)"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -72,11 +76,16 @@ def _trade(trade: Trade) -> dict[str, Any]:
     return {
         "entry": _fill(trade.entry),
         "exit": _fill(trade.exit) if trade.exit is not None else None,
+        "adds": [_fill(f) for f in trade.adds],
         # Which exit closed the trade: SIGNAL (the strategy's SELL) or a protective exit.
         "exit_reason": trade.exit_reason,
         "pnl": str(pnl) if pnl is not None else None,
         "return": float(ret) if ret is not None else None,
     }
+
+
+def _fills(result: BacktestResult) -> list[Fill]:
+    return [f for t in result.trades for f in (t.entry, *t.adds, t.exit) if f is not None]
 
 
 def _clean(value: Any) -> Any:
@@ -133,6 +142,9 @@ def result_document(
     """The whole record of one run (see the module docstring)."""
     equity = result.equity
     drawdown = drawdown_series(equity)
+    # Each BUY/SELL signal's outcome, as the live audit has it: FILLED, or the rejection's code.
+    outcomes = {r.signal_bar: r.code for r in result.rejections}
+    outcomes.update({t.signal_bar: "FILLED" for t in _fills(result)})
     return {
         "schema": SCHEMA,
         "created_at": _iso(created_at or datetime.now(UTC)),
@@ -148,10 +160,15 @@ def result_document(
                 "side": d.side.value,
                 "confidence": d.confidence,
                 "reason": d.reason,
+                "outcome": outcomes.get(bar, "IGNORED" if d.side.value == "HOLD" else "NONE"),
             }
             for bar, d in result.signals
         ],
-        "rejections": [{"bar": r.bar, "time": _iso(r.time), "side": r.side, "reason": r.reason} for r in result.rejections],
+        "rejections": [
+            {"bar": r.bar, "signal_bar": r.signal_bar, "time": _iso(r.time), "side": r.side, "code": r.code, "reason": r.reason}
+            for r in result.rejections
+        ],
+        "rejections_by_reason": result.rejections_by_reason,
         "equity_curve": {
             "time": [_iso(t) for t in equity_times(result)],
             "equity": [round(float(v), 8) for v in equity],
@@ -269,6 +286,21 @@ def cleaning_lines(report: CleaningReport | None, source: str) -> list[str]:
     if not lines:
         return []
     return [f"data {source}: {report.rows_read} rows -> {report.candles} candles", *(f"  {line}" for line in lines)]
+
+
+def execution_rule(result: BacktestResult) -> str:
+    """The fill rule of the run in a few words (the tables' caption)."""
+    return CLOSE_RULE if result.config.fill_at.value == "close" else EXECUTION_RULE
+
+
+def rejection_table(result: BacktestResult) -> Table:
+    """Rejections by reason code, like the live risk audit's (reason → count)."""
+    table = Table(title="Rejections by reason")
+    table.add_column("reason")
+    table.add_column("count", justify="right")
+    for code, count in result.rejections_by_reason.items():
+        table.add_row(code, str(count))
+    return table
 
 
 def exit_counts(result: BacktestResult) -> str:

@@ -19,13 +19,14 @@ from typing import Any
 from agents.risk_manager import outgoing
 from infra.exchanges.account import deployment_salt, drift_state
 from agents.risk_manager.exit_watch import ExitEnforcer, without_exit_fields
-from agents.risk_manager.holdings import approved_for_candle, holdings
+from agents.risk_manager.holdings import approved_for_candle
 from agents.risk_manager.markets import MarketBook, UnknownMarket
-from agents.risk_manager.metrics import UnpricedAsset, account_figures, drawdown, equity, risk_metrics
+from agents.risk_manager.metrics import account_figures, risk_metrics
 from agents.risk_manager.operator import close_outcome, close_signal, close_without_price
 from agents.risk_manager.prices import PriceReading, atr_at, marks, reference_price
 from agents.risk_manager.rules import Approved, Ignored, Rejected, RiskSnapshot, evaluate
 from agents.risk_manager.settings import RiskSettings
+from agents.risk_manager.snapshot import risk_snapshot, value_account
 from agents.risk_manager.sizing import SizingMode
 from agents.runtime import Agent
 from infra.bus import Delivery, PublishFailed, waiting_on_other_messages
@@ -212,6 +213,9 @@ class RiskManagerAgent(Agent):
         message = without_exit_fields(message)
         # Exits first: a held candle up to this signal's may stop a position out before the
         # strategy's signal at its close is decided (the backtester's order; decision 0023).
+        # On a settled account: a BUY whose fill report is not applied yet has no position for
+        # the walk to find, and its exit would come after this signal (parity, decision 0024).
+        await self._await_settled(message)
         await self.exits.through(message.exchange, message.symbol, message.timeframe, message.candle_time)
         await self.decide(message)
 
@@ -314,19 +318,12 @@ class RiskManagerAgent(Agent):
         if reading.price is not None:
             marked[base] = reading.price
         extra["marks"] = marked
-        held, eq, valuation_error = None, Decimal(0), None
-        try:
-            held = holdings(positions, reservations, marked, strategy_id=signal.strategy_id,
-                            exchange=signal.exchange, symbol=signal.symbol)
-            eq = equity(balances, marked, quote)
-        except UnpricedAsset as exc:
-            # Without a price for everything held, equity and exposure are unknown; check_price
-            # refuses (NO_PRICE) after the trading-state check.
-            valuation_error = str(exc)
-        peak = state.peak_equity if state.peak_equity is not None else eq
-        if at is not None and valuation_error is None and eq > 0:
+        value = value_account(balances, positions, reservations, marked, strategy_id=signal.strategy_id,
+                              exchange=signal.exchange, symbol=signal.symbol)
+        peak = state.peak_equity
+        if at is not None and value.error is None and value.equity > 0:
             # The replay's peak follows the signals' market time (metrics use the latest marks).
-            peak = await self.ledger.record_peak_equity(eq, known_peak=state.peak_equity)
+            peak = await self.ledger.record_peak_equity(value.equity, known_peak=state.peak_equity)
         order_times, approved_same_candle, drift, pause = await asyncio.gather(
             self.ledger.recent_order_times(reading.now - _DAY, strategy_id=signal.strategy_id),
             approved_for_candle(self.sessions, signal), drift_state(self.sessions),
@@ -335,28 +332,12 @@ class RiskManagerAgent(Agent):
         atr = signal.indicators.get("atr")
         if atr is None and self.sizing.mode is SizingMode.ATR:
             atr = await atr_at(self.store, signal)
-        quote_balance, base_balance = balances.get(quote), balances.get(base)
-        return RiskSnapshot(
-            now=reading.now,
-            trading_state=state.trading_state,
-            emergency_stop=state.emergency_stop,
-            emergency_reason=state.emergency_reason,
-            reference_price=reading.price,
-            price_time=reading.price_time,
-            available_quote=quote_balance.available if quote_balance else Decimal(0),
-            available_base=base_balance.available if base_balance else Decimal(0),
-            equity=eq,
-            position=held.sellable if held else Decimal(0),
-            has_exposure=held.has_exposure if held else False,
-            open_positions=held.open_positions if held else 0,
-            symbol_exposure=held.symbol_exposure if held else Decimal(0),
-            total_exposure=held.total_exposure if held else Decimal(0),
-            order_times=tuple(order_times),
-            drawdown=drawdown(eq, max(peak, eq)),
-            approved_same_candle=approved_same_candle,
-            atr=atr if atr is not None and atr > 0 else None,
-            valuation_error=valuation_error,
-            ledger_drift=drift.detail if drift.blocking else None,
+        return risk_snapshot(
+            value, balances, symbol=signal.symbol, now=reading.now, reference_price=reading.price,
+            price_time=reading.price_time, peak_equity=peak, order_times=order_times,
+            trading_state=state.trading_state, emergency_stop=state.emergency_stop,
+            emergency_reason=state.emergency_reason, approved_same_candle=approved_same_candle,
+            atr=atr, ledger_drift=drift.detail if drift.blocking else None,
             strategy_paused=_paused(pause),
         ), reading, extra
 

@@ -33,11 +33,12 @@ and no rejection message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
 from agents.risk_manager.sizing import SizedOrder, SizingConfig, SizingRejected, size_order
 from infra.exchanges import MarketRules
@@ -51,6 +52,7 @@ __all__ = [
     "RiskDecision",
     "RiskLimits",
     "RiskSnapshot",
+    "SignalFacts",
     "check_confidence",
     "check_drawdown",
     "check_duplicate",
@@ -64,10 +66,13 @@ __all__ = [
     "check_signal_age",
     "check_strategy_paused",
     "check_trading_state",
+    "decide",
     "evaluate",
 ]
 
 _ZERO = Decimal(0)
+# A BUY/SELL signal's order side (a dict read: the backtester decides every signal here).
+_ORDER_SIDE = {SignalSide.BUY: Side.BUY, SignalSide.SELL: Side.SELL}
 _BPS = Decimal(10_000)
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
@@ -181,9 +186,14 @@ def check_strategy_paused(side: Side, snap: RiskSnapshot) -> Check:
     return None
 
 
-def check_signal_age(signal: Signal, now: datetime, max_age: timedelta | None) -> Check:
+@lru_cache(maxsize=64)
+def _timeframe(timeframe: str) -> timedelta:
+    return timedelta(seconds=timeframe_seconds(timeframe))
+
+
+def check_signal_age(signal: SignalFacts, now: datetime, max_age: timedelta | None) -> Check:
     """STALE_SIGNAL when the signal's candle closed more than ``max_age`` before ``now``."""
-    timeframe = timedelta(seconds=timeframe_seconds(signal.timeframe))
+    timeframe = _timeframe(signal.timeframe)
     limit = max_age if max_age is not None else timeframe
     age = now - (signal.candle_time + timeframe)
     if age > limit:
@@ -293,34 +303,73 @@ def check_duplicate(snap: RiskSnapshot) -> Check:
 # --------------------------------------------------------------------------- evaluate
 
 
+class SignalFacts(Protocol):
+    """What the rules read of a signal: a ``protocol.Signal`` fits, and so does the
+    backtester's own light record of a strategy's Decision (no envelope to build per signal)."""
+
+    @property
+    def side(self) -> SignalSide: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def candle_time(self) -> datetime: ...
+    @property
+    def timeframe(self) -> str: ...
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+Outcome = Approved | Rejected | Ignored
+
+
 def evaluate(
     signal: Signal, snap: RiskSnapshot, limits: RiskLimits, sizing: SizingConfig, rules: MarketRules | None
 ) -> RiskDecision:
     """Decide on one signal: approve with a sized order, reject with a reason, or ignore a HOLD.
 
     ``rules`` is None when the market is unknown (no definition in the snapshot or exchange).
+    The decision is ``decide``'s; this adds every input for the audit.
     """
     inputs = _inputs(signal, snap, limits, sizing, rules)
+    outcome, sized = decide(signal, snap, limits, sizing, rules)
+    if sized is not None:
+        inputs["sized"] = sized._asdict()
+    return RiskDecision(outcome, inputs)
+
+
+def decide(
+    signal: SignalFacts, snap: RiskSnapshot, limits: RiskLimits, sizing: SizingConfig, rules: MarketRules | None
+) -> tuple[Outcome, SizedOrder | None]:
+    """The checks in the module docstring's order; the one decision function of the live risk
+    manager (through ``evaluate``) and of the backtester (``agents/backtest/riskpath.py``).
+    Also the sized order when sizing succeeded (even if a later check refused it)."""
     if signal.side is SignalSide.HOLD:
-        return RiskDecision(Ignored(f"HOLD: {signal.reason}"), inputs)
-    side = Side(signal.side.value)
+        return Ignored(f"HOLD: {signal.reason}"), None
+    side = _ORDER_SIDE[signal.side]
     buying = side is Side.BUY
 
-    early: list[Callable[[], Check]] = [
-        lambda: check_trading_state(side, snap),
-        lambda: check_strategy_paused(side, snap),
-        lambda: check_signal_age(signal, snap.now, limits.max_signal_age),
-        lambda: check_ledger_drift(side, snap),
-        lambda: check_price(snap, limits.max_price_age),
-        lambda: check_confidence(signal.confidence, limits.min_confidence),
-    ]
-    for check in early:
-        if (found := check()) is not None:
-            return RiskDecision(Rejected(*found), inputs)
+    # Each check answers None or (reason, detail); ``or`` stops at the first refusal (the
+    # backtester decides every signal here: no closures built per call).
+    found = (
+        check_trading_state(side, snap)
+        or check_strategy_paused(side, snap)
+        or check_signal_age(signal, snap.now, limits.max_signal_age)
+        or check_ledger_drift(side, snap)
+        or check_price(snap, limits.max_price_age)
+        or check_confidence(signal.confidence, limits.min_confidence)
+    )
+    if found is not None:
+        return Rejected(*found), None
 
     assert snap.reference_price is not None  # check_price passed
     if rules is None:
-        return RiskDecision(Rejected(RejectionReason.UNKNOWN_MARKET, f"no market rules for {signal.exchange} {signal.symbol}"), inputs)
+        return Rejected(RejectionReason.UNKNOWN_MARKET, f"no market rules for {signal.exchange} {signal.symbol}"), None
     sized = size_order(
         side,
         snap.reference_price,
@@ -333,22 +382,21 @@ def evaluate(
         atr=snap.atr,
     )
     if isinstance(sized, SizingRejected):
-        return RiskDecision(Rejected(sized.reason, sized.detail), inputs)
-    inputs["sized"] = sized._asdict()
+        return Rejected(sized.reason, sized.detail), None
 
-    late: list[Callable[[], Check]] = [
-        lambda: check_open_positions(snap, limits.max_open_positions) if buying else None,
-        lambda: check_exposure(snap, sized.notional, limits) if buying else None,
-        lambda: check_frequency(snap.now, snap.order_times, limits),
-        lambda: check_drawdown(snap.drawdown, limits.max_drawdown) if buying else None,
-        lambda: check_max_notional(sized.notional, limits.max_order_notional) if buying else None,
-        lambda: check_price_collar(signal.price, sized.price, limits.price_collar_bps),
-        lambda: check_duplicate(snap),
-    ]
-    for check in late:
-        if (found := check()) is not None:
-            return RiskDecision(Rejected(*found), inputs)
-    return RiskDecision(Approved(sized), inputs)
+    late: Check | bool = (
+        (buying and check_open_positions(snap, limits.max_open_positions))
+        or (buying and check_exposure(snap, sized.notional, limits))
+        or check_frequency(snap.now, snap.order_times, limits)
+        or (buying and check_drawdown(snap.drawdown, limits.max_drawdown))
+        or (buying and check_max_notional(sized.notional, limits.max_order_notional))
+        or check_price_collar(signal.price, sized.price, limits.price_collar_bps)
+        or check_duplicate(snap)
+    )
+    if late:
+        assert not isinstance(late, bool)
+        return Rejected(*late), sized
+    return Approved(sized), sized
 
 
 def _inputs(

@@ -123,8 +123,11 @@ def test_rejections_are_named_and_the_json_only_when_written(backtest, kline_csv
     assert unsaved.exit_code == 0, unsaved.output
     lines = unsaved.stdout.splitlines()
     first = next(i for i, line in enumerate(lines) if "signal(s) not filled" in line)
-    assert lines[first].endswith(" x INSUFFICIENT_BALANCE), e.g.:")
-    assert lines[first + 1].startswith("  BUY at ") and "INSUFFICIENT_BALANCE: 5 USDT available" in lines[first + 1]
+    assert " x INSUFFICIENT_BALANCE" in lines[first] and lines[first].endswith("), e.g.:")
+    examples = lines[first + 1 : first + 4]
+    assert any(line.startswith("  BUY at ") and "INSUFFICIENT_BALANCE: 5 USDT available" in line for line in examples)
+    # The reason table, like the live audit's rejections by reason.
+    assert any(line.startswith("│ INSUFFICIENT_BALANCE ") for line in lines[:first])
     assert "JSON" not in unsaved.stdout and "'rejections'" not in unsaved.stdout
     out = tmp_path / "results"
     saved = backtest("--data", str(kline_csv), "--cash", "5", "--no-plot", "--out", str(out))
@@ -141,7 +144,9 @@ def test_tables_at_80_columns(backtest, kline_csv: Path) -> None:  # type: ignor
     assert lines[1] == "fast=10, slow=30, strength_window=50"
     assert "signal at close t → fill at open t+1" in lines  # whole, on a line of its own
     assert any(line.startswith("│ Buy and hold (no fees) ") for line in lines)
-    assert max(len(line) for line in lines) <= 80
+    # The tables fit; the rejection examples after them are prose lines, never cut.
+    tables = lines[: next((i for i, line in enumerate(lines) if "signal(s) not filled" in line), len(lines))]
+    assert max(len(line) for line in tables) <= 80
 
 
 def test_the_grid_names_its_winner_and_buy_and_hold(backtest, kline_csv: Path) -> None:  # type: ignore[no-untyped-def]
@@ -199,3 +204,20 @@ def test_a_grid_reports_runs_and_on_long_series_candles() -> None:
     on_bars(_LONG_RUN // 2)
     on_done(1)
     assert [(t.description, t.completed) for t in long.tasks] == [("runs", 1), ("candles", _LONG_RUN // 2)]
+
+
+def test_risk_options_set_the_live_settings_and_rejections_are_counted_by_reason(backtest, kline_csv: Path) -> None:  # type: ignore[no-untyped-def]
+    done = backtest("--data", str(kline_csv), "--params", "fast=5,slow=12", "--risk", "min_order_interval=21600", "--json", "--no-save")
+    assert done.exit_code == 0, done.output
+    document = json.loads(done.stdout)
+    assert document["config"]["risk_limits"]["min_order_interval"] == 21600.0
+    assert document["config"]["sizing"]["fraction"] == "0.1"  # RISK_SIZING_FRACTION's default, as live
+    counts = document["rejections_by_reason"]
+    assert counts["MIN_ORDER_INTERVAL"] > 0 and sum(counts.values()) == len(document["rejections"])
+    # Each BUY/SELL signal says what became of it, like the live audit.
+    outcomes = {s["outcome"] for s in document["signals"]}
+    assert {"FILLED", "MIN_ORDER_INTERVAL"} <= outcomes
+    unlimited = json.loads(backtest("--data", str(kline_csv), "--params", "fast=5,slow=12", "--no-risk-limits", "--json", "--no-save").stdout)
+    assert unlimited["config"]["risk_limits"] is None and unlimited["config"]["sizing"]["fraction"] == "1"
+    refused = backtest("--data", str(kline_csv), "--risk", "max_open_position=2", "--no-save")
+    assert refused.exit_code == 2 and "RISK_MAX_OPEN_POSITIONS" in refused.output
