@@ -127,13 +127,6 @@ def _float_column(values: ArrayLike, name: str, length: int) -> Column:
     return column
 
 
-def _float_column(values: ArrayLike, name: str, length: int) -> Column:
-    column = np.ascontiguousarray(values, dtype=np.float64)
-    if column.ndim != 1 or len(column) != length:
-        raise ValueError(f"{name} must be a 1-d column of {length} values, got shape {column.shape}")
-    return column
-
-
 def _fixed(family: str, output: str, values: Callable[[IndicatorParams], tuple[float, ...]]) -> Callable[[IndicatorParams], tuple[IndicatorSpec, str]]:
     # Built directly (not parsed): IndicatorParams has validated the periods already.
     return lambda p: (IndicatorSpec(family, values(p)), output)
