@@ -22,7 +22,7 @@ from infra.influx.lineprotocol import CANDLE_MEASUREMENT
 from protocol import ExitReason, Indicators, IndicatorSnapshot, OrderStatus, RejectionReason, Side
 from tests.support.api import READ, api_settings, running_app
 from tests.support.bus import make_candle
-from tests.support.ledger import CONSUMER, migrated_ledger, new_reservation, query, report, reserve
+from tests.support.ledger import CONSUMER, EXCHANGE, STRATEGY, migrated_ledger, new_reservation, query, report, reserve
 from tests.support.orders import hold, make_order
 
 pytestmark = pytest.mark.integration
@@ -65,7 +65,9 @@ async def seeded(postgres_url: str, influxdb_database: tuple[str, str]) -> Async
         await _reject(ledger, RejectionReason.LOW_CONFIDENCE, "confidence 0.3 below 0.5")
         await _reject(ledger, RejectionReason.STALE_PRICE, "price 20 min old")
         # An order as the execution agent stores it: claimed, then refused with its reason.
-        order = make_order(side="SELL", quantity="0.01", exit_reason=ExitReason.STOP_LOSS, exit_price=D("46000"))
+        # A SELL of the strategy holding the 0.5 bought above: the ledger refuses a SELL beyond a position.
+        order = make_order(side="SELL", quantity="0.01", strategy_id=STRATEGY, exchange=EXCHANGE, exit_reason=ExitReason.STOP_LOSS,
+                           exit_price=D("46000"))
         await hold(postgres_url, order)
         store = OrderStore(session_factory(engine), "execution")
         now = datetime.now(UTC)

@@ -19,6 +19,8 @@ def make_order(
     reference_time: datetime = datetime(2021, 9, 1, tzinfo=UTC),
     expires_in: timedelta = timedelta(minutes=10),
     symbol: str = "BTC/USDT",
+    strategy_id: str = "test",
+    exchange: str = "binance",
     **overrides: Any,
 ) -> OrderRequest:
     """A valid OrderRequest for a fresh signal (MARKET unless a limit price is given)."""
@@ -28,8 +30,8 @@ def make_order(
         source="risk_manager",
         signal_id=signal_id,
         client_order_id=client_order_id_for(signal_id),
-        strategy_id="test",
-        exchange="binance",
+        strategy_id=strategy_id,
+        exchange=exchange,
         symbol=symbol,
         side=side,
         order_type="LIMIT" if limit_price is not None else "MARKET",
