@@ -204,6 +204,7 @@ class RiskManagerAgent(Agent):
         detail["awaiting_reconcile"] = str(len(self._reconcile_asked))
         detail["awaiting_settlement"] = str(len(self.settling_on))
         detail["exits_decided"] = str(self.exits.exits_decided if hasattr(self, "exits") else 0)
+        detail["exit_waits_run_out"] = str(self.exits.stalls if hasattr(self, "exits") else 0)
         return detail
 
     # --- signals ---------------------------------------------------------------------------
@@ -220,9 +221,10 @@ class RiskManagerAgent(Agent):
         await self.decide(message)
 
     async def on_candle(self, message: Message, delivery: Delivery) -> None:
-        """Enforce the protective exits of the candle's symbol on this candle."""
+        """Enforce the protective exits of the candle's symbol on this candle, after the
+        strategies' signals of the candle before it (decision 0028)."""
         assert isinstance(message, Candle)
-        await self.exits.through(message.exchange, message.symbol, message.timeframe, message.open_time)
+        await self.exits.after_signals(message, wait=self.settings.risk_exit_signal_wait, stopping=lambda: self.stopping)
 
     async def decide(self, signal: Signal, note: str | None = None) -> None:
         """Decide ``signal`` (a strategy's, or an operator's close); ``note`` heads the audited

@@ -20,6 +20,7 @@ candle, as the backtester does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,8 +31,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agents.risk_manager.exits import Bar, ExitState, ExitTrigger, advance, enter, first_exit
+from infra.bus.isolation import waiting_on_other_messages
 from infra.db.ledger import DecisionKind, Ledger
 from infra.influx import InfluxPriceStore
+from infra.logging import get_logger
 from protocol import Candle, Signal, SignalSide, candle_id, derive_message_id, timeframe_seconds
 from protocol.exits import ExitSettings
 
@@ -40,6 +43,8 @@ __all__ = ["EXIT_STRATEGY", "ExitEnforcer", "OpenEntry", "exit_signal", "open_en
 # Signal.strategy of a protective exit: the audit tells it from the strategy's own SELL.
 EXIT_STRATEGY = "protective-exit"
 _ONE_MS = timedelta(milliseconds=1)
+_POLL = 0.02  # seconds between reads of the decided signals while the candle queue waits for them
+_log = get_logger(component="exit-watch")
 
 # Each open position of ``symbol`` with the decision of the BUY that opened it.
 _OPEN_ENTRIES = text("""
@@ -148,15 +153,60 @@ class ExitEnforcer:
                  decide: Callable[[Signal], Awaitable[None]], *, source: str) -> None:
         self._sessions, self._store, self._ledger, self._decide, self._source = sessions, store, ledger, decide, source
         self._walked: dict[str, tuple[datetime, ExitState]] = {}
+        # One walk per market at a time: the candle queue and the signals may both ask.
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Per (symbol, timeframe): the decided signal candle at which a wait ran out (stalled).
+        self._stalled: dict[tuple[str, str], datetime] = {}
         self.exits_decided = 0
         self.checks = 0  # calls of ``through`` completed (heartbeat; tests wait on it)
+        self.stalls = 0  # candle-queue waits that ran out (heartbeat)
 
     async def through(self, exchange: str, symbol: str, timeframe: str, candle_open: datetime) -> None:
         """Check every held candle of ``symbol`` up to the one opened at ``candle_open``."""
-        for entry in await open_entries(self._sessions, exchange, symbol):
-            if entry.timeframe == timeframe:
-                await self._enforce(entry, candle_open)
+        async with self._locks.setdefault((exchange, symbol), asyncio.Lock()):
+            for entry in await open_entries(self._sessions, exchange, symbol):
+                if entry.timeframe == timeframe:
+                    await self._enforce(entry, candle_open)
         self.checks += 1
+
+    async def after_signals(self, candle: Candle, *, wait: float, stopping: Callable[[], bool]) -> None:
+        """The candle queue's check of ``candle`` (decision 0028): exits at a candle come after
+        the strategies' signals of the candle before it (the backtester's order), and those may
+        still be on their way through technical analysis and the strategy agent when the candle
+        reaches this queue. So with a watched position this waits until a strategy signal of
+        the symbol at this candle is decided (its handler walked the exits through this candle
+        first, and every signal of the previous candle came before it on the same queue) — or
+        until the decided signals stop advancing for ``wait`` seconds (strategy agent down,
+        strategy paused): a protective exit must not depend on the strategies being alive."""
+        key = (candle.symbol, candle.timeframe)
+        watched = [e for e in await open_entries(self._sessions, candle.exchange, candle.symbol)
+                   if e.timeframe == candle.timeframe]
+        if watched:
+            await self._signals_reach(key, candle.open_time, wait, stopping)
+        await self.through(candle.exchange, candle.symbol, candle.timeframe, candle.open_time)
+
+    async def _signals_reach(self, key: tuple[str, str], candle_open: datetime, wait: float,
+                             stopping: Callable[[], bool]) -> None:
+        loop = asyncio.get_running_loop()
+        last = await self._ledger.latest_signal_candle(*key)
+        if last is None or self._stalled.get(key) == last:
+            return  # no strategy signal of the symbol decided yet, or already waited out at this point
+        deadline = loop.time() + wait
+        while last < candle_open:
+            if loop.time() > deadline:
+                self._stalled[key] = last
+                self.stalls += 1
+                _log.warning("deciding exits from the candle queue: the strategies' signals stopped advancing",
+                             symbol=key[0], timeframe=key[1], candle=candle_open.isoformat(),
+                             signals_decided_through=last.isoformat(), waited_seconds=wait)
+                return
+            async with waiting_on_other_messages():
+                await asyncio.sleep(_POLL)
+            if stopping():
+                return
+            now = await self._ledger.latest_signal_candle(*key)
+            if now is not None and now != last:
+                last, deadline = now, loop.time() + wait
 
     async def _enforce(self, entry: OpenEntry, candle_open: datetime) -> None:
         step = timedelta(seconds=timeframe_seconds(entry.timeframe))

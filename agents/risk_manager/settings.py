@@ -76,6 +76,11 @@ class RiskSettings(Settings):
         default=30.0, ge=0, alias="RISK_SETTLE_WAIT",
         description="seconds a signal waits for the other open orders of its symbol to settle before it is decided",
     )
+    risk_exit_signal_wait: float = Field(
+        default=5.0, ge=0, alias="RISK_EXIT_SIGNAL_WAIT",
+        description="seconds the candle queue waits for the strategies' signals of a candle's symbol to advance "
+                    "before it decides that candle's protective exits itself (decision 0028)",
+    )
     risk_order_ttl: float = Field(default=300.0, gt=0, alias="RISK_ORDER_TTL", description="seconds")
     risk_sweep_interval: float = Field(default=5.0, gt=0, alias="RISK_SWEEP_INTERVAL", description="seconds")
     risk_reconcile_interval: float = Field(default=60.0, gt=0, alias="RISK_RECONCILE_INTERVAL", description="seconds")

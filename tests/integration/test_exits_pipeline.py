@@ -50,7 +50,9 @@ async def _position(pipeline: Pipeline) -> D:
 
 
 async def test_a_stop_loss_sells_once_with_its_reason_on_decision_order_and_fill(pipeline: Pipeline) -> None:
-    risk = await pipeline.start_risk_manager()
+    # No strategy signal follows the crash candle: the candle queue decides its exit itself once
+    # the decided signals have not advanced for RISK_EXIT_SIGNAL_WAIT (decision 0028).
+    risk = await pipeline.start_risk_manager(RISK_EXIT_SIGNAL_WAIT="1")
     execution = await pipeline.start_execution()
     await pipeline.bus.publish(signal(10).model_copy(update={"exits": EXITS}))
     assert await wait_until(lambda: _position(pipeline), 20), "the BUY was not filled"
@@ -138,3 +140,27 @@ async def test_a_signal_decides_the_exits_before_it_and_a_pause_does_not_block_t
 
 async def _two(query: Any) -> bool:
     return len(await query()) == 2
+
+
+async def test_a_candles_exits_wait_for_the_strategy_signal_of_the_candle_before_it(pipeline: Pipeline) -> None:
+    """Decision 0028: candle u reaches the risk manager's candle queue while the strategy's
+    signal of candle u-1 is still in technical analysis and the strategy agent. The backtester
+    decides that signal before u's exits; so does the bus: here the strategy's SELL at u-1
+    closes the position, and the stop-loss inside u finds nothing left to sell."""
+    risk = await pipeline.start_risk_manager(RISK_EXIT_SIGNAL_WAIT="3")
+    await pipeline.start_execution()
+    await pipeline.bus.publish(signal(10).model_copy(update={"exits": EXITS}))
+    assert await wait_until(lambda: _position(pipeline), 20), "the BUY was not filled"
+    candle = crash(CANDLES)
+    async with InfluxPriceStore(*pipeline.influx) as store:
+        await store.write_candles([candle])
+    checks = risk.exits.checks  # type: ignore[attr-defined]
+    await pipeline.bus.publish(candle)  # u first: its exit would be decided now without the wait
+    await asyncio.sleep(1.0)
+    await pipeline.bus.publish(signal(CANDLES - 1, "SELL"))  # then the signal of u-1
+    # The signal's walk and the candle queue's (after its wait ran out: no signal of u follows).
+    assert await wait_until(lambda: risk.exits.checks >= checks + 2, 30)  # type: ignore[attr-defined]
+    rows = await pipeline.sql("SELECT decision, exit_reason, reason FROM risk_decisions WHERE side = 'SELL' ORDER BY id")
+    assert rows == [("APPROVED", None, None)], rows
+    assert risk.exits.stalls == 1  # type: ignore[attr-defined]
+    assert await wait_until(lambda: _flat(pipeline), 20)

@@ -104,13 +104,8 @@ async def test_shipped_strategies_trade_the_same_on_the_bus_and_in_the_backteste
     await _parity(await make_system(**BINDING_LIMITS), probe)
 
 
-# With exits a candle's exits come before the strategies' signals at its close on both sides.
-# One timing race remains on the bus (decision 0024: a candle's exits decided from the candle
-# queue before the previous candle's signals arrive); lock-step replay has not shown it.
-# Quarantined, not hidden: it failed once in the merged rehearsal of session 7 (the other two
-# parity tests passed). Suspect: the exits ordering race of decision 0023 (a candle's exits decided
-# before the previous candle's signal arrives at max replay speed). Issue 18 stays open for it.
-@pytest.mark.xfail(strict=False, reason="exits parity on the bus: ordering race of decision 0023, under investigation")
+# With exits a candle's exits come before the strategies' signals at its close on both sides; the
+# candle queue's exits wait for the signals of the candle before (decision 0028).
 async def test_shipped_strategies_with_exits_trade_the_same_on_the_bus_and_in_the_backtester(
     make_system: Callable[..., Any], probe: QueueProbe, tmp_path: Path
 ) -> None:

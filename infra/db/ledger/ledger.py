@@ -123,6 +123,11 @@ class Ledger:
         async with self._sessions() as session:
             return await risk_ops.read_decision(session, signal_id)
 
+    async def latest_signal_candle(self, symbol: str, timeframe: str) -> datetime | None:
+        """Open time of the latest candle whose strategy signal of ``symbol`` is decided."""
+        async with self._sessions() as session:
+            return await risk_ops.latest_signal_candle(session, symbol, timeframe)
+
     async def reservation(self, client_order_id: str) -> ReservationView | None:
         """The reservation of one order, or None."""
         async with self._sessions() as session:

@@ -19,6 +19,7 @@ from protocol.enums import RejectionReason, TradingState
 
 __all__ = [
     "insert_decision",
+    "latest_signal_candle",
     "read_decision",
     "read_state",
     "recent_order_times",
@@ -76,6 +77,8 @@ async def insert_decision(
         "output": jsonable(dict(record.output)) if record.output is not None else None,
         "client_order_id": client_order_id,
         "exit_reason": record.exit_reason,
+        "timeframe": record.timeframe,
+        "candle_time": record.candle_time,
     }
     if record.decided_at is not None:
         values["decided_at"] = record.decided_at
@@ -90,6 +93,16 @@ async def read_decision(session: AsyncSession, signal_id: UUID) -> DecisionView 
         select(RiskDecision).where(RiskDecision.signal_id == signal_id).order_by(RiskDecision.id.desc()).limit(1)
     )
     return decision_view(row) if row is not None else None
+
+
+async def latest_signal_candle(session: AsyncSession, symbol: str, timeframe: str) -> datetime | None:
+    """Open time of the latest candle a strategy's signal of ``symbol`` was decided for
+    (protective exits excluded: they are what waits for it; decision 0028)."""
+    return await session.scalar(
+        select(func.max(RiskDecision.candle_time)).where(
+            RiskDecision.symbol == symbol, RiskDecision.timeframe == timeframe, RiskDecision.exit_reason.is_(None)
+        )
+    )
 
 
 async def recent_order_times(
