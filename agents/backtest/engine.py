@@ -47,11 +47,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.backtest.data import Window
-from agents.backtest.exits import ExitWatch
+from agents.backtest.exits import AtrColumn, ExitWatch
 from agents.backtest.metrics import Metrics, metrics_from_columns
 from agents.backtest.riskpath import RiskPath, SimAccount
 from agents.backtest.simulate import Fill, FillAt, Rejection, Trade, merged, simulate
-from agents.risk_manager.sizing import SizingConfig
+from agents.risk_manager.sizing import SizingConfig, SizingMode
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import Decision, Strategy, is_change
 from agents.technical_analysis.indicators import IndicatorParams, compute_columns, rolling_columns
@@ -292,8 +292,10 @@ def run_shared(
     account = SimAccount(config.initial_cash, config.rules, config.exchange, config.risk_path)
     chosen = exits if exits is not None else {sid: config.exits for sid, _ in strategies}
     watches = {sid: ExitWatch(e, window, indicator_params) for sid, e in chosen.items() if e is not None and e.enabled}
+    # ATR sizing reads the signal candle's ATR, as the risk manager reads the stored one.
+    atr = AtrColumn(window, indicator_params) if config.risk_path.sizing.mode is SizingMode.ATR else None
     ledger = simulate(window, merged(per_strategy), account, fees=config.fees, slippage_bps=config.slippage_bps,
-                      fill_at=config.fill_at, exits=watches)
+                      fill_at=config.fill_at, exits=watches, atr=atr)
     equity, holding = _equity_curve(window, ledger.fill_bars, ledger.cash_after, ledger.position_after)
     n = len(bars)
     window_bars = n - first

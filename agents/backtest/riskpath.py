@@ -126,11 +126,13 @@ class SimAccount:
         self._approved: set[tuple[str, SignalSide, datetime]] = set()
 
     def decide(
-        self, strategy_id: str, facts: SignalFacts, reference: Decimal, now: datetime, mark: Decimal | None = None
+        self, strategy_id: str, facts: SignalFacts, reference: Decimal, now: datetime, mark: Decimal | None = None,
+        atr: Decimal | None = None,
     ) -> Outcome:
         """The live decision on ``facts`` at risk-clock ``now`` with ``reference`` as the price.
         ``mark``: what holdings are valued at when it is not ``reference`` (a protective exit is
-        sized at its trigger price, the account valued at its candle's close, as live)."""
+        sized at its trigger price, the account valued at its candle's close, as live).
+        ``atr``: the signal candle's ATR (ATR sizing reads it; the risk manager reads the stored one)."""
         # The account's own figures, as ``holdings``/``equity`` would compute them from its
         # views: one symbol, no open reservation between signals, every position at ``reference``.
         cash = self.cash
@@ -153,7 +155,7 @@ class SimAccount:
         snap = risk_snapshot(
             value, balances, symbol=self.symbol, now=now, reference_price=reference, price_time=now,
             peak_equity=self.peak, order_times=times,
-            approved_same_candle=(strategy_id, facts.side, facts.candle_time) in self._approved,
+            approved_same_candle=(strategy_id, facts.side, facts.candle_time) in self._approved, atr=atr,
         )
         outcome, _ = decide(facts, snap, self.path.limits, self.path.sizing, self.rules)
         if isinstance(outcome, Approved):

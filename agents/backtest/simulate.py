@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from agents.backtest.data import Window
-from agents.backtest.exits import ExitWatch
+from agents.backtest.exits import AtrColumn, ExitWatch
 from agents.backtest.riskpath import SignalFacts, SimAccount, rejection_text
 from agents.risk_manager.exits import ExitState, ExitTrigger, advance
 from agents.risk_manager.rules import Approved, Rejected
@@ -145,9 +145,11 @@ def simulate(
     slippage_bps: Decimal,
     fill_at: FillAt = FillAt.NEXT_OPEN,
     exits: Mapping[str, ExitWatch] | None = None,
+    atr: AtrColumn | None = None,
 ) -> Ledger:
     """Decide, fill and book ``events`` (in the order given) on ``account``; ``exits`` watches
-    the positions of the strategies it names (their protective exits)."""
+    the positions of the strategies it names (their protective exits); ``atr``: each row's ATR,
+    which ATR sizing needs (without it every BUY is refused NO_PRICE, as live without an ATR)."""
     bars = window.bars
     candles, first, n = bars.candles, window.first, len(bars.candles)
     timeframe = bars.timeframe
@@ -260,7 +262,7 @@ def simulate(
             j = i + 1
             reference, now = candles[j].open, candles[j].open_time
         facts = SignalFacts(side, decision.confidence, candle.close, candle.open_time, timeframe, exchange, symbol, decision.reason)
-        outcome = account.decide(strategy_id, facts, reference, now)
+        outcome = account.decide(strategy_id, facts, reference, now, atr=atr.at(i) if atr is not None else None)
         if isinstance(outcome, Rejected):
             ledger.rejections.append(Rejection(j - first, candles[j].open_time, side.value, rejection_text(outcome), strategy_id, i - first))
             continue

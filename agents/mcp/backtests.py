@@ -15,6 +15,7 @@ from typing import Any
 
 from agents.backtest.data import Bars, load_influx_bars, select_window
 from agents.backtest.engine import BacktestConfig
+from agents.backtest.riskpath import RiskPath, risk_settings
 from agents.backtest.report import result_document
 from agents.backtest.runs import resolve_strategy, run_specs, spec_for, warmup_for
 from agents.strategy.loader import is_reference
@@ -54,21 +55,27 @@ async def stored_backtest(
     start: datetime | None,
     end: datetime | None,
     params: dict[str, Any],
-    fraction: Decimal,
+    fraction: Decimal | None,
     cash: Decimal,
     max_candles: int,
     indicator_base: IndicatorParams,
+    risk_limits: bool = True,
 ) -> dict[str, Any]:
     """Backtest ``strategy`` (a kind or a configured instance id) on stored candles: the last
-    ``candles`` ones, or ``start <= open_time < end``. ``BacktestRefused`` with the reason."""
+    ``candles`` ones, or ``start <= open_time < end``. ``BacktestRefused`` with the reason.
+
+    The risk path is the live risk manager's (decision 0024: its RISK_* limits and sizing, with
+    ``fraction`` as RISK_SIZING_FRACTION when given); ``risk_limits=False`` backtests the
+    strategy alone (no limit refuses, ``fraction`` of the balance per BUY, all-in by default)."""
     refuse_code_reference(strategy)
     try:
         spec = spec_for(resolve_strategy(strategy), indicator_base, params)
         warm = warmup_for([spec])
         rules = market_rules(load_market_snapshot(exchange), symbol)
         paper = PaperConfig()
+        risk = RiskPath.from_settings(risk_settings(), fraction=fraction) if risk_limits else None
         config = BacktestConfig(rules=rules, initial_cash=cash, fees=paper.fees, slippage_bps=paper.slippage_bps,
-                                fraction=fraction)
+                                fraction=fraction if fraction is not None else Decimal(1), risk=risk)
         config.sizing  # noqa: B018 - validates the fraction before any candle is read
     except (ValueError, KeyError) as exc:  # StrategyConfigError is a ValueError
         raise BacktestRefused(str(exc).strip("'\"")) from None
@@ -91,6 +98,12 @@ async def stored_backtest(
     result = (await asyncio.to_thread(run_specs, window, [spec], config))[0]
     document = result_document(result, spec)
     document.pop("equity_curve", None)
+    sizing = config.sizing
+    document["risk"] = {
+        "limits": "the live risk manager's (RISK_* settings)" if risk_limits else "none: the strategy alone",
+        "sizing": {"mode": sizing.mode.value, "fraction": str(sizing.fraction)},
+        "rejections_by_reason": result.rejections_by_reason,
+    }
     for key, keep_last in (("trades", True), ("signals", True), ("rejections", False)):
         rows = document[key]
         document[f"{key}_total"] = len(rows)

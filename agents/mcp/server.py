@@ -138,16 +138,19 @@ def build_server(
         start: Annotated[datetime | None, Field(description="first traded candle's open time (ISO 8601 with offset); with end")] = None,
         end: Annotated[datetime | None, Field(description="stop before this open time; with start")] = None,
         params: Annotated[dict[str, Any] | None, Field(description="overrides, e.g. {\"fast\": 10, \"slow\": 30} or indicator periods")] = None,
-        fraction: Annotated[str, Field(description="share of the quote balance one BUY uses")] = "1",
+        fraction: Annotated[str | None, Field(description="share of the quote balance one BUY uses (default: RISK_SIZING_FRACTION; all-in without risk limits)")] = None,
         cash: Annotated[str, Field(description="starting quote balance")] = "10000",
+        risk_limits: Annotated[bool, Field(description="decide every signal by the live risk manager's limits and sizing (false: the strategy alone)")] = True,
     ) -> dict[str, Any]:
-        """Backtest a strategy on the candles stored in InfluxDB with the live strategy, sizing and
-        paper-fill code (a signal at a close fills at the next open). Metrics, recent trades and signals."""
+        """Backtest a strategy on the candles stored in InfluxDB with the live strategy, risk rules (limits and
+        sizing, unless risk_limits is false), and paper-fill code (a signal at a close fills at the next open).
+        Metrics, recent trades and signals, and the rejections by reason."""
         try:
             refuse_code_reference(strategy)  # before anything is loaded or read
             return await service.backtest(strategy=strategy, symbol=symbol, timeframe=timeframe, candles=candles,
                                           start=start, end=end, params=params or {},
-                                          fraction=_decimal(fraction, "fraction"), cash=_decimal(cash, "cash"))
+                                          fraction=None if fraction is None else _decimal(fraction, "fraction"),
+                                          cash=_decimal(cash, "cash"), risk_limits=risk_limits)
         except BacktestRefused as exc:
             raise ToolError(f"backtest refused: {exc}") from None
 

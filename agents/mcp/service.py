@@ -160,11 +160,11 @@ class McpService(Agent):
 
     async def backtest(self, *, strategy: str, symbol: str | None, timeframe: str | None, candles: int,
                        start: datetime | None, end: datetime | None, params: dict[str, Any],
-                       fraction: Decimal, cash: Decimal) -> dict[str, Any]:
+                       fraction: Decimal | None, cash: Decimal, risk_limits: bool = True) -> dict[str, Any]:
         exchange, symbol, timeframe = self._series(symbol, timeframe)
         return await stored_backtest(
             self.store, strategy=strategy, exchange=exchange, symbol=symbol, timeframe=timeframe, candles=candles,
-            start=start, end=end, params=params, fraction=fraction, cash=cash,
+            start=start, end=end, params=params, fraction=fraction, cash=cash, risk_limits=risk_limits,
             max_candles=self.settings.mcp_backtest_max_candles, indicator_base=self.indicator_base,
         )
 

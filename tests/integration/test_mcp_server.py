@@ -241,6 +241,11 @@ async def test_the_read_tools_answer_from_the_stores_and_the_heartbeats(world: W
     assert health["agents"]["execution"]["health"] == "NO_HEARTBEAT"  # not started in this test
     backtest = data(await world.call("run_backtest", {"strategy": "sma_cross", "params": {"fast": 3, "slow": 8, "window": 60}, "candles": 40}))
     assert backtest["config"]["window"]["candles"] == 40 and "sharpe" in backtest["metrics"]
+    # The live risk path by default (decision 0024): the live sizing fraction; the strategy alone on request.
+    assert backtest["risk"]["sizing"] == {"mode": "fraction", "fraction": "0.1"}, backtest["risk"]
+    alone = data(await world.call("run_backtest", {"strategy": "sma_cross", "params": {"fast": 3, "slow": 8, "window": 60},
+                                                   "candles": 40, "risk_limits": False}))
+    assert alone["risk"]["limits"].startswith("none") and alone["risk"]["sizing"]["fraction"] == "1"
     too_big = await world.call("run_backtest", {"strategy": "sma_cross", "candles": 100_000})
     assert too_big.is_error and "at most 5000" in too_big.content[0].text
 

@@ -9,15 +9,17 @@ from decimal import Decimal
 import pytest
 
 from agents.backtest.data import Bars, select_window
+from agents.backtest.exits import AtrColumn
 from agents.backtest.engine import BacktestConfig, run_backtest, run_shared
 from agents.backtest.parity import Outcome, differences
 from agents.backtest.riskpath import RiskPath, SignalFacts, SimAccount, risk_overrides, risk_settings
 from agents.backtest.simulate import FillAt
 from agents.risk_manager.rules import Approved, Rejected
+from agents.risk_manager.sizing import SizedOrder, size_order
 from agents.strategy.strategies import build_strategy
 from agents.technical_analysis.indicators import IndicatorParams
 from infra.exchanges import MarketRules
-from protocol import RejectionReason, SignalSide
+from protocol import RejectionReason, Side, SignalSide
 from tests.unit.backtest.conftest import make_bars
 
 PARAMS = IndicatorParams()
@@ -87,6 +89,29 @@ def test_strategies_share_one_account_and_its_limits(btc_bars: Bars, rules: Mark
     # Alone, each would have traded more.
     alone = run_backtest(window, pair[1][1], PARAMS, BacktestConfig(rules=rules, risk=one, fill_at=FillAt.CLOSE))
     assert len(alone.fills) >= len(results[1].fills)
+
+
+def test_atr_sizing_sizes_each_buy_by_its_candle_s_atr(btc_bars: Bars, rules: MarketRules) -> None:
+    """RISK_SIZING_MODE=atr in a backtest: each BUY is sized from the ATR of its signal candle, as
+    the risk manager sizes it from the stored ATR (before, every BUY was refused NO_PRICE)."""
+    window = select_window(btc_bars.sliced(0, 1500), start=None, end=None, warmup=0)
+    path = RiskPath.from_settings(risk_settings("sizing_mode=atr,per_trade=0.001"))
+    result = run_backtest(window, build_strategy("sma_cross", {"fast": 5, "slow": 12}), PARAMS,
+                          BacktestConfig(rules=rules, risk=path, fill_at=FillAt.CLOSE))
+    assert "NO_PRICE" not in result.rejections_by_reason
+    atr = AtrColumn(window, PARAMS)
+    buys = [f for f in result.fills if f.quote.side.value == "BUY"]
+    assert len(buys) >= 3
+    cash = BacktestConfig(rules=rules).initial_cash
+    first = buys[0]  # the account is all cash then: equity is the initial cash
+    row = window.first + first.signal_bar
+    expected = size_order(Side.BUY, window.bars.candles[row].close, rules, path.sizing,
+                          available_quote=cash, equity=cash, atr=atr.at(row))
+    assert isinstance(expected, SizedOrder) and first.quote.quantity == expected.quantity
+    # Not the fraction sizing's quantity: the ATR decided it.
+    fraction = size_order(Side.BUY, window.bars.candles[row].close, rules, RiskPath.from_settings(risk_settings()).sizing,
+                          available_quote=cash, equity=cash)
+    assert isinstance(fraction, SizedOrder) and fraction.quantity != first.quote.quantity
 
 
 def test_fill_at_close_fills_at_the_signal_candle_s_close(rules: MarketRules) -> None:
