@@ -21,6 +21,7 @@ from agents.execution.unknown import Lookup, LookupOutcome, look_up
 from agents.runtime import Agent
 from infra.bus import Delivery
 from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
+from infra.db.lease import DutyLease
 from infra.exchanges.adapter import ExchangeAdapter, OrderOutcomeUnknown, OrderRejected, OrderState, RateLimited
 from infra.exchanges.paper import PaperConfig, PaperExchange
 from infra.influx import from_settings
@@ -103,13 +104,16 @@ class ExecutionAgent(Agent):
         self.log.info("execution starting", adapter=self.adapter.name, trading_mode=s.trading_mode.value)
         await self.reconcile(initial=True)
         self._tasks: list[asyncio.Task[None]] = []
+        # One instance reconciles and checks the balances each round (decision 0031): against a
+        # real exchange every extra instance would multiply the private calls.
+        self.lease = DutyLease(self.engine, "execution")
         if s.trading_mode is not TradingMode.PAPER:
             from agents.execution.live import BalanceDuty
 
             self.balance_duty = BalanceDuty(self.sessions, self.adapter, s)
             await self.balance_duty.seed()
             await self.balance_duty.compare()
-            duty = self.balance_duty.run(s.execution_drift_interval, self.sleep_unless_stopped)
+            duty = self.balance_duty.run(s.execution_drift_interval, self.sleep_unless_stopped, self.lease.held)
             self._tasks.append(asyncio.create_task(duty, name="balance-drift"))
         prefix = self.bus.topology.exchange
         await self.bus.consume_group(f"{prefix}.execution.orders", self.on_order, (OrderRequest,))
@@ -121,6 +125,8 @@ class ExecutionAgent(Agent):
         for task in (self._reconcile_task, *self._tasks):
             task.cancel()
         await asyncio.gather(self._reconcile_task, *self._tasks, return_exceptions=True)
+        if hasattr(self, "lease"):
+            await self.lease.close()
         await self.adapter.close()
         await self.prices.close()
         await self.engine.dispose()
@@ -130,7 +136,8 @@ class ExecutionAgent(Agent):
             return {}
         drift = self.balance_duty.detail() if hasattr(self, "balance_duty") else {}
         return {
-            "adapter": self.adapter.name, "reconciled": str(self.reconciled), "refused_orders": str(self.refused), **drift,
+            "adapter": self.adapter.name, "reconciled": str(self.reconciled), "refused_orders": str(self.refused),
+            "runs_duties": str(hasattr(self, "lease") and self.lease.holding).lower(), **drift,
         }
 
     async def _build_adapter(self) -> ExchangeAdapter:
@@ -402,7 +409,8 @@ class ExecutionAgent(Agent):
     async def _reconcile_loop(self) -> None:
         while not await self.sleep_unless_stopped(self.settings.execution_reconcile_interval):
             try:
-                await self.reconcile()
+                if await self.lease.held():
+                    await self.reconcile()
             except Exception as exc:  # keep trying; the next round (or a restart) catches up
                 self.log.warning("reconciliation round failed", error=repr(exc))
 

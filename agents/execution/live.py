@@ -81,11 +81,14 @@ class BalanceDuty:
             self.last = state
         return state
 
-    async def run(self, interval: float, sleep: Callable[[float], Awaitable[bool]]) -> None:
-        """Compare every ``interval`` seconds until ``sleep`` says the agent is stopping."""
+    async def run(self, interval: float, sleep: Callable[[float], Awaitable[bool]],
+                  leading: Callable[[], Awaitable[bool]]) -> None:
+        """Compare every ``interval`` seconds until ``sleep`` says the agent is stopping, in the
+        instance that ``leading`` says runs the duties (decision 0031)."""
         while not await sleep(interval):
             try:
-                await self.compare()
+                if await leading():
+                    await self.compare()
             except Exception as exc:  # the next round tries again; a failure is no drift
                 _log.warning("balance_comparison_failed", error=repr(exc))
 

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,18 +25,19 @@ from agents.risk_manager.operator import close_outcome, close_signal, close_with
 from agents.risk_manager.prices import PriceReading, atr_at, marks, reference_price
 from agents.risk_manager.rules import Approved, Ignored, Rejected, RiskSnapshot, evaluate
 from agents.risk_manager.settings import RiskSettings
+from agents.risk_manager.sweeper import ExpirySweeper
 from agents.risk_manager.snapshot import risk_snapshot, value_account
 from agents.risk_manager.sizing import SizingMode
 from agents.runtime import Agent
 from infra.bus import Delivery, PublishFailed, waiting_on_other_messages
 from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
 from infra.db.controls import PauseView
+from infra.db.lease import DutyLease
 from infra.db.ledger import (
     ApproveStatus,
     DecisionKind,
     Ledger,
-    ReservationStatus,
-    ReservationView,
+    RiskStateView,
     position_update,
 )
 from infra.faults import is_transient
@@ -45,14 +45,11 @@ from infra.influx import PriceStoreError, from_settings
 from infra.metrics import observe
 from infra.settings import TradingMode
 from protocol import (
-    CancelOrder,
     Candle,
     ClosePosition,
     EmergencyStop,
     ExecutionReport,
     Message,
-    OrderRequest,
-    OrderStatus,
     PauseStrategy,
     RejectionReason,
     Signal,
@@ -84,7 +81,6 @@ class RiskManagerAgent(Agent):
         self.engine = create_engine(s.database_url.get_secret_value())
         self.store = from_settings(s)
         self._tasks: list[asyncio.Task[None]] = []
-        self._reconcile_asked: dict[str, float] = {}
         self._duty_problems: dict[str, str] = {}
         # The other open orders the signal being decided waits for (empty when none): shown in
         # the heartbeat, so a signal held by an unsettled order is visible rather than silent.
@@ -99,6 +95,10 @@ class RiskManagerAgent(Agent):
             return
         self.sessions = session_factory(self.engine)
         self.ledger = Ledger(self.sessions)
+        # One instance sweeps and publishes the account's metrics (decision 0031).
+        self.lease = DutyLease(self.engine, "risk-manager")
+        self.sweeper = ExpirySweeper(self.ledger, self._publish, source=self.name,
+                                     reconcile_interval=s.risk_reconcile_interval)
         if s.trading_mode is TradingMode.PAPER:
             seeded = await self.ledger.ensure_initial_balances(s.initial_balances)
             self.log.info("paper account", seeded=seeded, balances={k: str(v) for k, v in s.initial_balances.items()})
@@ -193,6 +193,8 @@ class RiskManagerAgent(Agent):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "lease"):
+            await self.lease.close()
         await self.store.close()
         await self.engine.dispose()
 
@@ -201,7 +203,8 @@ class RiskManagerAgent(Agent):
 
     def heartbeat_detail(self) -> dict[str, str]:
         detail = {key: str(value) for key, value in self.counts.items()}
-        detail["awaiting_reconcile"] = str(len(self._reconcile_asked))
+        detail["awaiting_reconcile"] = str(len(self.sweeper.asked)) if hasattr(self, "sweeper") else "0"
+        detail["runs_duties"] = str(hasattr(self, "lease") and self.lease.holding).lower()
         detail["awaiting_settlement"] = str(len(self.settling_on))
         detail["exits_decided"] = str(self.exits.exits_decided if hasattr(self, "exits") else 0)
         detail["exit_waits_run_out"] = str(self.exits.stalls if hasattr(self, "exits") else 0)
@@ -356,7 +359,7 @@ class RiskManagerAgent(Agent):
             self.log.error("execution report not fully booked; new BUYs halted", client_order_id=message.client_order_id,
                            report_id=str(message.message_id), problem=outcome.problem)
             self._duty_problems[_UNBOOKED] = f"BUYs halted (REDUCING): {message.client_order_id}: {outcome.problem}"
-        self._reconcile_asked.pop(message.client_order_id, None)
+        self.sweeper.asked.pop(message.client_order_id, None)
         if outcome.position is not None and (outcome.position_changed or not outcome.applied):
             # A redelivered report re-publishes the same (deterministic) update: the first
             # publish may have been lost in a crash after the commit.
@@ -403,9 +406,11 @@ class RiskManagerAgent(Agent):
 
     # --- background duties -----------------------------------------------------------------
     async def _every(self, seconds: float, duty: Any) -> None:
+        """Run ``duty`` every ``seconds`` in the instance holding the duty lease (decision 0031);
+        the others only follow the halt state their health reports."""
         while not await self.sleep_unless_stopped(seconds):
             try:
-                await duty()
+                await (duty() if await self.lease.held() else self._follow_halt())
                 self._duty_problems.pop(duty.__name__, None)
             except Exception as exc:  # a failing duty degrades health; it must not kill the agent
                 self._duty_problems[duty.__name__] = f"{duty.__name__} failing: {exc!r}"
@@ -413,44 +418,11 @@ class RiskManagerAgent(Agent):
 
     async def sweep_expired(self) -> None:
         """Release expired reservations whose order is known terminal; ask execution about the rest."""
-        now = datetime.now(UTC)
-        waiting = 0
-        for reservation in await self.ledger.expired_reservations(now):
-            status = _report_status(reservation)
-            if status is not None and status.is_terminal:
-                closing = ReservationStatus.SETTLED if reservation.filled_quantity > 0 else ReservationStatus.RELEASED
-                await self.ledger.release(reservation.client_order_id, closing)
-                self._reconcile_asked.pop(reservation.client_order_id, None)
-                continue
-            waiting += 1
-            await self._ask_reconcile(reservation, status)
+        waiting = await self.sweeper.sweep()
         if waiting:
             self._duty_problems["expired"] = f"{waiting} expired reservation(s) await reconciliation by execution"
         else:
             self._duty_problems.pop("expired", None)
-
-    async def _ask_reconcile(self, reservation: ReservationView, status: OrderStatus | None) -> None:
-        # The order may have reached the exchange (no report, NEW, PARTIALLY_FILLED, UNKNOWN), so
-        # its balance stays held. A cancel makes execution settle the order's fate: cancel it if
-        # open, or report its final state; that report releases the reservation.
-        last = self._reconcile_asked.get(reservation.client_order_id)
-        if last is not None and time.monotonic() - last < self.settings.risk_reconcile_interval:
-            return
-        self._reconcile_asked[reservation.client_order_id] = time.monotonic()
-        self.log.warning("reservation expired, asking execution to reconcile",
-                         client_order_id=reservation.client_order_id, last_status=status.value if status else None)
-        if status is None:
-            # No report at all: the request may never have reached execution (dead-lettered,
-            # unroutable, purged, lost with the broker's disk). The audited request again, with
-            # its own deterministic id: execution records it EXPIRED without placing it (or
-            # knows it already and ignores the duplicate), and that report releases the balance.
-            decision = await self.ledger.decision(reservation.signal_id)
-            if decision is not None and decision.decision is DecisionKind.APPROVED and decision.output is not None:
-                await self._publish(OrderRequest.model_validate(decision.output))
-        await self._publish(CancelOrder(
-            source=self.name, client_order_id=reservation.client_order_id,
-            reason=f"reservation expired at {reservation.expires_at.isoformat()}; cancel or report the final state",
-        ))
 
     async def publish_metrics(self) -> None:
         s = self.settings
@@ -459,9 +431,7 @@ class RiskManagerAgent(Agent):
         positions = await self.ledger.positions()
         marked = await marks(self.store, s.exchange, quote, _held_assets(balances, positions, quote), s.timeframe)
         figures = account_figures(balances, positions, marked, quote)
-        state = await self.ledger.risk_state()
-        if state.trading_state is TradingState.ACTIVE:
-            self._duty_problems.pop(_UNBOOKED, None)  # an operator reconciled and released the halt
+        state = await self._follow_halt()
         # Under the signal clock the latest candles are ahead of the decisions: the peak is
         # recorded by the decisions (at signal time), never from these marks.
         live_peak = figures.equity > 0 and not s.signal_clock
@@ -477,6 +447,12 @@ class RiskManagerAgent(Agent):
             reservations_held=len(await self.ledger.open_reservations()),
         )
         await self._publish(message)
+
+    async def _follow_halt(self) -> RiskStateView:
+        state = await self.ledger.risk_state()
+        if state.trading_state is TradingState.ACTIVE:
+            self._duty_problems.pop(_UNBOOKED, None)  # an operator reconciled and released the halt
+        return state
 
     async def _publish(self, message: Message | None) -> None:
         if message is None:
@@ -501,6 +477,3 @@ def _held_assets(balances: dict[str, Any], positions: list[Any], quote: str) -> 
 def _paused(pause: PauseView | None) -> str | None:
     return f"by {pause.requested_by}: {pause.reason}" if pause is not None and pause.paused else None
 
-
-def _report_status(reservation: ReservationView) -> OrderStatus | None:
-    return OrderStatus(reservation.last_report_status) if reservation.last_report_status else None

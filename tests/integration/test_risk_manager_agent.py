@@ -434,3 +434,35 @@ async def test_a_signal_waits_only_for_open_orders_of_its_own_symbol(harness: Ha
     await harness.bus.publish(fill_report(buy, OrderStatus.FILLED, buy.quantity, buy.reference_price, D("0")))
     answer = await harness.expect(OrderRequest, lambda o: o.signal_id == sell.message_id)
     assert answer.side.value == "SELL" and answer.quantity == buy.quantity
+
+
+async def test_one_of_two_instances_runs_the_duties_and_a_standby_takes_them_over(harness: Harness) -> None:
+    """Decision 0031: two risk-manager instances on one ledger: one sweeps and publishes the
+    metrics; when it stops, the other takes the duties at its next round."""
+    first = await harness.start(RISK_METRICS_INTERVAL="0.2", RISK_SWEEP_INTERVAL="0.2")
+    second = RiskManagerAgent(harness.settings(RISK_METRICS_INTERVAL="0.2", RISK_SWEEP_INTERVAL="0.2"), harness.topology)
+    task = asyncio.create_task(second.run(install_signal_handlers=False))
+    try:
+        assert await wait_until(lambda: _holding(first) or _holding(second), 10)
+        await asyncio.sleep(1.0)  # several rounds of both
+        assert [_holding(first), _holding(second)].count(True) == 1
+        holder = first if _holding(first) else second
+        assert holder.heartbeat_detail()["runs_duties"] == "true"
+        if holder is first:
+            await harness.stop()
+            standby = second
+        else:
+            second.request_stop()
+            await asyncio.wait_for(task, 30)
+            standby = first
+        assert await wait_until(lambda: _holding(standby), 10), "the standby did not take the duties over"
+        assert standby.heartbeat_detail()["runs_duties"] == "true"
+    finally:
+        if not task.done():
+            second.request_stop()
+            await asyncio.wait_for(task, 30)
+
+
+def _holding(agent: RiskManagerAgent) -> bool:
+    lease = getattr(agent, "lease", None)  # None until its setup has run
+    return lease is not None and lease.holding
