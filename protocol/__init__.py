@@ -37,6 +37,7 @@ from protocol.messages import (
     RiskMetrics,
     RiskRejection,
     Signal,
+    SignalsDone,
     candle_id,
     client_order_id_for,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "Side",
     "Signal",
     "SignalSide",
+    "SignalsDone",
     "StrategyId",
     "Symbol",
     "TimeInForce",

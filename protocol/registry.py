@@ -20,6 +20,7 @@ from protocol.messages import (
     RiskMetrics,
     RiskRejection,
     Signal,
+    SignalsDone,
 )
 
 __all__ = ["MESSAGE_CLASSES", "MESSAGE_TYPES"]
@@ -30,6 +31,7 @@ MESSAGE_CLASSES: Final[tuple[type[Message], ...]] = (
     DataGap,
     IndicatorSnapshot,
     Signal,
+    SignalsDone,
     OrderRequest,
     RiskRejection,
     ExecutionReport,

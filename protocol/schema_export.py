@@ -38,6 +38,7 @@ from protocol.messages import (
     RiskMetrics,
     RiskRejection,
     Signal,
+    SignalsDone,
 )
 from protocol.registry import MESSAGE_CLASSES
 from protocol.topics import TOPIC_PATTERNS
@@ -53,6 +54,7 @@ FLOW: Final[dict[type[Message], tuple[str, str]]] = {
     DataGap: ("data_collection", "monitoring"),
     IndicatorSnapshot: ("technical_analysis", "strategy"),
     Signal: ("strategy", "risk_manager"),
+    SignalsDone: ("strategy (after a candle's signals)", "risk_manager (a candle's exits wait for the previous candle's)"),
     OrderRequest: ("risk_manager", "execution"),
     RiskRejection: ("risk_manager", "monitoring / audit"),
     ExecutionReport: ("execution", "risk_manager"),

@@ -28,6 +28,7 @@ from protocol.messages import (
     RiskMetrics,
     RiskRejection,
     Signal,
+    SignalsDone,
 )
 from protocol.types import TIMEFRAMES
 
@@ -72,6 +73,8 @@ __all__ = [
     "risk_metrics",
     "signal",
     "signal_binding",
+    "signals_done",
+    "SIGNALS_DONE_WORD",
     "symbol_token",
     "topic_for",
 ]
@@ -109,6 +112,7 @@ TOPIC_PATTERNS: Final[dict[type[Message], str]] = {
     DataGap: "market.gap.{exchange}.{symbol}.{timeframe}",
     IndicatorSnapshot: "analysis.indicators.{symbol}.{timeframe}",
     Signal: "strategy.signal.{strategy_id}.{symbol}",
+    SignalsDone: "strategy.signal._done.{symbol}",
     OrderRequest: "trade.order.{symbol}",
     RiskRejection: "risk.rejection.{strategy_id}.{symbol}",
     ExecutionReport: "execution.report.{symbol}",
@@ -182,6 +186,17 @@ def indicators(symbol: str, timeframe: str) -> str:
 def signal(strategy_id: str, symbol: str) -> str:
     """strategy.signal.{strategy_id}.{symbol}"""
     return _key("strategy", "signal", _token(strategy_id, "strategy_id"), symbol_token(symbol))
+
+
+# The word in a signal's strategy-id place that marks SignalsDone: a strategy id starts with a
+# letter or digit, so it can never be one. On the signals' own key shape, the marker follows the
+# signals into every queue bound to them, in their partition, under the same broker permission.
+SIGNALS_DONE_WORD: Final = "_done"
+
+
+def signals_done(symbol: str) -> str:
+    """strategy.signal._done.{symbol}"""
+    return _key("strategy", "signal", SIGNALS_DONE_WORD, symbol_token(symbol))
 
 
 def order(symbol: str) -> str:
@@ -277,7 +292,7 @@ def signal_binding(strategy_id: str | None = None, symbol: str | None = None) ->
 # publisher, a consumer, the broker's permissions and the docs then all read one function.
 # With N = 1 keys and bindings are exactly the unpartitioned ones.
 
-PARTITIONED: Final = (Candle, IndicatorSnapshot, Signal, OrderRequest, ExecutionReport)
+PARTITIONED: Final = (Candle, IndicatorSnapshot, Signal, SignalsDone, OrderRequest, ExecutionReport)
 MAX_PARTITIONS: Final = 64
 # The partition word as a regular expression (broker permissions accept it after a key).
 PARTITION_WORD_REGEX: Final = r"p[0-9]+"
@@ -316,6 +331,7 @@ _BUILDERS: Final[dict[type[Message], Callable[[Any], str]]] = {
     DataGap: lambda m: gap(m.exchange, m.symbol, m.timeframe),
     IndicatorSnapshot: lambda m: indicators(m.symbol, m.timeframe),
     Signal: lambda m: signal(m.strategy_id, m.symbol),
+    SignalsDone: lambda m: signals_done(m.symbol),
     OrderRequest: lambda m: order(m.symbol),
     RiskRejection: lambda m: rejection(m.strategy_id, m.symbol),
     ExecutionReport: lambda m: execution_report(m.symbol),

@@ -29,6 +29,7 @@ from protocol import (
     RiskMetrics,
     RiskRejection,
     Signal,
+    SignalsDone,
     topics,
 )
 from protocol.codec import MessageDecodeError, decode_any
@@ -102,6 +103,8 @@ class BusListener:
             log.warning("undecodable message not streamed", routing_key=incoming.routing_key, error=str(exc)[:200])
             return
         self.received += 1
+        if isinstance(message, SignalsDone):
+            return  # a marker between the risk manager and the strategies, one per candle: not an event to show
         if isinstance(message, Heartbeat):
             self.heartbeats[message.agent] = (message, datetime.now(UTC))
         self.ring.append(event_type(message), {

@@ -53,6 +53,7 @@ from protocol import (
     PauseStrategy,
     RejectionReason,
     Signal,
+    SignalsDone,
     SignalSide,
     TradingState,
     client_order_id_for,
@@ -120,13 +121,17 @@ class RiskManagerAgent(Agent):
         # Protective exits (decision 0023): every candle checks the open positions of its symbol.
         self.exits = ExitEnforcer(self.sessions, self.store, self.ledger, self.decide, source=self.name)
         await self.bus.consume_group(f"{prefix}.risk_manager.candles", self.on_candle, accepts=(Candle,))
-        await self.bus.consume_group(f"{prefix}.risk_manager.signals", self.on_signal, accepts=(Signal,))
+        await self.bus.consume_group(f"{prefix}.risk_manager.signals", self.on_signal, accepts=(Signal, SignalsDone))
         self._tasks = [
             asyncio.create_task(self._every(s.risk_sweep_interval, self.sweep_expired), name="risk-sweeper"),
             asyncio.create_task(self._every(s.risk_metrics_interval, self.publish_metrics), name="risk-metrics"),
         ]
 
     async def _await_settled(self, signal: Signal) -> None:
+        await self._await_market_settled(signal.exchange, signal.symbol,
+                                         client_order_id_for(signal.message_id, self.deployment))
+
+    async def _await_market_settled(self, exchange: str, symbol: str, own: str | None = None) -> None:
         """Decide only on a settled symbol: wait (bounded) until no other order of the
         signal's exchange and symbol is open (decision 0026; 0007 waited for the whole account).
 
@@ -144,7 +149,6 @@ class RiskManagerAgent(Agent):
         (dead-lettered, purged) and waits for the sweeper instead; otherwise every later
         decision would wait the full time because of it until it expires.
         """
-        own = client_order_id_for(signal.message_id, self.deployment)
         loop = asyncio.get_running_loop()
         wait = self.settings.risk_settle_wait
         deadline = loop.time() + wait
@@ -153,7 +157,7 @@ class RiskManagerAgent(Agent):
                 stranded_before = datetime.now(UTC) - timedelta(seconds=wait)
                 self._report_settled.clear()  # before the read: a report settled during it wakes us
                 pending = [
-                    r.client_order_id for r in await self.ledger.open_reservations(signal.exchange, signal.symbol)
+                    r.client_order_id for r in await self.ledger.open_reservations(exchange, symbol)
                     if r.client_order_id != own and (r.last_report_status is not None or r.created_at > stranded_before)
                 ]
                 if not pending:
@@ -212,7 +216,12 @@ class RiskManagerAgent(Agent):
 
     # --- signals ---------------------------------------------------------------------------
     async def on_signal(self, message: Message, delivery: Delivery) -> None:
-        """Decide on one signal; the decision and its reservation commit before anything is published."""
+        """Decide on one signal; the decision and its reservation commit before anything is published.
+        A SignalsDone marker (decision 0028) follows a candle's signals on this queue: it records
+        that they are all decided, which the candle queue's exits of the next candle wait for."""
+        if isinstance(message, SignalsDone):
+            await self.ledger.record_signals_done(message.exchange, message.symbol, message.timeframe, message.candle_time)
+            return
         assert isinstance(message, Signal)
         message = without_exit_fields(message)
         # Exits first: a held candle up to this signal's may stop a position out before the
@@ -227,7 +236,11 @@ class RiskManagerAgent(Agent):
         """Enforce the protective exits of the candle's symbol on this candle, after the
         strategies' signals of the candle before it (decision 0028)."""
         assert isinstance(message, Candle)
-        await self.exits.after_signals(message, wait=self.settings.risk_exit_signal_wait, stopping=lambda: self.stopping)
+        await self.exits.after_signals(
+            message, wait=self.settings.risk_exit_signal_wait, stopping=lambda: self.stopping,
+            # As before a signal's walk: a SELL of the previous candle may still be filling.
+            settled=lambda: self._await_market_settled(message.exchange, message.symbol),
+        )
 
     async def decide(self, signal: Signal, note: str | None = None) -> None:
         """Decide ``signal`` (a strategy's, or an operator's close); ``note`` heads the audited

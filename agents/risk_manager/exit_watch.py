@@ -155,8 +155,8 @@ class ExitEnforcer:
         self._walked: dict[str, tuple[datetime, ExitState]] = {}
         # One walk per market at a time: the candle queue and the signals may both ask.
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        # Per (symbol, timeframe): the decided signal candle at which a wait ran out (stalled).
-        self._stalled: dict[tuple[str, str], datetime] = {}
+        # Per market: the signal progress at which a wait ran out (stalled).
+        self._stalled: dict[tuple[str, str, str], datetime] = {}
         self.exits_decided = 0
         self.checks = 0  # calls of ``through`` completed (heartbeat; tests wait on it)
         self.stalls = 0  # candle-queue waits that ran out (heartbeat)
@@ -169,35 +169,42 @@ class ExitEnforcer:
                     await self._enforce(entry, candle_open)
         self.checks += 1
 
-    async def after_signals(self, candle: Candle, *, wait: float, stopping: Callable[[], bool]) -> None:
+    async def after_signals(self, candle: Candle, *, wait: float, stopping: Callable[[], bool],
+                            settled: Callable[[], Awaitable[None]]) -> None:
         """The candle queue's check of ``candle`` (decision 0028): exits at a candle come after
         the strategies' signals of the candle before it (the backtester's order), and those may
         still be on their way through technical analysis and the strategy agent when the candle
-        reaches this queue. So with a watched position this waits until a strategy signal of
-        the symbol at this candle is decided (its handler walked the exits through this candle
-        first, and every signal of the previous candle came before it on the same queue) — or
-        until the decided signals stop advancing for ``wait`` seconds (strategy agent down,
-        strategy paused): a protective exit must not depend on the strategies being alive."""
-        key = (candle.symbol, candle.timeframe)
+        reaches this queue. So with a watched position this first waits until the strategy
+        agent's SignalsDone of the previous candle has been handled on the signals queue (every
+        signal of that candle came before it there) — or until that progress has not moved for
+        ``wait`` seconds (strategy or analysis agent down): a protective exit must not depend on
+        the strategies being alive. Live, the previous candle's marker came long before.
+        Then, as a signal does, it waits for the market's open orders to settle (``settled``):
+        the previous candle's SELL may still be filling, and its position must not be walked."""
+        key = (candle.exchange, candle.symbol, candle.timeframe)
         watched = [e for e in await open_entries(self._sessions, candle.exchange, candle.symbol)
                    if e.timeframe == candle.timeframe]
         if watched:
-            await self._signals_reach(key, candle.open_time, wait, stopping)
+            previous = candle.open_time - timedelta(seconds=timeframe_seconds(candle.timeframe))
+            await self._signals_reach(key, previous, wait, stopping)
+            await settled()
         await self.through(candle.exchange, candle.symbol, candle.timeframe, candle.open_time)
 
-    async def _signals_reach(self, key: tuple[str, str], candle_open: datetime, wait: float,
+    async def _signals_reach(self, key: tuple[str, str, str], candle_open: datetime, wait: float,
                              stopping: Callable[[], bool]) -> None:
+        """Wait until the signals of the candle opened at ``candle_open`` are all decided, while
+        that progress keeps moving (each advance restarts the ``wait``)."""
         loop = asyncio.get_running_loop()
         last = await self._ledger.latest_signal_candle(*key)
         if last is None or self._stalled.get(key) == last:
-            return  # no strategy signal of the symbol decided yet, or already waited out at this point
+            return  # no strategy runs on the market yet, or already waited out at this point
         deadline = loop.time() + wait
         while last < candle_open:
             if loop.time() > deadline:
                 self._stalled[key] = last
                 self.stalls += 1
                 _log.warning("deciding exits from the candle queue: the strategies' signals stopped advancing",
-                             symbol=key[0], timeframe=key[1], candle=candle_open.isoformat(),
+                             exchange=key[0], symbol=key[1], timeframe=key[2], waiting_for=candle_open.isoformat(),
                              signals_decided_through=last.isoformat(), waited_seconds=wait)
                 return
             async with waiting_on_other_messages():

@@ -100,8 +100,6 @@ def audit_record(
         output=output.model_dump(mode="json", by_alias=True) if output is not None else None,
         decided_at=decided_at,
         exit_reason=signal.exit_reason.value if signal.exit_reason is not None else None,
-        timeframe=signal.timeframe,
-        candle_time=signal.candle_time,
     )
 
 

@@ -24,6 +24,7 @@ from protocol import (
     RiskMetrics,
     RiskRejection,
     Signal,
+    SignalsDone,
 )
 
 # The types the monitor's events queue carries (see infra/bus/topology.py, monitor.events).
@@ -33,6 +34,7 @@ EVENT_TYPES: tuple[type[Message], ...] = (
     PositionUpdate,
     RiskMetrics,
     Signal,
+    SignalsDone,  # follows each candle's signals (decision 0028); nothing to count here
     OrderRequest,
     ExecutionReport,
 )

@@ -35,7 +35,7 @@ from agents.strategy.api import Strategy, StrategyConfigError
 from agents.strategy.config import StrategyInstanceConfig, load_strategy_config
 from agents.strategy.history import IndicatorHistory, epoch_ms, from_epoch_ms
 from agents.strategy.settings import StrategySettings
-from agents.strategy.signals import build_signal, change_at
+from agents.strategy.signals import build_signal, change_at, signals_done
 from infra.bus import Delivery
 from infra.influx import InfluxPriceStore, from_settings
 from protocol import IndicatorSnapshot, Message, timeframe_seconds
@@ -178,6 +178,10 @@ class StrategyAgent(Agent):
         self, history: IndicatorHistory, row: int, snapshot: IndicatorSnapshot,
         active: list[tuple[StrategyInstanceConfig, Strategy]],
     ) -> None:
+        """Publish the signal of each instance whose side changed at ``row``, then SignalsDone:
+        every signal of this candle is out (decision 0028). Also for a redelivered snapshot,
+        whose first handling may have died between its signals and the marker."""
+        published = 0
         for config, strategy in active:
             decision = self._decide_or_break(config, lambda: change_at(strategy, history, row))  # noqa: B023 - called at once
             if decision is None:
@@ -185,12 +189,14 @@ class StrategyAgent(Agent):
             signal = build_signal(snapshot, strategy_id=config.strategy_id, kind=config.kind, decision=decision,
                                   exits=config.exits)
             await self.bus.publish(signal)
+            published += 1
             self.published[config.strategy_id][decision.side.value] += 1
             self.log.info(
                 "signal published", strategy_id=config.strategy_id, symbol=snapshot.symbol, side=decision.side.value,
                 confidence=round(decision.confidence, 4), reason=decision.reason,
                 candle_time=snapshot.candle_time.isoformat(), signal_id=str(signal.message_id),
             )
+        await self.bus.publish(signals_done(snapshot, published))
 
     async def _warm_up(self, key: SeriesKey, before: datetime) -> IndicatorHistory:
         """The history of a series up to (not including) ``before``, from InfluxDB."""

@@ -21,10 +21,10 @@ from typing import Final
 
 from agents.strategy.history import IndicatorHistory
 from agents.strategy.strategies import Decision, Strategy
-from protocol import IndicatorSnapshot, Signal
+from protocol import IndicatorSnapshot, Signal, SignalsDone
 from protocol.exits import ExitSettings
 
-__all__ = ["SOURCE", "build_signal", "change_at", "wire_decimal"]
+__all__ = ["SOURCE", "build_signal", "change_at", "signals_done", "wire_decimal"]
 
 SOURCE: Final = "strategy"
 # Indicator values this close to zero would need an exponent the wire format refuses (±60);
@@ -84,4 +84,19 @@ def build_signal(
         candle_time=snapshot.candle_time,
         price=snapshot.close,
         exits=exits if exits is not None and exits.enabled else None,
+    )
+
+
+def signals_done(snapshot: IndicatorSnapshot, published: int) -> SignalsDone:
+    """The marker after ``snapshot``'s signals (decision 0028); its id derives from the
+    snapshot's, so a redelivered snapshot publishes the same marker again."""
+    return SignalsDone.caused_by(
+        snapshot,
+        id_parts=("signals-done",),
+        source=SOURCE,
+        exchange=snapshot.exchange,
+        symbol=snapshot.symbol,
+        timeframe=snapshot.timeframe,
+        candle_time=snapshot.candle_time,
+        signals=published,
     )

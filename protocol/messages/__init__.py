@@ -1,6 +1,6 @@
 """Every message type on the bus, grouped by the part of the flow that produces it."""
 
-from protocol.messages.analysis import IndicatorSnapshot, Indicators, Signal
+from protocol.messages.analysis import IndicatorSnapshot, Indicators, Signal, SignalsDone
 from protocol.messages.control import CancelOrder, ClosePosition, EmergencyStop, PauseStrategy
 from protocol.messages.execution import ExecutionReport
 from protocol.messages.market import Candle, DataGap, candle_id
@@ -25,5 +25,6 @@ __all__ = [
     "RiskMetrics",
     "RiskRejection",
     "Signal",
+    "SignalsDone",
     "client_order_id_for",
 ]

@@ -22,7 +22,7 @@ from protocol.types import (
     UtcDatetime,
 )
 
-__all__ = ["IndicatorSnapshot", "Indicators", "Signal"]
+__all__ = ["IndicatorSnapshot", "Indicators", "Signal", "SignalsDone"]
 
 _WARMUP = "; null until enough candles have been seen."
 
@@ -137,3 +137,23 @@ class Signal(Message):
         default=None,
         description="With exit_reason: the price the exit fills at before slippage (within the candle's range).",
     )
+
+
+class SignalsDone(Message):
+    """The strategy agent has published every signal of one candle of a market (event).
+
+    Published after those signals on the same partition, so a consumer of the signals sees it
+    after all of them: the risk manager decides a candle's protective exits only once the
+    signals of the candle before it are decided, as the backtester does (decision 0028).
+    Strategies publish a signal only when their side changes, so without it a candle with no
+    change would be indistinguishable from one whose signals are still on their way.
+    """
+
+    SCHEMA_NAME: ClassVar[str] = "strategy.signals_done"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    exchange: ExchangeId = Field(description="Exchange of the market.")
+    symbol: Symbol = Field(description="Market symbol, BASE/QUOTE.")
+    timeframe: Timeframe = Field(description="Candle length.")
+    candle_time: UtcDatetime = Field(description="open_time of the candle whose signals are all published.")
+    signals: int = Field(ge=0, description="How many signals were published for it (changes of side only).")

@@ -30,8 +30,8 @@ from agents.technical_analysis import TechnicalAnalysisAgent, TechnicalAnalysisS
 from agents.technical_analysis.indicators import COLUMNS
 from infra.bus import Bus, Topology, system_topology
 from infra.influx import InfluxPriceStore
-from protocol import Candle, IndicatorSnapshot, Signal, decode
-from tests.support.bus import cleanup, drain, wait_until
+from protocol import Candle, IndicatorSnapshot, decode
+from tests.support.bus import cleanup, drain, drain_signals, wait_until
 from tests.support.pipeline import snapshots_of
 
 pytestmark = pytest.mark.integration
@@ -201,8 +201,7 @@ async def test_a_user_strategy_reading_rsi_7_backtests_and_runs_live_across_a_re
     expected_rsi = [float(s.extra["rsi_7"]) if "rsi_7" in s.extra else np.nan for s in snapshots]
     assert np.array_equal(history.col("rsi_7"), expected_rsi, equal_nan=True)
 
-    received = [decode(m.body, Signal) for m in await drain(rabbitmq_url, f"{topology.exchange}.risk_manager.signals",
-                                                            expect=len(snapshots), timeout=3)]
+    received, _ = await drain_signals(rabbitmq_url, f"{topology.exchange}.risk_manager.signals", len(snapshots), timeout=3)
     live = sorted((s.candle_time, s.side.value, s.reason) for s in received)
     assert live == backtest  # the same sides at the same candles, across the restart
     # The first candle after the restart is a turn: decided from the rebuilt previous row.

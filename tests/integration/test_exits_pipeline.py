@@ -18,7 +18,7 @@ from infra.exchanges import load_market_snapshot, market_rules
 from infra.exchanges.paper import PaperConfig
 from infra.exchanges.paper.fills import market_fill_price
 from infra.influx import InfluxPriceStore
-from protocol import Candle, Side
+from protocol import Candle, Side, SignalsDone
 from protocol.exits import ExitSettings
 from tests.integration.test_order_guard_pipeline import Pipeline, pipeline  # noqa: F401 - fixture
 from tests.integration.test_risk_manager_agent import CANDLES, signal
@@ -55,6 +55,7 @@ async def test_a_stop_loss_sells_once_with_its_reason_on_decision_order_and_fill
     risk = await pipeline.start_risk_manager(RISK_EXIT_SIGNAL_WAIT="1")
     execution = await pipeline.start_execution()
     await pipeline.bus.publish(signal(10).model_copy(update={"exits": EXITS}))
+    await pipeline.bus.publish(done(10))  # then the strategy agent goes quiet
     assert await wait_until(lambda: _position(pipeline), 20), "the BUY was not filled"
     held = await _position(pipeline)
     [(entry,)] = await pipeline.sql("SELECT average_entry_price FROM positions WHERE strategy_id = 's1'")
@@ -73,6 +74,7 @@ async def test_a_stop_loss_sells_once_with_its_reason_on_decision_order_and_fill
     assert await wait_until(exit_decided, 20), "no exit decision"
     [(decision, reason, client_order_id)] = await exit_decided()
     assert (decision, reason) == ("APPROVED", "STOP_LOSS")
+    assert risk.exits.stalls == 1  # type: ignore[attr-defined]  # decided once the wait for the signals ran out
 
     # A restart sees the candle again, and the next one: the same exit, decided once.
     await _stop(pipeline, risk)
@@ -142,25 +144,35 @@ async def _two(query: Any) -> bool:
     return len(await query()) == 2
 
 
-async def test_a_candles_exits_wait_for_the_strategy_signal_of_the_candle_before_it(pipeline: Pipeline) -> None:
+async def test_a_candles_exits_wait_for_the_strategy_signals_of_the_candle_before_it(pipeline: Pipeline) -> None:
     """Decision 0028: candle u reaches the risk manager's candle queue while the strategy's
     signal of candle u-1 is still in technical analysis and the strategy agent. The backtester
-    decides that signal before u's exits; so does the bus: here the strategy's SELL at u-1
-    closes the position, and the stop-loss inside u finds nothing left to sell."""
-    risk = await pipeline.start_risk_manager(RISK_EXIT_SIGNAL_WAIT="3")
+    decides that signal before u's exits; so does the bus: the exits of u wait for the strategy
+    agent's SignalsDone of u-1, and here the strategy's SELL at u-1 closes the position, so the
+    stop-loss inside u finds nothing left to sell."""
+    risk = await pipeline.start_risk_manager(RISK_EXIT_SIGNAL_WAIT="30", RISK_SETTLE_WAIT="10")
     await pipeline.start_execution()
     await pipeline.bus.publish(signal(10).model_copy(update={"exits": EXITS}))
+    await pipeline.bus.publish(done(10))
     assert await wait_until(lambda: _position(pipeline), 20), "the BUY was not filled"
     candle = crash(CANDLES)
     async with InfluxPriceStore(*pipeline.influx) as store:
         await store.write_candles([candle])
     checks = risk.exits.checks  # type: ignore[attr-defined]
     await pipeline.bus.publish(candle)  # u first: its exit would be decided now without the wait
-    await asyncio.sleep(1.0)
-    await pipeline.bus.publish(signal(CANDLES - 1, "SELL"))  # then the signal of u-1
-    # The signal's walk and the candle queue's (after its wait ran out: no signal of u follows).
-    assert await wait_until(lambda: risk.exits.checks >= checks + 2, 30)  # type: ignore[attr-defined]
-    rows = await pipeline.sql("SELECT decision, exit_reason, reason FROM risk_decisions WHERE side = 'SELL' ORDER BY id")
-    assert rows == [("APPROVED", None, None)], rows
-    assert risk.exits.stalls == 1  # type: ignore[attr-defined]
+    await asyncio.sleep(1.5)
+    sells = "SELECT decision, exit_reason, reason FROM risk_decisions WHERE side = 'SELL' ORDER BY id"
+    assert await pipeline.sql(sells) == [], "the exit of u was decided before the signals of u-1"
+    await pipeline.bus.publish(signal(CANDLES - 1, "SELL"))  # then the signals of u-1
+    await pipeline.bus.publish(done(CANDLES - 1))
+    # The signal's walk and the candle queue's, right after the marker (not after the bound).
+    assert await wait_until(lambda: risk.exits.checks >= checks + 2, 20)  # type: ignore[attr-defined]
+    assert await pipeline.sql(sells) == [("APPROVED", None, None)]
+    assert risk.exits.stalls == 0  # type: ignore[attr-defined]
     assert await wait_until(lambda: _flat(pipeline), 20)
+
+
+def done(index: int) -> SignalsDone:
+    """The strategy agent's marker after the signals of candle ``index``."""
+    return SignalsDone(source="strategy", exchange="binance", symbol="BTC/USDT", timeframe="15m",
+                       candle_time=make_candle(index).open_time, signals=1)

@@ -20,8 +20,8 @@ from agents.strategy.signals import build_signal
 from agents.strategy.strategies import on_change, run_strategy
 from infra.bus import Bus, Topology, system_topology
 from infra.influx import InfluxPriceStore
-from protocol import Candle, IndicatorSnapshot, Signal, decode
-from tests.support.bus import cleanup, drain, wait_until
+from protocol import Candle, IndicatorSnapshot, Signal
+from tests.support.bus import cleanup, drain_signals, wait_until
 from tests.support.pipeline import snapshots_of
 
 pytestmark = pytest.mark.integration
@@ -111,7 +111,8 @@ async def test_signals_equal_the_in_process_run_across_a_restart_and_a_duplicate
         assert await wait_until(lambda: run.handled() == half, timeout=30), run.agent.counts
         await run.stop()
         assert run.agent.exit_code == 0
-        first = [decode(m.body, Signal) for m in await drain(rabbitmq_url, signals_queue(topology), expect=len(expected), timeout=3)]
+        first, markers = await drain_signals(rabbitmq_url, signals_queue(topology), len(expected), timeout=3)
+        assert len(markers) == half  # one SignalsDone per handled snapshot, after its signals
         cut = snapshots[half].candle_time
         same(first, [s for s in expected if s.candle_time < cut])
 
@@ -126,7 +127,8 @@ async def test_signals_equal_the_in_process_run_across_a_restart_and_a_duplicate
         await run.stop()
     # The history was warmed up to the first snapshot received, which then joined it as new.
     assert run.agent.counts["new"] == N - half + 1 and run.agent.counts["duplicate"] == 1
-    second = [decode(m.body, Signal) for m in await drain(rabbitmq_url, signals_queue(topology), expect=len(expected), timeout=3)]
+    second, markers = await drain_signals(rabbitmq_url, signals_queue(topology), len(expected), timeout=3)
+    assert len(markers) == N - half + 2  # the re-handled snapshots' markers too
     again = [s for s in expected if s.candle_time in (snapshots[half - 1].candle_time, snapshots[twice].candle_time)]
     assert any(s.candle_time == snapshots[twice].candle_time for s in again)
     # A re-handled snapshot yields the very signals already decided for it (same ids) and
@@ -158,7 +160,8 @@ async def test_a_gap_is_filled_from_influxdb_and_an_unknown_older_snapshot_is_no
         assert await wait_until(lambda: run.handled() == 2 + 100 + 1, timeout=30), run.agent.counts
         await run.stop()
     assert run.agent.counts["gap_filled"] == 58 and run.agent.counts["out_of_order"] == 1
-    received = [decode(m.body, Signal) for m in await drain(rabbitmq_url, signals_queue(topology), expect=len(expected) + 5, timeout=3)]
+    received, markers = await drain_signals(rabbitmq_url, signals_queue(topology), len(expected) + 5, timeout=3)
+    assert len(markers) == 2 + 58 + 100  # gap-filled candles have theirs; the refused older one none
     same(received, expected)
 
 

@@ -16,8 +16,7 @@ from agents.data_collection.replay import load_and_clean
 from agents.strategy.config import load_strategy_config
 from infra.bus import Bus, Topology, system_topology
 from infra.influx import InfluxPriceStore
-from protocol import Signal, decode
-from tests.support.bus import cleanup, drain
+from tests.support.bus import cleanup, drain, drain_signals
 from tests.support.pipeline import expected_signals
 from tests.support.processes import spawn
 
@@ -90,8 +89,8 @@ async def test_candles_in_signals_out_equal_to_the_in_process_run(
         async with Bus(rabbitmq_url, topology, connection_name="pipeline-test") as bus:
             for candle in candles:
                 await bus.publish(candle)
-        messages = await drain(rabbitmq_url, f"{topology.exchange}.risk_manager.signals", expect=len(expected), timeout=120)
-        received = [decode(m.body, Signal) for m in messages]
+        received, _ = await drain_signals(rabbitmq_url, f"{topology.exchange}.risk_manager.signals", len(expected),
+                                          timeout=120, quiet=2.0)
         # Nothing more arrives once the last candle is through.
         extra = await drain(rabbitmq_url, f"{topology.exchange}.risk_manager.signals", expect=1, timeout=2)
     finally:

@@ -21,8 +21,8 @@ from agents.strategy.agent import StrategyAgent
 from agents.strategy.settings import StrategySettings
 from infra.bus import Bus, Topology, system_topology
 from infra.influx import InfluxPriceStore
-from protocol import Candle, HealthState, Signal, decode
-from tests.support.bus import cleanup, drain, wait_until
+from protocol import Candle, HealthState
+from tests.support.bus import cleanup, drain_signals, wait_until
 from tests.support.pipeline import snapshots_of
 
 pytestmark = pytest.mark.integration
@@ -136,7 +136,7 @@ async def test_a_user_strategy_file_signals_on_the_bus_what_its_backtest_decided
         await asyncio.wait_for(task, 30)
     assert agent.exit_code == 0
     queue = f"{topology.exchange}.risk_manager.signals"
-    received = [decode(m.body, Signal) for m in await drain(rabbitmq_url, queue, expect=10 * N, timeout=3)]
+    received, _ = await drain_signals(rabbitmq_url, queue, 10 * N, timeout=3)
 
     mine = sorted((s for s in received if s.strategy_id == "mine"), key=lambda s: s.candle_time)
     live = [(s.candle_time, s.side.value, float(s.confidence), s.reason) for s in mine]

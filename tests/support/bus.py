@@ -79,6 +79,49 @@ async def drain(url: str, queue: str, expect: int, timeout: float = 10.0) -> lis
     return taken
 
 
+async def drain_signals(url: str, queue: str, signals: int, timeout: float = 10.0,
+                        quiet: float = 0.5) -> tuple[list[Any], list[Any]]:
+    """Take the strategy agent's output from a signals queue: ``signals`` Signals and the
+    SignalsDone markers among and after them (the markers still arriving until the queue has
+    been ``quiet`` that long), as (signals, markers). Checks the marker's promise (decision
+    0028): each candle's signals come before its marker, which counts them."""
+    from protocol import Signal, SignalsDone
+    from protocol.codec import decode_any
+
+    loop = asyncio.get_running_loop()
+    taken: list[Any] = []
+    last = [loop.time()]
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=100)
+        declared = await channel.declare_queue(queue, passive=True)
+
+        async def take(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await message.ack()
+            taken.append(decode_any(message.body))
+            last[0] = loop.time()
+
+        tag = await declared.consume(take)
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            enough = sum(isinstance(m, Signal) for m in taken) >= signals
+            if enough and loop.time() - last[0] >= quiet:
+                break
+            await asyncio.sleep(0.05)
+        await declared.cancel(tag)
+    pending: dict[tuple[str, datetime], int] = {}
+    for message in taken:
+        key = (message.symbol, message.candle_time)
+        if isinstance(message, Signal):
+            pending[key] = pending.get(key, 0) + 1
+        else:
+            assert isinstance(message, SignalsDone), type(message)
+            assert pending.pop(key, 0) == message.signals, f"marker {key} counts {message.signals} signals"
+    assert not pending, f"signals without their candle's marker after them: {sorted(pending)}"
+    return [m for m in taken if isinstance(m, Signal)], [m for m in taken if isinstance(m, SignalsDone)]
+
+
 async def take_one(queue: aio_pika.abc.AbstractQueue, timeout: float = 5.0) -> aio_pika.abc.AbstractIncomingMessage:
     """The next message of ``queue``, delivered and left unacked for the caller to settle.
 

@@ -29,6 +29,7 @@ from protocol import (
     RiskMetrics,
     RiskRejection,
     Signal,
+    SignalsDone,
     client_order_id_for,
 )
 
@@ -117,6 +118,9 @@ def _samples() -> dict[type[Message], Callable[[], Message]]:
             symbol="BTC/USDT", timeframe="1m", side="BUY", confidence=0.75,
             reason="RSI 28.1 < 30", indicators={"rsi": Decimal("28.1"), "sma": None},
             candle_time=T0, price=Decimal("42100.5"),
+        ),
+        SignalsDone: lambda: SignalsDone(
+            source="strategy", exchange="binance", symbol="BTC/USDT", timeframe="1m", candle_time=T0, signals=1,
         ),
         OrderRequest: lambda: OrderRequest(**order_fields()),
         RiskRejection: lambda: RiskRejection(

@@ -123,10 +123,18 @@ class Ledger:
         async with self._sessions() as session:
             return await risk_ops.read_decision(session, signal_id)
 
-    async def latest_signal_candle(self, symbol: str, timeframe: str) -> datetime | None:
-        """Open time of the latest candle whose strategy signal of ``symbol`` is decided."""
+    async def latest_signal_candle(self, exchange: str, symbol: str, timeframe: str) -> datetime | None:
+        """Open time of the latest candle whose strategy signals are all decided (decision 0028)."""
         async with self._sessions() as session:
-            return await risk_ops.latest_signal_candle(session, symbol, timeframe)
+            return await risk_ops.latest_signal_candle(session, exchange, symbol, timeframe)
+
+    async def record_signals_done(self, exchange: str, symbol: str, timeframe: str, candle_time: datetime) -> None:
+        """The strategies' signals of the candle at ``candle_time`` are all decided. Committed
+        without waiting for its disk flush (infra.db.durability): losing it in a Postgres crash
+        only makes the next candle's exits wait for the following marker (or the bound)."""
+        async with self._sessions() as session, session.begin():
+            await defer_flush(session)
+            await risk_ops.record_signals_done(session, exchange, symbol, timeframe, candle_time)
 
     async def reservation(self, client_order_id: str) -> ReservationView | None:
         """The reservation of one order, or None."""

@@ -13,13 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infra.db.idempotency import claim_message
 from infra.db.ledger.types import DecisionKind, DecisionRecord, DecisionView, RiskStateView, jsonable
-from infra.db.models import RiskDecision, RiskState
+from infra.db.models import RiskDecision, RiskState, SignalProgress
 from infra.logging import get_logger
 from protocol.enums import RejectionReason, TradingState
 
 __all__ = [
     "insert_decision",
     "latest_signal_candle",
+    "record_signals_done",
     "read_decision",
     "read_state",
     "recent_order_times",
@@ -77,8 +78,6 @@ async def insert_decision(
         "output": jsonable(dict(record.output)) if record.output is not None else None,
         "client_order_id": client_order_id,
         "exit_reason": record.exit_reason,
-        "timeframe": record.timeframe,
-        "candle_time": record.candle_time,
     }
     if record.decided_at is not None:
         values["decided_at"] = record.decided_at
@@ -95,14 +94,23 @@ async def read_decision(session: AsyncSession, signal_id: UUID) -> DecisionView 
     return decision_view(row) if row is not None else None
 
 
-async def latest_signal_candle(session: AsyncSession, symbol: str, timeframe: str) -> datetime | None:
-    """Open time of the latest candle a strategy's signal of ``symbol`` was decided for
-    (protective exits excluded: they are what waits for it; decision 0028)."""
-    return await session.scalar(
-        select(func.max(RiskDecision.candle_time)).where(
-            RiskDecision.symbol == symbol, RiskDecision.timeframe == timeframe, RiskDecision.exit_reason.is_(None)
-        )
-    )
+async def latest_signal_candle(session: AsyncSession, exchange: str, symbol: str, timeframe: str) -> datetime | None:
+    """Open time of the latest candle of the market whose strategy signals are all decided."""
+    return await session.scalar(select(SignalProgress.candle_time).where(
+        SignalProgress.exchange == exchange, SignalProgress.symbol == symbol, SignalProgress.timeframe == timeframe,
+    ))
+
+
+async def record_signals_done(session: AsyncSession, exchange: str, symbol: str, timeframe: str,
+                              candle_time: datetime) -> None:
+    """Move the market's progress to ``candle_time`` (never back: a redelivered marker is older)."""
+    statement = upsert(SignalProgress).values(exchange=exchange, symbol=symbol, timeframe=timeframe,
+                                              candle_time=candle_time)
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=[SignalProgress.exchange, SignalProgress.symbol, SignalProgress.timeframe],
+        set_={"candle_time": func.greatest(SignalProgress.candle_time, statement.excluded.candle_time),
+              "updated_at": func.now()},
+    ))
 
 
 async def recent_order_times(

@@ -177,9 +177,6 @@ class DecisionRecord:
     decided_at: datetime | None = None  # None: the database's now(); pass the injectable clock
     # The protective exit the signal is (STOP_LOSS, ...); None for a strategy's own signal.
     exit_reason: str | None = None
-    # The signal's candle: how far a symbol's signals are decided (decision 0028).
-    timeframe: str | None = None
-    candle_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

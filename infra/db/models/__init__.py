@@ -6,7 +6,7 @@ for the model-versus-migration drift check.
 
 from infra.db.models.base import NAMING_CONVENTION, Base
 from infra.db.models.controls import Control, StrategyPause
-from infra.db.models.ledger import Balance, Fill, Position, Reservation, RiskDecision, RiskState
+from infra.db.models.ledger import Balance, Fill, Position, Reservation, RiskDecision, RiskState, SignalProgress
 from infra.db.models.live import BalanceDrift, Deployment
 from infra.db.models.messaging import ProcessedMessage
 from infra.db.models.orders import ExecutionHalt, Order, OrderEvent, PaperBalance, PaperFill, PaperOrder
@@ -30,5 +30,6 @@ __all__ = [
     "Reservation",
     "RiskDecision",
     "RiskState",
+    "SignalProgress",
     "StrategyPause",
 ]

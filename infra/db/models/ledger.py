@@ -208,7 +208,6 @@ class RiskDecision(Base):
         Index(None, "signal_id"),
         Index(None, "decided_at"),
         Index(None, "client_order_id"),  # an order's decision (exit watch)
-        Index(None, "symbol", "timeframe", "candle_time"),  # how far a symbol's signals are decided
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -225,7 +224,16 @@ class RiskDecision(Base):
     decided_at: Mapped[datetime] = _now_column()
     # The protective exit this decision is about (migration 0006); NULL for a strategy's signal.
     exit_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # The signal's candle (migration 0007): the candle queue's exits wait for the strategies'
-    # signals of a candle by it (decision 0028). NULL only for rows without a signal candle.
-    timeframe: Mapped[str | None] = mapped_column(Text, nullable=True)
-    candle_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SignalProgress(Base):
+    """Per market, the latest candle whose strategy signals the risk manager has all decided (the
+    strategy agent's SignalsDone marker; migration 0007, decision 0028)."""
+
+    __tablename__ = "signal_progress"
+
+    exchange: Mapped[str] = mapped_column(Text, primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    timeframe: Mapped[str] = mapped_column(Text, primary_key=True)
+    candle_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = _now_column()

@@ -1,6 +1,6 @@
-"""risk decisions name their signal's candle: timeframe and open time, so the risk manager's
-candle queue can tell how far the strategies' signals of a symbol have been decided (issue #18,
-decision 0028)
+"""signal progress: per market, the latest candle whose strategy signals the risk manager has all
+decided (the strategy agent's SignalsDone), so the candle queue decides a candle's protective
+exits after the signals of the candle before it (issue #18, decision 0028)
 
 Revision ID: 0007
 Revises: 0006
@@ -21,21 +21,17 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("risk_decisions", sa.Column("timeframe", sa.Text(), nullable=True))
-    op.add_column("risk_decisions", sa.Column("candle_time", sa.DateTime(timezone=True), nullable=True))
-    # Rows written before this migration audited the signal in full: its candle is in the inputs.
-    op.execute(
-        "UPDATE risk_decisions SET timeframe = inputs->'signal'->>'timeframe', "
-        "candle_time = (inputs->'signal'->>'candle_time')::timestamptz "
-        "WHERE inputs->'signal'->>'candle_time' IS NOT NULL"
-    )
-    # The candle queue asks, per candle of a watched position, for the latest decided candle.
-    op.create_index(
-        op.f("ix_risk_decisions_symbol_timeframe_candle_time"), "risk_decisions", ["symbol", "timeframe", "candle_time"]
+    op.create_table(
+        "signal_progress",
+        sa.Column("exchange", sa.Text(), nullable=False),
+        sa.Column("symbol", sa.Text(), nullable=False),
+        sa.Column("timeframe", sa.Text(), nullable=False),
+        # open time of the latest candle whose signals are all decided; only ever grows
+        sa.Column("candle_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("exchange", "symbol", "timeframe", name=op.f("pk_signal_progress")),
     )
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_risk_decisions_symbol_timeframe_candle_time"), "risk_decisions")
-    op.drop_column("risk_decisions", "candle_time")
-    op.drop_column("risk_decisions", "timeframe")
+    op.drop_table("signal_progress")
