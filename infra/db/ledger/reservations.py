@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infra.db.idempotency import claim_message
 from infra.db.ledger import balances as balance_ops
+from infra.db.ledger.account_lock import read_book
 from infra.db.ledger.risk import insert_decision, read_decision
 from infra.db.ledger.types import (
+    AccountCheck,
     ApproveOutcome,
     ApproveStatus,
     DecisionKind,
@@ -112,8 +114,15 @@ async def _available(session: AsyncSession, asset: str) -> Decimal:
 
 
 async def approve(
-    session: AsyncSession, consumer: str, message_id: UUID, new: NewReservation, record: DecisionRecord
+    session: AsyncSession,
+    consumer: str,
+    message_id: UUID,
+    new: NewReservation,
+    record: DecisionRecord,
+    account_check: AccountCheck | None = None,
 ) -> ApproveOutcome:
+    """See ``Ledger.approve``. With ``account_check`` the caller's transaction holds the account
+    lock (``account_lock.lock_account``, taken before any balance row lock)."""
     if not await claim_message(session, consumer, message_id):
         existing = await _row(session, new.client_order_id)
         return ApproveOutcome(
@@ -153,6 +162,8 @@ async def approve(
             extra_inputs={**ledger_inputs, "available": available},
         )
         return ApproveOutcome(ApproveStatus.INSUFFICIENT_BALANCE, None, decision, available)
+    if account_check is not None and (refused := await _over_limit(session, new, record, ledger_inputs, account_check)):
+        return refused
     # After the balance's lock, as settlement takes them (balances, then the position): no cycle.
     if Side(new.side) is Side.SELL and (refused := await _oversold(session, new, record, ledger_inputs)) is not None:
         return refused
@@ -194,6 +205,28 @@ async def approve(
     )
     _log.info("reserved", client_order_id=new.client_order_id, asset=new.asset, amount=str(new.amount))
     return ApproveOutcome(ApproveStatus.RESERVED, reservation_view(inserted), decision, available_after)
+
+
+async def _over_limit(
+    session: AsyncSession, new: NewReservation, record: DecisionRecord, ledger_inputs: dict[str, object],
+    account_check: AccountCheck,
+) -> ApproveOutcome | None:
+    """The caller's account-wide limits on the book as it stands (decision 0029): refused with
+    the check's reason, audited with the figures it decided on, and the hold undone.
+
+    Checked after the balance's update, so a BUY both limits refuse is refused
+    INSUFFICIENT_BALANCE, as the rules' order has it (sizing before the limits)."""
+    refusal = account_check(await read_book(session))
+    if refusal is None:
+        return None
+    await balance_ops.adjust(session, new.asset, available=new.amount, reserved=-new.amount)  # undo the hold
+    decision = await insert_decision(
+        session, record, decision=DecisionKind.REJECTED, reason=refusal.reason, detail=refusal.detail,
+        extra_inputs={**ledger_inputs, "account_check": refusal.inputs},
+    )
+    _log.info("refused under the account lock", client_order_id=new.client_order_id, reason=refusal.reason.value,
+              detail=refusal.detail)
+    return ApproveOutcome(ApproveStatus.REFUSED, None, decision, await _available(session, new.asset))
 
 
 async def _oversold(
