@@ -156,14 +156,16 @@ async def decided(ledger: Ledger, sig: Signal, limits: RiskLimits) -> tuple[NewR
 
 async def race_two_buys(
     url: str, limits: RiskLimits, reason: RejectionReason, symbols: tuple[str, str] = ("BTC/USDT", "ETH/USDT"),
-    rounds: int = 8,
+    rounds: int = 8, one_process: bool = False,
 ) -> None:
     """Two processes (two engines, two batchers) each decide a BUY on its own symbol on a
-    snapshot without the other's, then approve at once: exactly one may pass, every round."""
+    snapshot without the other's, then approve at once: exactly one may pass, every round.
+    ``one_process``: both through one ledger, so both go in one shared transaction."""
     async with (
         migrated_ledger(url, {"USDT": D("10000"), "USDC": D("10000")}, pool_size=4) as (first, engine),
-        migrated_ledger(url, pool_size=4) as (second, _),
+        migrated_ledger(url, pool_size=4) as (other, _),
     ):
+        second = first if one_process else other
         for _ in range(rounds):
             start = asyncio.Barrier(2)
 
@@ -198,6 +200,13 @@ async def test_two_processes_never_exceed_the_total_exposure_limit(postgres_url:
 async def test_two_processes_buying_with_two_quote_assets_never_open_more_positions(postgres_url: str) -> None:
     await race_two_buys(postgres_url, RiskLimits(max_open_positions=1), RejectionReason.MAX_OPEN_POSITIONS,
                         symbols=("BTC/USDT", "ETH/USDC"))
+
+
+async def test_one_process_never_opens_more_positions_in_one_shared_transaction(postgres_url: str) -> None:
+    # Both approvals in one batch (batching.py): the book read once under the lock must count
+    # the BUY reserved just before in the same transaction.
+    await race_two_buys(postgres_url, RiskLimits(max_open_positions=1), RejectionReason.MAX_OPEN_POSITIONS,
+                        one_process=True)
 
 
 async def test_a_buy_filled_since_the_snapshot_counts_as_a_position(postgres_url: str) -> None:

@@ -24,7 +24,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infra.db.ledger import reservations as reservation_ops
-from infra.db.ledger.account_lock import lock_account
+from infra.db.ledger.account_lock import LockedBook
 from infra.db.ledger.types import AccountCheck, ApproveOutcome, DecisionRecord, LedgerError, NewReservation
 
 __all__ = ["ApprovalBatcher"]
@@ -95,10 +95,10 @@ class ApprovalBatcher:
             current = -1
             try:
                 async with self._sessions() as session, session.begin():
-                    await _lock_if_checked(session, [r for i, r in enumerate(batch) if i not in refused])
+                    book = await _lock_if_checked(session, [r for i, r in enumerate(batch) if i not in refused])
                     for current, r in enumerate(batch):
                         if current not in refused:
-                            done[current] = await self._approve(session, r)
+                            done[current] = await self._approve(session, r, book)
             except LedgerError as exc:
                 refused[current] = exc
                 continue
@@ -112,18 +112,20 @@ class ApprovalBatcher:
     async def _alone(self, request: _Request) -> ApproveOutcome | Exception:
         try:
             async with self._sessions() as session, session.begin():
-                await _lock_if_checked(session, [request])
-                return await self._approve(session, request)
+                return await self._approve(session, request, await _lock_if_checked(session, [request]))
         except Exception as exc:
             return exc
 
     @staticmethod
-    async def _approve(session: AsyncSession, r: _Request) -> ApproveOutcome:
-        return await reservation_ops.approve(session, r.consumer, r.message_id, r.reservation, r.decision, r.account_check)
+    async def _approve(session: AsyncSession, r: _Request, book: LockedBook | None) -> ApproveOutcome:
+        return await reservation_ops.approve(
+            session, r.consumer, r.message_id, r.reservation, r.decision, r.account_check, book
+        )
 
 
-async def _lock_if_checked(session: AsyncSession, requests: list[_Request]) -> None:
+async def _lock_if_checked(session: AsyncSession, requests: list[_Request]) -> LockedBook | None:
     """The account lock, first in the transaction, when an approval in it has an account check
-    (SELLs and unchecked BUYs alone never wait for it)."""
+    (SELLs and unchecked BUYs alone never wait for it); the book its checks read once."""
     if any(r.account_check is not None for r in requests):
-        await lock_account(session)
+        return await LockedBook.lock(session)
+    return None

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infra.db.idempotency import claim_message
 from infra.db.ledger import balances as balance_ops
-from infra.db.ledger.account_lock import read_book
+from infra.db.ledger.account_lock import LockedBook
 from infra.db.ledger.risk import insert_decision, read_decision
 from infra.db.ledger.types import (
     AccountCheck,
@@ -120,9 +120,11 @@ async def approve(
     new: NewReservation,
     record: DecisionRecord,
     account_check: AccountCheck | None = None,
+    book: LockedBook | None = None,
 ) -> ApproveOutcome:
-    """See ``Ledger.approve``. With ``account_check`` the caller's transaction holds the account
-    lock (``account_lock.lock_account``, taken before any balance row lock)."""
+    """See ``Ledger.approve``. ``book``: the transaction's, when it holds the account lock
+    already (a batch takes it first, before any balance row lock); with an ``account_check``
+    and no ``book`` the lock is taken here."""
     if not await claim_message(session, consumer, message_id):
         existing = await _row(session, new.client_order_id)
         return ApproveOutcome(
@@ -162,8 +164,10 @@ async def approve(
             extra_inputs={**ledger_inputs, "available": available},
         )
         return ApproveOutcome(ApproveStatus.INSUFFICIENT_BALANCE, None, decision, available)
-    if account_check is not None and (refused := await _over_limit(session, new, record, ledger_inputs, account_check)):
-        return refused
+    if account_check is not None:
+        book = book or await LockedBook.lock(session)
+        if (refused := await _over_limit(session, new, record, ledger_inputs, account_check, book)) is not None:
+            return refused
     # After the balance's lock, as settlement takes them (balances, then the position): no cycle.
     if Side(new.side) is Side.SELL and (refused := await _oversold(session, new, record, ledger_inputs)) is not None:
         return refused
@@ -203,20 +207,22 @@ async def approve(
         extra_inputs={**ledger_inputs, "available": available_after + new.amount},
         client_order_id=new.client_order_id,
     )
+    if book is not None:
+        book.reserved(new)
     _log.info("reserved", client_order_id=new.client_order_id, asset=new.asset, amount=str(new.amount))
     return ApproveOutcome(ApproveStatus.RESERVED, reservation_view(inserted), decision, available_after)
 
 
 async def _over_limit(
     session: AsyncSession, new: NewReservation, record: DecisionRecord, ledger_inputs: dict[str, object],
-    account_check: AccountCheck,
+    account_check: AccountCheck, book: LockedBook,
 ) -> ApproveOutcome | None:
     """The caller's account-wide limits on the book as it stands (decision 0029): refused with
     the check's reason, audited with the figures it decided on, and the hold undone.
 
     Checked after the balance's update, so a BUY both limits refuse is refused
     INSUFFICIENT_BALANCE, as the rules' order has it (sizing before the limits)."""
-    refusal = account_check(await read_book(session))
+    refusal = account_check(await book.read())
     if refusal is None:
         return None
     await balance_ops.adjust(session, new.asset, available=new.amount, reserved=-new.amount)  # undo the hold

@@ -318,7 +318,8 @@ class HeldPosition:
 
 @dataclass(frozen=True, slots=True)
 class OpenBuy:
-    """An open BUY reservation, as an account check reads it: ``remaining`` quote still held."""
+    """Open BUY reservations of one strategy and symbol, as an account check reads them:
+    ``remaining``, the quote they still hold together."""
 
     strategy_id: str
     exchange: str
