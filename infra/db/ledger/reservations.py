@@ -225,14 +225,21 @@ async def _over_limit(
     refusal = account_check(await book.read())
     if refusal is None:
         return None
-    await balance_ops.adjust(session, new.asset, available=new.amount, reserved=-new.amount)  # undo the hold
-    decision = await insert_decision(
-        session, record, decision=DecisionKind.REJECTED, reason=refusal.reason, detail=refusal.detail,
-        extra_inputs={**ledger_inputs, "account_check": refusal.inputs},
-    )
     _log.info("refused under the account lock", client_order_id=new.client_order_id, reason=refusal.reason.value,
               detail=refusal.detail)
-    return ApproveOutcome(ApproveStatus.REFUSED, None, decision, await _available(session, new.asset))
+    return await _refuse(session, new, record, ApproveStatus.REFUSED, refusal.reason, refusal.detail,
+                         {**ledger_inputs, "account_check": refusal.inputs})
+
+
+async def _refuse(
+    session: AsyncSession, new: NewReservation, record: DecisionRecord, status: ApproveStatus,
+    reason: RejectionReason, detail: str, inputs: dict[str, object],
+) -> ApproveOutcome:
+    """Undo the hold the balance's update just made and audit the refusal, in the approval's transaction."""
+    await balance_ops.adjust(session, new.asset, available=new.amount, reserved=-new.amount)
+    decision = await insert_decision(session, record, decision=DecisionKind.REJECTED, reason=reason, detail=detail,
+                                     extra_inputs=inputs)
+    return ApproveOutcome(status, None, decision, await _available(session, new.asset))
 
 
 async def _oversold(
@@ -258,13 +265,11 @@ async def _oversold(
     held, sold = (found[0], found[1]) if found is not None else (_ZERO, _ZERO)
     if held - sold >= new.quantity:
         return None
-    await balance_ops.adjust(session, new.asset, available=new.amount, reserved=-new.amount)  # undo the hold
-    decision = await insert_decision(
-        session, record, decision=DecisionKind.REJECTED, reason=RejectionReason.NO_POSITION,
-        detail=f"{new.symbol}: selling {new.quantity}, the position {held} less open sells {sold} allows {max(held - sold, _ZERO)}",
-        extra_inputs={**ledger_inputs, "position": held, "open_sells": sold},
+    return await _refuse(
+        session, new, record, ApproveStatus.INSUFFICIENT_BALANCE, RejectionReason.NO_POSITION,
+        f"{new.symbol}: selling {new.quantity}, the position {held} less open sells {sold} allows {max(held - sold, _ZERO)}",
+        {**ledger_inputs, "position": held, "open_sells": sold},
     )
-    return ApproveOutcome(ApproveStatus.INSUFFICIENT_BALANCE, None, decision, await _available(session, new.asset))
 
 
 async def reject(session: AsyncSession, consumer: str, message_id: UUID, record: DecisionRecord) -> bool:
