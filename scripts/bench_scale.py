@@ -8,7 +8,9 @@ Prints, in this order:
   share a transaction) and, as the in-run baseline, one transaction per approval (the same
   ``reservations.approve``); each followed by the over-reservation check: exactly
   floor(balance / amount) approvals reserved, ``reserved`` equal to the held reservations' sum,
-  ``available + reserved`` equal to the seed, nothing negative;
+  ``available + reserved`` equal to the seed, nothing negative; the same through
+  ``Ledger.approve`` with a BUY's account check (decision 0029); and lone approvals (nothing
+  else in flight), with and without the account check alternating, p50/p99;
 - saturated throughput, one instance per role: bench_pipeline's run (replay at max speed,
   five strategies, one symbol);
 - saturated throughput with several instances per role (two symbols on partitioned queues,
@@ -62,7 +64,14 @@ from agents.run.plan import ensure_postgres_database, with_database  # noqa: E40
 from infra.db import create_engine, session_factory, upgrade_head  # noqa: E402
 from agents.risk_manager.account_check import AccountLimits  # noqa: E402
 from agents.risk_manager.rules import RiskLimits, RiskSnapshot  # noqa: E402
-from infra.db.ledger import ApproveStatus, DecisionKind, DecisionRecord, Ledger, NewReservation  # noqa: E402
+from infra.db.ledger import (  # noqa: E402
+    ApproveStatus,
+    DecisionKind,
+    DecisionRecord,
+    Ledger,
+    NewReservation,
+    ReservationStatus,
+)
 from infra.db.ledger import reservations as reservation_ops  # noqa: E402
 from protocol import Side, TradingState, client_order_id_for  # noqa: E402
 
@@ -175,6 +184,36 @@ async def _check(ledger: Ledger, engine: Any, statuses: list[ApproveStatus], see
     return ReservationFigures(rate, len(statuses), reserved, expected, bool(problems), detail)
 
 
+async def lone_approvals(server: str, count: int) -> tuple[list[float], list[float]]:
+    """Seconds per lone ``Ledger.approve`` (nothing else in flight: the single-symbol path),
+    without and with the account check, alternating (which goes first swaps each time) so both
+    see the same load; each reservation released afterwards (untimed), so the book stays small."""
+    name = f"bench_lone_{uuid.uuid4().hex[:10]}"
+    url = with_database(server, name)
+    await ensure_postgres_database(url)
+    engine = create_engine(url, pool_size=2, max_overflow=0)
+    plain: list[float] = []
+    checked: list[float] = []
+    try:
+        await upgrade_head(url)
+        ledger = Ledger(session_factory(engine))
+        await ledger.ensure_initial_balances({"USDT": SEED})
+        for index in range(count):
+            for check in ((False, True) if index % 2 else (True, False)):
+                item, record = _request(index)
+                started = time.perf_counter()
+                outcome = await ledger.approve(CONSUMER, item.signal_id, item, record,
+                                               _account_check(item, SEED) if check else None)
+                (checked if check else plain).append(time.perf_counter() - started)
+                if outcome.status is not ApproveStatus.RESERVED:
+                    raise BenchError(f"lone approval not reserved: {outcome.status}")
+                await ledger.release(item.client_order_id, ReservationStatus.RELEASED)
+        return plain, checked
+    finally:
+        await engine.dispose()
+        await _drop(server, name)
+
+
 async def reservation_figures(urls: Urls, args: argparse.Namespace, figures: dict[str, Any]) -> int:
     """Both ways of approving, each with its over-reservation check; 1 if any over-reserved."""
     code = 0
@@ -193,6 +232,14 @@ async def reservation_figures(urls: Urls, args: argparse.Namespace, figures: dic
     print(f"             Ledger.approve / one transaction each: {figures['reservations']['per_s'] / base:.1f}x; "
           f"with the account check / without: "
           f"{figures['reservations_account_check']['per_s'] / figures['reservations']['per_s']:.2f}x")
+    plain, checked = await lone_approvals(urls.database_server, args.lone)
+    figures["lone_approval_ms"] = {
+        label: {"p50": round(percentile(values, 0.5) * 1000, 2), "p99": round(percentile(values, 0.99) * 1000, 2)}
+        for label, values in (("plain", plain), ("account_check", checked))
+    }
+    print(f"reservations lone Ledger.approve, {args.lone} each way alternating: p50 {ms(percentile(plain, 0.5))} "
+          f"(p99 {ms(percentile(plain, 0.99))}) without the account check, {ms(percentile(checked, 0.5))} "
+          f"(p99 {ms(percentile(checked, 0.99))}) with it", flush=True)
     return code
 
 
@@ -318,6 +365,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--kill-after", type=int, default=15, help="risk decisions before the actives are killed")
     parser.add_argument("--concurrency", type=int, default=200, help="approvals in flight at once")
     parser.add_argument("--rounds", type=int, default=5, help="waves of --concurrency approvals")
+    parser.add_argument("--lone", type=int, default=200, help="lone approvals each way (with/without the account check)")
     parser.add_argument("--parts", default="reservations,saturated,instances,paced",
                         help="comma-separated parts to run (all by default)")
     return parser.parse_args()
