@@ -8,7 +8,9 @@ Prints, in this order:
   share a transaction) and, as the in-run baseline, one transaction per approval (the same
   ``reservations.approve``); each followed by the over-reservation check: exactly
   floor(balance / amount) approvals reserved, ``reserved`` equal to the held reservations' sum,
-  ``available + reserved`` equal to the seed, nothing negative;
+  ``available + reserved`` equal to the seed, nothing negative; the same through
+  ``Ledger.approve`` with a BUY's account check (decision 0029); and lone approvals (nothing
+  else in flight), with and without the account check alternating, p50/p99;
 - saturated throughput, one instance per role: bench_pipeline's run (replay at max speed,
   five strategies, one symbol);
 - saturated throughput with several instances per role (two symbols on partitioned queues,
@@ -60,9 +62,18 @@ from bench_pipeline import (  # noqa: E402
 
 from agents.run.plan import ensure_postgres_database, with_database  # noqa: E402
 from infra.db import create_engine, session_factory, upgrade_head  # noqa: E402
-from infra.db.ledger import ApproveStatus, DecisionKind, DecisionRecord, Ledger, NewReservation  # noqa: E402
+from agents.risk_manager.account_check import AccountLimits  # noqa: E402
+from agents.risk_manager.rules import RiskLimits, RiskSnapshot  # noqa: E402
+from infra.db.ledger import (  # noqa: E402
+    ApproveStatus,
+    DecisionKind,
+    DecisionRecord,
+    Ledger,
+    NewReservation,
+    ReservationStatus,
+)
 from infra.db.ledger import reservations as reservation_ops  # noqa: E402
-from protocol import Side, client_order_id_for  # noqa: E402
+from protocol import Side, TradingState, client_order_id_for  # noqa: E402
 
 SEED = Decimal("100000")
 AMOUNT = Decimal("7.01")
@@ -101,9 +112,22 @@ async def _drop(server: str, name: str) -> None:
         await admin.close()
 
 
-async def reservations(server: str, concurrency: int, rounds: int, batched: bool) -> ReservationFigures:
+def _account_check(item: NewReservation, seed: Decimal) -> AccountLimits:
+    """The risk manager's account check (decision 0029) with limits this run never reaches
+    (every approval decided again under the account lock, none refused by it)."""
+    now = datetime.now(UTC)
+    snap = RiskSnapshot(now=now, trading_state=TradingState.ACTIVE, emergency_stop=False, reference_price=AMOUNT / item.quantity,
+                        price_time=now, available_quote=seed, equity=seed)
+    limits = RiskLimits(max_open_positions=10, max_symbol_exposure=Decimal(2), max_total_exposure=Decimal(2))
+    return AccountLimits(snap, limits, AMOUNT, {"BTC": AMOUNT / item.quantity}, strategy_id=item.strategy_id,
+                         exchange=item.exchange, symbol=item.symbol)
+
+
+async def reservations(server: str, concurrency: int, rounds: int, mode: str) -> ReservationFigures:
     """``rounds`` waves of ``concurrency`` approvals in flight at once; the seed covers about
-    three quarters of them, so the last wave also exercises refusals at the edge."""
+    three quarters of them, so the last wave also exercises refusals at the edge. ``mode``:
+    "one" transaction each, "batched" (``Ledger.approve``), "checked" (``Ledger.approve`` with
+    the account check of a BUY)."""
     name = f"bench_resv_{uuid.uuid4().hex[:10]}"
     url = with_database(server, name)
     await ensure_postgres_database(url)
@@ -121,9 +145,10 @@ async def reservations(server: str, concurrency: int, rounds: int, batched: bool
                 return (await reservation_ops.approve(session, CONSUMER, item.signal_id, item, record)).status
 
         async def batched_approve(item: NewReservation, record: DecisionRecord) -> ApproveStatus:
-            return (await ledger.approve(CONSUMER, item.signal_id, item, record)).status
+            check = _account_check(item, seed) if mode == "checked" else None
+            return (await ledger.approve(CONSUMER, item.signal_id, item, record, check)).status
 
-        approve = batched_approve if batched else one_transaction_each
+        approve = one_transaction_each if mode == "one" else batched_approve
         statuses: list[ApproveStatus] = []
         started = time.perf_counter()
         for wave in range(rounds):
@@ -159,12 +184,44 @@ async def _check(ledger: Ledger, engine: Any, statuses: list[ApproveStatus], see
     return ReservationFigures(rate, len(statuses), reserved, expected, bool(problems), detail)
 
 
+async def lone_approvals(server: str, count: int) -> tuple[list[float], list[float]]:
+    """Seconds per lone ``Ledger.approve`` (nothing else in flight: the single-symbol path),
+    without and with the account check, alternating (which goes first swaps each time) so both
+    see the same load; each reservation released afterwards (untimed), so the book stays small."""
+    name = f"bench_lone_{uuid.uuid4().hex[:10]}"
+    url = with_database(server, name)
+    await ensure_postgres_database(url)
+    engine = create_engine(url, pool_size=2, max_overflow=0)
+    plain: list[float] = []
+    checked: list[float] = []
+    try:
+        await upgrade_head(url)
+        ledger = Ledger(session_factory(engine))
+        await ledger.ensure_initial_balances({"USDT": SEED})
+        for index in range(count):
+            for check in ((False, True) if index % 2 else (True, False)):
+                item, record = _request(index)
+                started = time.perf_counter()
+                outcome = await ledger.approve(CONSUMER, item.signal_id, item, record,
+                                               _account_check(item, SEED) if check else None)
+                (checked if check else plain).append(time.perf_counter() - started)
+                if outcome.status is not ApproveStatus.RESERVED:
+                    raise BenchError(f"lone approval not reserved: {outcome.status}")
+                await ledger.release(item.client_order_id, ReservationStatus.RELEASED)
+        return plain, checked
+    finally:
+        await engine.dispose()
+        await _drop(server, name)
+
+
 async def reservation_figures(urls: Urls, args: argparse.Namespace, figures: dict[str, Any]) -> int:
     """Both ways of approving, each with its over-reservation check; 1 if any over-reserved."""
     code = 0
-    for label, batched in (("one transaction each", False), ("Ledger.approve", True)):
-        found = await reservations(urls.database_server, args.concurrency, args.rounds, batched)
-        key = "reservations" if batched else "reservations_one_transaction_each"
+    modes = (("one transaction each", "one", "reservations_one_transaction_each"),
+             ("Ledger.approve", "batched", "reservations"),
+             ("Ledger.approve, account check", "checked", "reservations_account_check"))
+    for label, mode, key in modes:
+        found = await reservations(urls.database_server, args.concurrency, args.rounds, mode)
         figures[key] = {"per_s": round(found.per_second, 1), "requests": found.requests,
                         "concurrency": args.concurrency, "over_reservation": found.over_reserved}
         verdict = "OVER-RESERVED: " if found.over_reserved else "no over-reservation: "
@@ -172,7 +229,17 @@ async def reservation_figures(urls: Urls, args: argparse.Namespace, figures: dic
               f"flight); {verdict}{found.detail}", flush=True)
         code |= int(found.over_reserved)
     base = figures["reservations_one_transaction_each"]["per_s"]
-    print(f"             Ledger.approve / one transaction each: {figures['reservations']['per_s'] / base:.1f}x")
+    print(f"             Ledger.approve / one transaction each: {figures['reservations']['per_s'] / base:.1f}x; "
+          f"with the account check / without: "
+          f"{figures['reservations_account_check']['per_s'] / figures['reservations']['per_s']:.2f}x")
+    plain, checked = await lone_approvals(urls.database_server, args.lone)
+    figures["lone_approval_ms"] = {
+        label: {"p50": round(percentile(values, 0.5) * 1000, 2), "p99": round(percentile(values, 0.99) * 1000, 2)}
+        for label, values in (("plain", plain), ("account_check", checked))
+    }
+    print(f"reservations lone Ledger.approve, {args.lone} each way alternating: p50 {ms(percentile(plain, 0.5))} "
+          f"(p99 {ms(percentile(plain, 0.99))}) without the account check, {ms(percentile(checked, 0.5))} "
+          f"(p99 {ms(percentile(checked, 0.99))}) with it", flush=True)
     return code
 
 
@@ -298,6 +365,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--kill-after", type=int, default=15, help="risk decisions before the actives are killed")
     parser.add_argument("--concurrency", type=int, default=200, help="approvals in flight at once")
     parser.add_argument("--rounds", type=int, default=5, help="waves of --concurrency approvals")
+    parser.add_argument("--lone", type=int, default=200, help="lone approvals each way (with/without the account check)")
     parser.add_argument("--parts", default="reservations,saturated,instances,paced",
                         help="comma-separated parts to run (all by default)")
     return parser.parse_args()

@@ -3,7 +3,8 @@ with a reason code; settles execution reports into the ledger; publishes positio
 metrics; holds the emergency stop.
 
 Pure decision code: ``sizing`` (shared with the backtester), ``rules``, ``metrics``,
-``holdings``, ``outgoing``. Process: ``agent``.
+``holdings``, ``outgoing``, ``account_check`` (a BUY's account-wide limits, decided again by the
+ledger under the account lock: decision 0029). Process: ``agent``.
 """
 
 from agents.risk_manager.agent import RiskManagerAgent

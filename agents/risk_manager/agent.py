@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from agents.risk_manager import outgoing
+from agents.risk_manager.account_check import account_check
 from infra.exchanges.account import deployment_salt, drift_state
 from agents.risk_manager.exit_watch import ExitEnforcer, without_exit_fields
 from agents.risk_manager.holdings import approved_for_candle
@@ -285,17 +286,19 @@ class RiskManagerAgent(Agent):
         detail = f"approved {order.side.value} {order.quantity} {order.symbol} at {order.reference_price}"
         detail = f"{note}: {detail}" if note else detail
         record = outgoing.audit_record(signal, DecisionKind.APPROVED, detail, inputs, decided_at=snapshot.now, output=order)
-        result = await self.ledger.approve(CONSUMER_SIGNALS, signal.message_id, outgoing.reservation(order), record)
+        # A BUY's account-wide limits are decided again under the account lock (decision 0029).
+        check = account_check(signal, snapshot, self.limits, decision.outcome.order, extra["marks"])
+        result = await self.ledger.approve(CONSUMER_SIGNALS, signal.message_id, outgoing.reservation(order), record, check)
         if result.status is ApproveStatus.RESERVED:
             self.counts["approved"] += 1
             observe.risk_decision(DecisionKind.APPROVED.value)
             self.log.info("order approved", client_order_id=order.client_order_id, detail=detail)
             await self._publish(order)
         elif result.decision is not None:
-            # DUPLICATE (decided by a concurrent delivery) or INSUFFICIENT_BALANCE (lost the race
-            # for the balance): publish exactly what the audit says was decided.
+            # DUPLICATE (decided by a concurrent delivery), or refused by the ledger (lost the race
+            # for the balance, a position or a limit): publish exactly what the audit says was decided.
             self.counts["rejected" if result.decision.decision is DecisionKind.REJECTED else "replayed"] += 1
-            if result.status is ApproveStatus.INSUFFICIENT_BALANCE:  # recorded just now, as a rejection
+            if result.status is not ApproveStatus.DUPLICATE:  # recorded just now, as a rejection
                 reason = result.decision.reason
                 observe.risk_decision(result.decision.decision.value, reason.value if reason else None)
             await self._publish(outgoing.replay(signal, result.decision, source=self.name))

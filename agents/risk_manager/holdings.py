@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agents.risk_manager.metrics import PositionView, exposure
-from infra.db.ledger import DecisionKind, ReservationView, jsonable
+from infra.db.ledger import DecisionKind, jsonable
 from infra.db.models import RiskDecision
 from protocol import Side, Signal
 
@@ -27,6 +27,21 @@ _ZERO = Decimal(0)
 class _Position(PositionView, Protocol):
     @property
     def exchange(self) -> str: ...
+
+
+class _Reservation(Protocol):
+    """What is read of an open reservation (``ReservationView`` and ``OpenBuy`` fit)."""
+
+    @property
+    def strategy_id(self) -> str: ...
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def remaining(self) -> Decimal: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +63,7 @@ class Holdings:
 
 def holdings(
     positions: Iterable[_Position],
-    reservations: Iterable[ReservationView],
+    reservations: Iterable[_Reservation],
     marks: Mapping[str, Decimal],
     *,
     strategy_id: str,

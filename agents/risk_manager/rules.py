@@ -60,6 +60,7 @@ __all__ = [
     "check_frequency",
     "check_ledger_drift",
     "check_max_notional",
+    "check_new_risk",
     "check_open_positions",
     "check_price",
     "check_price_collar",
@@ -255,6 +256,13 @@ def check_exposure(snap: RiskSnapshot, notional: Decimal, limits: RiskLimits) ->
     return None
 
 
+def check_new_risk(snap: RiskSnapshot, notional: Decimal, limits: RiskLimits) -> Check:
+    """Checks 6 and 7, the limits a BUY's notional counts against the whole account: decided on
+    the snapshot here, and again by the ledger's approval under the account lock on the book as
+    it stands (``agents/risk_manager/account_check.py``, decision 0029)."""
+    return check_open_positions(snap, limits.max_open_positions) or check_exposure(snap, notional, limits)
+
+
 def check_frequency(now: datetime, order_times: Sequence[datetime], limits: RiskLimits) -> Check:
     last_hour = sum(1 for t in order_times if now - _HOUR < t <= now)
     if last_hour >= limits.max_orders_per_hour:
@@ -385,8 +393,7 @@ def decide(
         return Rejected(sized.reason, sized.detail), None
 
     late: Check | bool = (
-        (buying and check_open_positions(snap, limits.max_open_positions))
-        or (buying and check_exposure(snap, sized.notional, limits))
+        (buying and check_new_risk(snap, sized.notional, limits))
         or check_frequency(snap.now, snap.order_times, limits)
         or (buying and check_drawdown(snap.drawdown, limits.max_drawdown))
         or (buying and check_max_notional(sized.notional, limits.max_order_notional))

@@ -1,21 +1,40 @@
-"""Several deciders on one ledger (real Postgres): no over-reservation of balances or positions.
+"""Several deciders on one ledger (real Postgres): no over-reservation of balances or positions,
+and no account-wide limit passed.
 
 Several risk-manager instances decide concurrently (issue 19); what keeps the account exact is
-the ledger: the balance's atomic conditional update, and for a SELL the strategy's position under
-its row lock. Approvals in flight at once in one process share a transaction (batching.py).
+the ledger: the balance's atomic conditional update, for a SELL the strategy's position under
+its row lock, and for a BUY the account-wide limits re-checked under the account lock (decision
+0029). Approvals in flight at once in one process share a transaction (batching.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from infra.db.ledger import ApproveStatus, LedgerError
+from agents.risk_manager.account_check import AccountLimits, account_check
+from agents.risk_manager.rules import Approved, RiskLimits, decide
+from agents.risk_manager.sizing import SizingConfig
+from agents.risk_manager.snapshot import risk_snapshot, value_account
+from infra.db.ledger import (
+    ApproveOutcome,
+    ApproveStatus,
+    DecisionKind,
+    Ledger,
+    LedgerError,
+    NewReservation,
+    ReservationStatus,
+)
+from infra.exchanges import load_market_snapshot, market_rules
+from protocol import Signal
 from protocol.enums import OrderStatus, RejectionReason, Side
 from tests.support.ledger import (
     CONSUMER,
+    EXCHANGE,
+    STRATEGY,
     D,
     decision_for,
     invariants_hold,
@@ -96,4 +115,114 @@ async def test_a_refused_approval_in_a_shared_transaction_undoes_none_of_the_oth
         # The refused ones left no claim behind: their messages can be retried.
         for item in (clash, empty):
             assert await ledger.decision(item.signal_id) is None
+        await invariants_hold(engine)
+
+
+# --- account-wide limits (decision 0029) --------------------------------------------------------
+# Each "process" decides as the risk manager does: the account view read, the snapshot built and
+# the rules asked by the agent's own functions, then the approval with the agent's account check.
+MARKETS = load_market_snapshot("binance")
+# ETH/USDC: a second quote asset, so the two BUYs share no balance row (whose lock would
+# otherwise serialise them): only the account lock stands between them.
+RULES = {"BTC/USDT": market_rules(MARKETS, "BTC/USDT"), "ETH/USDT": market_rules(MARKETS, "ETH/USDT"),
+         "ETH/USDC": replace(market_rules(MARKETS, "ETH/USDT"), symbol="ETH/USDC")}
+MARKS = {"BTC": D("43000"), "ETH": D("3000"), "USDT": D("1"), "USDC": D("1")}
+SIZING = SizingConfig(fraction=D("0.1"))
+
+
+def buy_signal(symbol: str) -> Signal:
+    return Signal(
+        source="strategy", strategy_id=STRATEGY, strategy="sma_cross", exchange=EXCHANGE, symbol=symbol,
+        timeframe="15m", side="BUY", confidence=0.9, reason="test", indicators={"sma_fast": D("1")},
+        candle_time=datetime.now(UTC) - timedelta(minutes=15), price=MARKS[symbol.split("/")[0]],
+    )
+
+
+async def decided(ledger: Ledger, sig: Signal, limits: RiskLimits) -> tuple[NewReservation, AccountLimits | None]:
+    """The BUY the rules approve on the account as read now, and its account check."""
+    view = await ledger.account_view()
+    now = datetime.now(UTC)
+    marks = dict(MARKS)
+    value = value_account(view.balances, view.positions, view.open_reservations, marks,
+                          strategy_id=sig.strategy_id, exchange=sig.exchange, symbol=sig.symbol)
+    snap = risk_snapshot(value, view.balances, symbol=sig.symbol, now=now, reference_price=sig.price,
+                         price_time=now, peak_equity=None, order_times=())
+    outcome, sized = decide(sig, snap, limits, SIZING, RULES[sig.symbol])
+    assert isinstance(outcome, Approved) and sized is not None, outcome
+    item = new_reservation(amount=sized.reserved_amount, quantity=sized.quantity, signal_id=sig.message_id,
+                           symbol=sig.symbol)
+    return item, account_check(sig, snap, limits, sized, marks)
+
+
+async def race_two_buys(
+    url: str, limits: RiskLimits, reason: RejectionReason, symbols: tuple[str, str] = ("BTC/USDT", "ETH/USDT"),
+    rounds: int = 8, one_process: bool = False,
+) -> None:
+    """Two processes (two engines, two batchers) each decide a BUY on its own symbol on a
+    snapshot without the other's, then approve at once: exactly one may pass, every round.
+    ``one_process``: both through one ledger, so both go in one shared transaction."""
+    async with (
+        migrated_ledger(url, {"USDT": D("10000"), "USDC": D("10000")}, pool_size=4) as (first, engine),
+        migrated_ledger(url, pool_size=4) as (other, _),
+    ):
+        second = first if one_process else other
+        for _ in range(rounds):
+            start = asyncio.Barrier(2)
+
+            async def one(ledger: Ledger, symbol: str) -> tuple[NewReservation, ApproveOutcome]:
+                item, check = await decided(ledger, buy_signal(symbol), limits)
+                await start.wait()  # both decided on a book without the other's BUY
+                return item, await ledger.approve(CONSUMER, item.signal_id, item, decision_for(item), check)
+
+            results = await asyncio.gather(one(first, symbols[0]), one(second, symbols[1]))
+            statuses = sorted(outcome.status for _, outcome in results)
+            assert statuses == [ApproveStatus.REFUSED, ApproveStatus.RESERVED], statuses
+            (won, _), (lost, refused) = sorted(results, key=lambda r: r[1].status is ApproveStatus.REFUSED)
+            audited = await first.decision(lost.signal_id)
+            assert audited is not None and refused.decision == audited
+            assert audited.decision is DecisionKind.REJECTED and audited.reason is reason
+            assert audited.inputs["ledger"]["account_check"]["open_positions"] == 1  # the winner's open BUY
+            # The refused BUY holds nothing; the next round starts from an empty book again.
+            assert await first.reservation(lost.client_order_id) is None
+            assert await first.release(won.client_order_id, ReservationStatus.RELEASED)
+            await invariants_hold(engine)
+
+
+async def test_two_processes_never_open_more_positions_than_the_limit(postgres_url: str) -> None:
+    await race_two_buys(postgres_url, RiskLimits(max_open_positions=1), RejectionReason.MAX_OPEN_POSITIONS)
+
+
+async def test_two_processes_never_exceed_the_total_exposure_limit(postgres_url: str) -> None:
+    # Each BUY is ~0.05 of equity (0.1 of its quote balance, half the account): one fits, two do not.
+    await race_two_buys(postgres_url, RiskLimits(max_total_exposure=D("0.08")), RejectionReason.TOTAL_EXPOSURE_LIMIT)
+
+
+async def test_two_processes_buying_with_two_quote_assets_never_open_more_positions(postgres_url: str) -> None:
+    await race_two_buys(postgres_url, RiskLimits(max_open_positions=1), RejectionReason.MAX_OPEN_POSITIONS,
+                        symbols=("BTC/USDT", "ETH/USDC"))
+
+
+async def test_one_process_never_opens_more_positions_in_one_shared_transaction(postgres_url: str) -> None:
+    # Both approvals in one batch (batching.py): the book read once under the lock must count
+    # the BUY reserved just before in the same transaction.
+    await race_two_buys(postgres_url, RiskLimits(max_open_positions=1), RejectionReason.MAX_OPEN_POSITIONS,
+                        one_process=True)
+
+
+async def test_a_buy_filled_since_the_snapshot_counts_as_a_position(postgres_url: str) -> None:
+    # The other symbol's BUY is approved AND filled between this decision's read and its approval:
+    # it is no longer a reservation but a position, in an asset the decision has no mark for.
+    async with migrated_ledger(postgres_url, {"USDT": D("10000")}) as (ledger, engine):
+        limits = RiskLimits(max_open_positions=1)
+        eth, check = await decided(ledger, buy_signal("ETH/USDT"), limits)
+        assert check is not None
+        btc, _ = await decided(ledger, buy_signal("BTC/USDT"), limits)
+        await reserve(ledger, btc)
+        await ledger.apply_report(CONSUMER, report(btc, OrderStatus.FILLED, str(btc.quantity), str(btc.quantity),
+                                                   "43000", "43000", "0", None, "T1"))
+        check = replace(check, marks={"ETH": MARKS["ETH"], "USDT": D("1")})  # no BTC mark at the decision
+        outcome = await ledger.approve(CONSUMER, eth.signal_id, eth, decision_for(eth), check)
+        assert outcome.status is ApproveStatus.REFUSED
+        assert outcome.decision is not None and outcome.decision.reason is RejectionReason.MAX_OPEN_POSITIONS
+        assert outcome.decision.inputs["ledger"]["account_check"]["valued_at_cost"] == ["BTC"]
         await invariants_hold(engine)

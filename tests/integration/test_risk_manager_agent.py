@@ -78,6 +78,9 @@ class Harness:
     def __init__(self, rabbitmq_url: str, postgres_url: str, influx: tuple[str, str], topology: Topology) -> None:
         self.rabbitmq_url, self.postgres_url, self.influx, self.topology = rabbitmq_url, postgres_url, influx, topology
         self.inbox: list[Message] = []
+        # Partitioned (decision 0025): orders go to execution.orders.p{k}; take them from the monitor's queue.
+        self.watched = WATCHED if topology.partitions == 1 else tuple(q for q in WATCHED if q != "execution.orders")
+        self.queue_of = QUEUE_OF if topology.partitions == 1 else {**QUEUE_OF, OrderRequest: "monitor.events"}
         self.agent: RiskManagerAgent | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -88,6 +91,7 @@ class Harness:
             "BUS_EXCHANGE": self.topology.exchange, "EXCHANGE": "binance", "TIMEFRAME": "15m",
             "PAPER_BALANCES": "USDT:10000", "RISK_CLOCK": "signal", "HEARTBEAT_INTERVAL": "5",
             "RISK_METRICS_INTERVAL": "3600", "RISK_SWEEP_INTERVAL": "3600", "RISK_SETTLE_WAIT": "0",
+            "BUS_PARTITIONS": str(self.topology.partitions),
             **overrides,
         }
         return RiskSettings(**values)  # type: ignore[arg-type]
@@ -97,7 +101,7 @@ class Harness:
         await self.bus.connect()  # declares the topology before anything consumes it
         self._connection = await aio_pika.connect(self.rabbitmq_url)
         channel = await self._connection.channel()
-        for suffix in WATCHED:
+        for suffix in self.watched:
             queue = await channel.get_queue(f"{self.topology.exchange}.{suffix}", ensure=True)
             await queue.consume(functools.partial(self._take, suffix))
         engine = create_engine(self.postgres_url)
@@ -108,7 +112,7 @@ class Harness:
         async with message.process():
             decoded = decode_any(message.body)
             # The monitor queue also sees signals, orders and reports: take each kind from one queue.
-            if QUEUE_OF.get(type(decoded), "monitor.events") == suffix:
+            if self.queue_of.get(type(decoded), "monitor.events") == suffix:
                 self.inbox.append(decoded)
 
     async def close(self) -> None:
@@ -151,12 +155,13 @@ class Harness:
 
 @pytest.fixture
 async def harness(
-    rabbitmq_url: str, postgres_url: str, influxdb_database: tuple[str, str]
+    rabbitmq_url: str, postgres_url: str, influxdb_database: tuple[str, str], request: pytest.FixtureRequest
 ) -> AsyncIterator[Harness]:
     await upgrade_head(postgres_url)
     async with InfluxPriceStore(*influxdb_database) as store:
         await store.write_candles([make_candle(i) for i in range(CANDLES)])
-    topology = system_topology(f"tbtest_{uuid.uuid4().hex[:10]}")
+    # @pytest.mark.parametrize("harness", [N], indirect=True): N partitions per queue group.
+    topology = system_topology(f"tbtest_{uuid.uuid4().hex[:10]}", getattr(request, "param", 1))
     h = Harness(rabbitmq_url, postgres_url, influxdb_database, topology)
     await h.open()
     try:
@@ -466,3 +471,30 @@ async def test_one_of_two_instances_runs_the_duties_and_a_standby_takes_them_ove
 def _holding(agent: RiskManagerAgent) -> bool:
     lease = getattr(agent, "lease", None)  # None until its setup has run
     return lease is not None and lease.holding
+
+
+@pytest.mark.parametrize("harness", [4], indirect=True)
+async def test_concurrent_buys_on_two_partitions_never_open_more_positions_than_the_limit(harness: Harness) -> None:
+    # Decision 0029: BTC/USDT and ETH/USDT are on two partitions (3 and 1 of 4), decided
+    # concurrently; each decision's snapshot may not show the other's BUY. With one position
+    # allowed, exactly one BUY passes each round, whichever check catches the other (the rules
+    # on the snapshot, or the ledger under the account lock), and the rejection is audited.
+    async with InfluxPriceStore(*harness.influx) as store:
+        await store.write_candles([make_candle(i, symbol="ETH/USDT") for i in range(CANDLES)])
+    await harness.start(RISK_MAX_OPEN_POSITIONS="1")
+    for n in range(1, 7):
+        btc, eth = signal(10 + n, strategy="s1"), signal(10 + n, symbol="ETH/USDT", strategy="s2")
+        answers = await asyncio.gather(harness.decide(btc), harness.decide(eth))
+        orders = [a for a in answers if isinstance(a, OrderRequest)]
+        refused = [a for a in answers if isinstance(a, RiskRejection)]
+        assert len(orders) == 1 and len(refused) == 1, answers
+        assert refused[0].reason is RejectionReason.MAX_OPEN_POSITIONS, refused[0]
+        audited = await harness.ledger.decision(refused[0].signal_id)
+        assert audited is not None and audited.reason is RejectionReason.MAX_OPEN_POSITIONS
+        # The order is cancelled unfilled: the next round starts with no position open.
+        await harness.bus.publish(fill_report(orders[0], OrderStatus.CANCELED, D("0"), orders[0].reference_price, D("0"), n))
+        assert await wait_until(lambda: _none_open(harness), 10), "the cancelled order's reservation stayed open"
+
+
+async def _none_open(harness: Harness) -> bool:
+    return not await harness.ledger.open_reservations()

@@ -8,6 +8,8 @@ accounting is in :mod:`infra.db.ledger.accounting`; :func:`position_update` buil
 from infra.db.ledger.accounting import position_update
 from infra.db.ledger.ledger import Ledger
 from infra.db.ledger.types import (
+    AccountBook,
+    AccountCheck,
     AccountView,
     ApproveOutcome,
     ApproveStatus,
@@ -19,6 +21,7 @@ from infra.db.ledger.types import (
     NewReservation,
     PositionView,
     ReservationStatus,
+    Refusal,
     ReservationView,
     RiskStateView,
     SettlementOutcome,
@@ -26,6 +29,8 @@ from infra.db.ledger.types import (
 )
 
 __all__ = [
+    "AccountBook",
+    "AccountCheck",
     "AccountView",
     "ApproveOutcome",
     "ApproveStatus",
@@ -37,6 +42,7 @@ __all__ = [
     "LedgerError",
     "NewReservation",
     "PositionView",
+    "Refusal",
     "ReservationStatus",
     "ReservationView",
     "RiskStateView",

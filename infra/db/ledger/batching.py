@@ -10,7 +10,9 @@ those of :func:`reservations.approve`, statement for statement: a batch changes 
 happen, never what an approval checks. A lone approval goes at once, alone: sequential callers
 (one risk-manager consumer deciding one signal at a time) see no change. Approvals of a batch
 run ordered by asset, so two processes' batches lock balance rows in the same order and cannot
-deadlock on them.
+deadlock on them. A batch with an account check (a BUY's account-wide limits, decision 0029)
+takes the account lock first, before any balance row: one lock order again, and the approvals
+of the batch see each other's reservations (one transaction) while other processes' BUYs wait.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infra.db.ledger import reservations as reservation_ops
-from infra.db.ledger.types import ApproveOutcome, DecisionRecord, LedgerError, NewReservation
+from infra.db.ledger.account_lock import LockedBook
+from infra.db.ledger.types import AccountCheck, ApproveOutcome, DecisionRecord, LedgerError, NewReservation
 
 __all__ = ["ApprovalBatcher"]
 
@@ -36,6 +39,7 @@ class _Request:
     message_id: UUID
     reservation: NewReservation
     decision: DecisionRecord
+    account_check: AccountCheck | None
     answer: asyncio.Future[ApproveOutcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -49,9 +53,10 @@ class ApprovalBatcher:
         self._worker: asyncio.Task[None] | None = None
 
     async def approve(
-        self, consumer: str, message_id: UUID, reservation: NewReservation, decision: DecisionRecord
+        self, consumer: str, message_id: UUID, reservation: NewReservation, decision: DecisionRecord,
+        account_check: AccountCheck | None = None,
     ) -> ApproveOutcome:
-        request = _Request(consumer, message_id, reservation, decision)
+        request = _Request(consumer, message_id, reservation, decision, account_check)
         self._queue.append(request)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain(), name="ledger-approvals")
@@ -90,9 +95,10 @@ class ApprovalBatcher:
             current = -1
             try:
                 async with self._sessions() as session, session.begin():
+                    book = await _lock_if_checked(session, [r for i, r in enumerate(batch) if i not in refused])
                     for current, r in enumerate(batch):
                         if current not in refused:
-                            done[current] = await self._approve(session, r)
+                            done[current] = await self._approve(session, r, book)
             except LedgerError as exc:
                 refused[current] = exc
                 continue
@@ -106,10 +112,20 @@ class ApprovalBatcher:
     async def _alone(self, request: _Request) -> ApproveOutcome | Exception:
         try:
             async with self._sessions() as session, session.begin():
-                return await self._approve(session, request)
+                return await self._approve(session, request, await _lock_if_checked(session, [request]))
         except Exception as exc:
             return exc
 
     @staticmethod
-    async def _approve(session: AsyncSession, r: _Request) -> ApproveOutcome:
-        return await reservation_ops.approve(session, r.consumer, r.message_id, r.reservation, r.decision)
+    async def _approve(session: AsyncSession, r: _Request, book: LockedBook | None) -> ApproveOutcome:
+        return await reservation_ops.approve(
+            session, r.consumer, r.message_id, r.reservation, r.decision, r.account_check, book
+        )
+
+
+async def _lock_if_checked(session: AsyncSession, requests: list[_Request]) -> LockedBook | None:
+    """The account lock, first in the transaction, when an approval in it has an account check
+    (SELLs and unchecked BUYs alone never wait for it); the book its checks read once."""
+    if any(r.account_check is not None for r in requests):
+        return await LockedBook.lock(session)
+    return None

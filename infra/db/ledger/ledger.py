@@ -24,6 +24,7 @@ from infra.db.ledger import reservations as reservation_ops
 from infra.db.ledger import risk as risk_ops
 from infra.db.ledger import settlement as settlement_ops
 from infra.db.ledger.types import (
+    AccountCheck,
     AccountView,
     LedgerError,
     ApproveOutcome,
@@ -91,7 +92,8 @@ class Ledger:
     # --- decisions and reservations --------------------------------------------------------
 
     async def approve(
-        self, consumer: str, message_id: UUID, reservation: NewReservation, decision: DecisionRecord
+        self, consumer: str, message_id: UUID, reservation: NewReservation, decision: DecisionRecord,
+        account_check: AccountCheck | None = None,
     ) -> ApproveOutcome:
         """Reserve balance for an approved order, in ONE transaction with its audit row.
 
@@ -104,10 +106,16 @@ class Ledger:
         and decision. Raises LedgerError for a non-positive amount or a client_order_id that
         already has a reservation under another message.
 
+        ``account_check`` (the risk manager's, for every BUY): the account-wide limits decided
+        again under the account lock, on the positions and open BUYs as they stand, with every
+        concurrent BUY of any symbol and process counted (:mod:`infra.db.ledger.account_lock`,
+        decision 0029). A refusal is audited REJECTED with the check's reason and figures, the
+        hold undone, and answered REFUSED.
+
         Approvals made concurrently in this process share one transaction, each in its own
         savepoint (:mod:`infra.db.ledger.batching`): the same checks, one disk flush.
         """
-        return await self._approvals.approve(consumer, message_id, reservation, decision)
+        return await self._approvals.approve(consumer, message_id, reservation, decision, account_check)
 
     async def reject(self, consumer: str, message_id: UUID, decision: DecisionRecord) -> bool:
         """Audit a rejection (or IGNORED decision) and claim ``message_id``, in one transaction.

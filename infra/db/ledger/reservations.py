@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infra.db.idempotency import claim_message
 from infra.db.ledger import balances as balance_ops
+from infra.db.ledger.account_lock import LockedBook
 from infra.db.ledger.risk import insert_decision, read_decision
 from infra.db.ledger.types import (
+    AccountCheck,
     ApproveOutcome,
     ApproveStatus,
     DecisionKind,
@@ -112,8 +114,17 @@ async def _available(session: AsyncSession, asset: str) -> Decimal:
 
 
 async def approve(
-    session: AsyncSession, consumer: str, message_id: UUID, new: NewReservation, record: DecisionRecord
+    session: AsyncSession,
+    consumer: str,
+    message_id: UUID,
+    new: NewReservation,
+    record: DecisionRecord,
+    account_check: AccountCheck | None = None,
+    book: LockedBook | None = None,
 ) -> ApproveOutcome:
+    """See ``Ledger.approve``. ``book``: the transaction's, when it holds the account lock
+    already (a batch takes it first, before any balance row lock); with an ``account_check``
+    and no ``book`` the lock is taken here."""
     if not await claim_message(session, consumer, message_id):
         existing = await _row(session, new.client_order_id)
         return ApproveOutcome(
@@ -153,6 +164,10 @@ async def approve(
             extra_inputs={**ledger_inputs, "available": available},
         )
         return ApproveOutcome(ApproveStatus.INSUFFICIENT_BALANCE, None, decision, available)
+    if account_check is not None:
+        book = book or await LockedBook.lock(session)
+        if (refused := await _over_limit(session, new, record, ledger_inputs, account_check, book)) is not None:
+            return refused
     # After the balance's lock, as settlement takes them (balances, then the position): no cycle.
     if Side(new.side) is Side.SELL and (refused := await _oversold(session, new, record, ledger_inputs)) is not None:
         return refused
@@ -192,8 +207,39 @@ async def approve(
         extra_inputs={**ledger_inputs, "available": available_after + new.amount},
         client_order_id=new.client_order_id,
     )
+    if book is not None:
+        book.reserved(new)
     _log.info("reserved", client_order_id=new.client_order_id, asset=new.asset, amount=str(new.amount))
     return ApproveOutcome(ApproveStatus.RESERVED, reservation_view(inserted), decision, available_after)
+
+
+async def _over_limit(
+    session: AsyncSession, new: NewReservation, record: DecisionRecord, ledger_inputs: dict[str, object],
+    account_check: AccountCheck, book: LockedBook,
+) -> ApproveOutcome | None:
+    """The caller's account-wide limits on the book as it stands (decision 0029): refused with
+    the check's reason, audited with the figures it decided on, and the hold undone.
+
+    Checked after the balance's update, so a BUY both limits refuse is refused
+    INSUFFICIENT_BALANCE, as the rules' order has it (sizing before the limits)."""
+    refusal = account_check(await book.read())
+    if refusal is None:
+        return None
+    _log.info("refused under the account lock", client_order_id=new.client_order_id, reason=refusal.reason.value,
+              detail=refusal.detail)
+    return await _refuse(session, new, record, ApproveStatus.REFUSED, refusal.reason, refusal.detail,
+                         {**ledger_inputs, "account_check": refusal.inputs})
+
+
+async def _refuse(
+    session: AsyncSession, new: NewReservation, record: DecisionRecord, status: ApproveStatus,
+    reason: RejectionReason, detail: str, inputs: dict[str, object],
+) -> ApproveOutcome:
+    """Undo the hold the balance's update just made and audit the refusal, in the approval's transaction."""
+    await balance_ops.adjust(session, new.asset, available=new.amount, reserved=-new.amount)
+    decision = await insert_decision(session, record, decision=DecisionKind.REJECTED, reason=reason, detail=detail,
+                                     extra_inputs=inputs)
+    return ApproveOutcome(status, None, decision, await _available(session, new.asset))
 
 
 async def _oversold(
@@ -219,13 +265,11 @@ async def _oversold(
     held, sold = (found[0], found[1]) if found is not None else (_ZERO, _ZERO)
     if held - sold >= new.quantity:
         return None
-    await balance_ops.adjust(session, new.asset, available=new.amount, reserved=-new.amount)  # undo the hold
-    decision = await insert_decision(
-        session, record, decision=DecisionKind.REJECTED, reason=RejectionReason.NO_POSITION,
-        detail=f"{new.symbol}: selling {new.quantity}, the position {held} less open sells {sold} allows {max(held - sold, _ZERO)}",
-        extra_inputs={**ledger_inputs, "position": held, "open_sells": sold},
+    return await _refuse(
+        session, new, record, ApproveStatus.INSUFFICIENT_BALANCE, RejectionReason.NO_POSITION,
+        f"{new.symbol}: selling {new.quantity}, the position {held} less open sells {sold} allows {max(held - sold, _ZERO)}",
+        {**ledger_inputs, "position": held, "open_sells": sold},
     )
-    return ApproveOutcome(ApproveStatus.INSUFFICIENT_BALANCE, None, decision, await _available(session, new.asset))
 
 
 async def reject(session: AsyncSession, consumer: str, message_id: UUID, record: DecisionRecord) -> bool:

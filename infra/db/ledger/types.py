@@ -7,7 +7,7 @@ behind the ledger's back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,15 +18,20 @@ from uuid import UUID
 from protocol.enums import RejectionReason, Side, TradingState
 
 __all__ = [
+    "AccountBook",
+    "AccountCheck",
     "ApproveOutcome",
     "ApproveStatus",
     "BalanceView",
     "DecisionKind",
     "DecisionRecord",
     "DecisionView",
+    "HeldPosition",
     "LedgerError",
     "NewReservation",
+    "OpenBuy",
     "PositionView",
+    "Refusal",
     "ReservationStatus",
     "ReservationView",
     "RiskStateView",
@@ -73,6 +78,8 @@ class ApproveStatus(StrEnum):
     RESERVED = "RESERVED"
     DUPLICATE = "DUPLICATE"
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+    # Refused by the caller's account check under the account lock (the audited reason says why).
+    REFUSED = "REFUSED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,3 +303,51 @@ class AccountView:
     balances: dict[str, BalanceView]
     positions: list[PositionView]
     open_reservations: list[ReservationView]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPosition:
+    """A non-flat position, as an account check reads it (``PositionView`` without the PnL)."""
+
+    strategy_id: str
+    exchange: str
+    symbol: str
+    quantity: Decimal
+    average_entry_price: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenBuy:
+    """Open BUY reservations of one strategy and symbol, as an account check reads them:
+    ``remaining``, the quote they still hold together."""
+
+    strategy_id: str
+    exchange: str
+    symbol: str
+    side: Side
+    remaining: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBook:
+    """What the account holds and has in flight, read in ONE statement under the account lock
+    (positions and open BUYs as of one instant: a fill cannot move a BUY out of one list and
+    into the other between two reads)."""
+
+    positions: tuple[HeldPosition, ...]
+    open_buys: tuple[OpenBuy, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An account check's refusal: audited as a rejection with ``reason``; ``inputs`` (the
+    figures it decided on) go to the audit row's ledger inputs."""
+
+    reason: RejectionReason
+    detail: str
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+# A BUY's account-wide limits, re-checked by the approval under the account lock (decision
+# 0029): the book as it stands with every earlier BUY counted, not the snapshot it was decided on.
+AccountCheck = Callable[[AccountBook], Refusal | None]
