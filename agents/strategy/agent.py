@@ -24,6 +24,7 @@ agent stop, as for a config file it cannot read.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from agents.runtime import Agent
 from agents.strategy.api import Strategy, StrategyConfigError
 from agents.strategy.config import StrategyInstanceConfig, load_strategy_config
 from agents.strategy.history import IndicatorHistory, epoch_ms, from_epoch_ms
+from agents.strategy.loader import is_reference
 from agents.strategy.settings import StrategySettings
 from agents.strategy.signals import build_signal, change_at, signals_done
 from infra.bus import Delivery
@@ -112,13 +114,26 @@ class StrategyAgent(Agent):
         self.broken[config.strategy_id] = reason
         self.log.error("strategy instance broken, not running", strategy_id=config.strategy_id, kind=config.kind, reason=reason)
 
-    def _decide_or_break(self, config: StrategyInstanceConfig, decide: Callable[[], _T]) -> _T | None:
+    async def _decide_or_break(self, config: StrategyInstanceConfig, decide: Callable[[], _T]) -> _T | None:
         """``decide()`` for one instance; an exception breaks that instance only (a strategy is a
-        pure function: the same input would raise again, so retrying the snapshot cannot help)."""
+        pure function: the same input would raise again, so retrying the snapshot cannot help).
+
+        A user's strategy (a file or module kind) runs in a worker thread with a time limit,
+        STRATEGY_DECIDE_TIMEOUT: one that loops or blocks is broken at the limit and the other
+        instances go on (its thread cannot be killed and is left to finish or spin on its own).
+        The built-in kinds are ours and run inline, without the thread hop."""
         if config.strategy_id in self.broken:
             return None
         try:
-            return decide()
+            if not is_reference(config.kind):
+                return decide()
+            limit = cast(StrategySettings, self.settings).strategy_decide_timeout
+            try:
+                return await asyncio.wait_for(asyncio.to_thread(decide), limit)
+            except TimeoutError:
+                self._break(config, f"decide did not answer within {limit} s (STRATEGY_DECIDE_TIMEOUT); "
+                                    "its thread was abandoned")
+                return None
         except Exception as exc:
             self._break(config, f"decide failed: {exc}")
             return None
@@ -183,7 +198,7 @@ class StrategyAgent(Agent):
         whose first handling may have died between its signals and the marker."""
         published = 0
         for config, strategy in active:
-            decision = self._decide_or_break(config, lambda: change_at(strategy, history, row))  # noqa: B023 - called at once
+            decision = await self._decide_or_break(config, lambda: change_at(strategy, history, row))  # noqa: B023 - called at once
             if decision is None:
                 continue
             signal = build_signal(snapshot, strategy_id=config.strategy_id, kind=config.kind, decision=decision,
@@ -214,7 +229,7 @@ class StrategyAgent(Agent):
         if len(history):
             for config, strategy in self.instances:
                 if config.applies_to(symbol, timeframe):
-                    last = self._decide_or_break(config, lambda: strategy.decide(history, len(history) - 1))  # noqa: B023
+                    last = await self._decide_or_break(config, lambda: strategy.decide(history, len(history) - 1))  # noqa: B023
                     if last is not None:
                         last_sides[config.strategy_id] = last.side.value
         self.log.info(

@@ -23,6 +23,10 @@ class StrategySettings(Settings):
         alias="STRATEGY_CONFIG",
         description="TOML or YAML file of strategy instances; unset: the shipped agents/strategy/strategies.toml",
     )
+    strategy_decide_timeout: float = Field(
+        default=5.0, gt=0, le=3600, alias="STRATEGY_DECIDE_TIMEOUT",
+        description="seconds a user strategy's decide() may take on one candle before its instance is broken",
+    )
     strategy_history_length: int = Field(
         default=5000,
         ge=10,

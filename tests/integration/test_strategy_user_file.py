@@ -69,6 +69,14 @@ class Flaky(EmaCross):
         if i == 150:
             raise ValueError("a bug at candle 150")
         return super().decide(history, i)
+
+
+class Stuck(EmaCross):
+    def decide(self, history: IndicatorHistory, i: int) -> Decision:
+        if i == 200:
+            import time
+            time.sleep(4)  # a strategy that blocks (or loops) instead of answering
+        return super().decide(history, i)
 '''
 
 
@@ -116,7 +124,8 @@ async def test_a_user_strategy_file_signals_on_the_bus_what_its_backtest_decided
         '[[strategies]]\nid = "mine"\nkind = "ema_cross.py:EmaCross"\n[strategies.params]\nscale = 0.003\n\n'
         '[[strategies]]\nid = "rsi-builtin"\nkind = "rsi"\n\n'
         '[[strategies]]\nid = "oops"\nkind = "broken.py:Broken"\n\n'
-        '[[strategies]]\nid = "flaky"\nkind = "ema_cross.py:Flaky"\n'
+        '[[strategies]]\nid = "flaky"\nkind = "ema_cross.py:Flaky"\n\n'
+        '[[strategies]]\nid = "stuck"\nkind = "ema_cross.py:Stuck"\n'
     )
     snapshots = snapshots_of(candles)
     async with InfluxPriceStore(*influxdb_database) as store:
@@ -124,6 +133,7 @@ async def test_a_user_strategy_file_signals_on_the_bus_what_its_backtest_decided
     settings = StrategySettings(
         RABBITMQ_URL=rabbitmq_url, INFLUXDB_URL=influxdb_database[0], INFLUXDB_DATABASE=influxdb_database[1],
         BUS_EXCHANGE=topology.exchange, HEARTBEAT_INTERVAL=0.5, STRATEGY_CONFIG=str(config),
+        STRATEGY_DECIDE_TIMEOUT=0.5,
     )
     agent = StrategyAgent(settings)
     task = asyncio.create_task(agent.run(install_signal_handlers=False))
@@ -152,3 +162,8 @@ async def test_a_user_strategy_file_signals_on_the_bus_what_its_backtest_decided
     flaky = [s for s in received if s.strategy_id == "flaky"]
     assert flaky and max(s.candle_time for s in flaky) < candles[150].open_time
     assert [(s.candle_time, s.side) for s in flaky] == [(s.candle_time, s.side) for s in mine if s.candle_time < candles[150].open_time]
+    # A decide() that does not answer is broken at STRATEGY_DECIDE_TIMEOUT; the others went on.
+    assert "strategy stuck decide did not answer within 0.5 s (STRATEGY_DECIDE_TIMEOUT)" in problems
+    stuck = [s for s in received if s.strategy_id == "stuck"]
+    assert stuck and max(s.candle_time for s in stuck) < candles[200].open_time
+    assert [(s.candle_time, s.side) for s in stuck] == [(s.candle_time, s.side) for s in mine if s.candle_time < candles[200].open_time]
