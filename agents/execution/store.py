@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agents.execution.guard import Refusal, check_reservation
 from agents.execution.lifecycle import Recorded, Transition, fees_after, fees_of, next_transition, report_for
-from infra.db import claim_message
+from infra.db import claim_message, read_sessions
 from infra.db.controls import record_control
 from infra.db.durability import defer_flush
 from infra.db.ledger import ReservationView
@@ -103,6 +103,7 @@ class OrderStore:
         A real exchange keeps its order through our crash: there both stay synchronous, so a
         send is always known before it happens."""
         self._sessions = sessions
+        self._reads = read_sessions(sessions)  # one-statement reads, outside a transaction
         self._source = source
         self._defer_placement = exchange_in_database
 
@@ -182,13 +183,13 @@ class OrderStore:
         return None
 
     async def get(self, client_order_id: str) -> OrderRecord | None:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = await session.scalar(select(Order).where(Order.client_order_id == client_order_id))
             return None if row is None else await self._record_of(session, row)
 
     async def unresolved(self) -> list[OrderRecord]:
         """Orders that may still change: open at the exchange, or of unknown outcome."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.execute(select(Order).where(Order.status.in_(UNRESOLVED)).order_by(Order.id))).scalars()
             return [await self._record_of(session, row) for row in rows.all()]
 
@@ -229,7 +230,7 @@ class OrderStore:
     async def unpublished(self, client_order_id: str | None = None) -> list[tuple[int, ExecutionReport | BadEvent]]:
         """Reports of transitions not yet published, oldest first. An event that does not make a
         valid report comes back as a :class:`BadEvent` in its place, so it cannot stop the others."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             query = (
                 select(OrderEvent, Order.request)
                 .join(Order, Order.id == OrderEvent.order_id)
@@ -249,7 +250,7 @@ class OrderStore:
 
     async def latest_report(self, client_order_id: str) -> ExecutionReport | None:
         """The report of the order's latest transition (re-published as is: same id)."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             found = (
                 await session.execute(
                     select(OrderEvent, Order.request)
@@ -278,7 +279,7 @@ class OrderStore:
     # ------------------------------------------------------------------ halt
 
     async def halt_state(self) -> tuple[bool, str | None]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             halt = await session.get(ExecutionHalt, 1)
         return (False, None) if halt is None else (halt.active, halt.reason)
 

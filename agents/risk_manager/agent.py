@@ -30,7 +30,7 @@ from agents.risk_manager.snapshot import risk_snapshot, value_account
 from agents.risk_manager.sizing import SizingMode
 from agents.runtime import Agent
 from infra.bus import Delivery, PublishFailed, waiting_on_other_messages
-from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
+from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, read_sessions, session_factory
 from infra.db.controls import PauseView
 from infra.db.ledger import (
     ApproveStatus,
@@ -98,6 +98,7 @@ class RiskManagerAgent(Agent):
             self.fail(f"database not migrated: {exc}")
             return
         self.sessions = session_factory(self.engine)
+        self.reads = read_sessions(self.sessions)  # one-statement reads, outside a transaction
         self.ledger = Ledger(self.sessions)
         if s.trading_mode is TradingMode.PAPER:
             seeded = await self.ledger.ensure_initial_balances(s.initial_balances)
@@ -118,7 +119,7 @@ class RiskManagerAgent(Agent):
                                      accepts=(ExecutionReport,))
         await self._settle_reports_first(f"{prefix}.risk_manager.execution_reports")
         # Protective exits (decision 0023): every candle checks the open positions of its symbol.
-        self.exits = ExitEnforcer(self.sessions, self.store, self.ledger, self.decide, source=self.name)
+        self.exits = ExitEnforcer(self.reads, self.store, self.ledger, self.decide, source=self.name)
         await self.bus.consume_group(f"{prefix}.risk_manager.candles", self.on_candle, accepts=(Candle,))
         await self.bus.consume_group(f"{prefix}.risk_manager.signals", self.on_signal, accepts=(Signal,))
         self._tasks = [
@@ -219,6 +220,7 @@ class RiskManagerAgent(Agent):
         await self._await_settled(message)
         await self.exits.through(message.exchange, message.symbol, message.timeframe, message.candle_time)
         await self.decide(message)
+        self.exits.signal_decided()
 
     async def on_candle(self, message: Message, delivery: Delivery) -> None:
         """Enforce the protective exits of the candle's symbol on this candle, after the
@@ -328,7 +330,7 @@ class RiskManagerAgent(Agent):
             peak = await self.ledger.record_peak_equity(value.equity, known_peak=state.peak_equity)
         order_times, approved_same_candle, drift, pause = await asyncio.gather(
             self.ledger.recent_order_times(reading.now - _DAY, strategy_id=signal.strategy_id),
-            approved_for_candle(self.sessions, signal), drift_state(self.sessions),
+            approved_for_candle(self.reads, signal), drift_state(self.reads),
             self.ledger.strategy_pause(signal.strategy_id),
         )
         atr = signal.indicators.get("atr")

@@ -21,6 +21,7 @@ candle, as the backtester does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,7 +44,10 @@ __all__ = ["EXIT_STRATEGY", "ExitEnforcer", "OpenEntry", "exit_signal", "open_en
 # Signal.strategy of a protective exit: the audit tells it from the strategy's own SELL.
 EXIT_STRATEGY = "protective-exit"
 _ONE_MS = timedelta(milliseconds=1)
-_POLL = 0.02  # seconds between reads of the decided signals while the candle queue waits for them
+# Seconds between reads of the decided signals while the candle queue waits for them. A signal
+# decided in this process wakes the wait at once (``signal_decided``); the reads are for those
+# another instance decides (a partition of the signals taken over elsewhere).
+_POLL = 0.1
 _log = get_logger(component="exit-watch")
 
 # Each open position of ``symbol`` with the decision of the BUY that opened it.
@@ -157,6 +161,7 @@ class ExitEnforcer:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # Per (symbol, timeframe): the decided signal candle at which a wait ran out (stalled).
         self._stalled: dict[tuple[str, str], datetime] = {}
+        self._decided = asyncio.Event()  # set by each strategy signal decided here (wakes _signals_reach)
         self.exits_decided = 0
         self.checks = 0  # calls of ``through`` completed (heartbeat; tests wait on it)
         self.stalls = 0  # candle-queue waits that ran out (heartbeat)
@@ -168,6 +173,11 @@ class ExitEnforcer:
                 if entry.timeframe == timeframe:
                     await self._enforce(entry, candle_open)
         self.checks += 1
+
+    def signal_decided(self) -> None:
+        """A strategy signal was decided (committed) in this process: a candle waiting for the
+        signals of its symbol reads again now rather than at its next poll."""
+        self._decided.set()
 
     async def after_signals(self, candle: Candle, *, wait: float, stopping: Callable[[], bool]) -> None:
         """The candle queue's check of ``candle`` (decision 0028): exits at a candle come after
@@ -188,6 +198,7 @@ class ExitEnforcer:
     async def _signals_reach(self, key: tuple[str, str], candle_open: datetime, wait: float,
                              stopping: Callable[[], bool]) -> None:
         loop = asyncio.get_running_loop()
+        self._decided.clear()  # before the read: a decision committed during it wakes the wait
         last = await self._ledger.latest_signal_candle(*key)
         if last is None or self._stalled.get(key) == last:
             return  # no strategy signal of the symbol decided yet, or already waited out at this point
@@ -201,9 +212,11 @@ class ExitEnforcer:
                              signals_decided_through=last.isoformat(), waited_seconds=wait)
                 return
             async with waiting_on_other_messages():
-                await asyncio.sleep(_POLL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._decided.wait(), _POLL)
             if stopping():
                 return
+            self._decided.clear()
             now = await self._ledger.latest_signal_candle(*key)
             if now is not None and now != last:
                 last, deadline = now, loop.time() + wait
