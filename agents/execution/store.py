@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -158,7 +159,9 @@ class OrderStore:
                 row.updated_at = datetime.now(UTC)
                 if self._defer_placement:
                     await defer_flush(session)  # nothing is reported from this claim (see __init__)
-            return Claim(settled or ClaimOutcome.SUBMIT, await self._record_of(session, row))
+                # Inserted just now and nothing applied: no event exists to count.
+                return Claim(ClaimOutcome.SUBMIT, await self._record_of(session, row, reported=False))
+            return Claim(settled, await self._record_of(session, row))
 
     async def _reservation(self, session: AsyncSession, client_order_id: str) -> ReservationView | None:
         # FOR SHARE: the risk manager cannot release it until this claim has committed; after
@@ -197,10 +200,11 @@ class OrderStore:
         """Store the transition ``state`` makes (if any) for its order; None when nothing changed."""
         async with self._sessions.begin() as session:
             row = await self._locked(session, state.client_order_id)
-            # One answer can be several transitions (fills paying fees in two currencies).
-            last = None
-            while (transition := await self._apply(session, row, state)) is not None:
-                last = transition
+            # One answer can be several transitions (fills paying fees in two currencies); the
+            # row is locked, so the sequence read once is ours to continue.
+            last, last_seq = None, await self._last_seq(session, row)
+            while (transition := await self._apply(session, row, state, last_seq)) is not None:
+                last, last_seq = transition, (last_seq or 0) + 1
             return last
 
     async def record_status(self, request: OrderRequest, status: OrderStatus, reason: str, now: datetime) -> Transition | None:
@@ -317,8 +321,11 @@ class OrderStore:
             raise KeyError(f"no order {client_order_id}")
         return row
 
-    async def _record_of(self, session: AsyncSession, row: Order) -> OrderRecord:
-        reported = await session.scalar(select(func.count()).select_from(OrderEvent).where(OrderEvent.order_id == row.id))
+    async def _record_of(self, session: AsyncSession, row: Order, *, reported: bool | None = None) -> OrderRecord:
+        """``reported``: whether the order has events, when the caller knows (else counted)."""
+        if reported is None:
+            reported = bool(await session.scalar(
+                select(func.count()).select_from(OrderEvent).where(OrderEvent.order_id == row.id)))
         return OrderRecord(
             id=row.id,
             request=decode(row.request, OrderRequest),
@@ -329,8 +336,17 @@ class OrderStore:
             updated_at=row.updated_at,
         )
 
-    async def _apply(self, session: AsyncSession, row: Order, state: OrderState) -> Transition | None:
-        last_seq = await session.scalar(select(func.max(OrderEvent.seq)).where(OrderEvent.order_id == row.id))
+    async def _last_seq(self, session: AsyncSession, row: Order) -> int | None:
+        return await session.scalar(select(func.max(OrderEvent.seq)).where(OrderEvent.order_id == row.id))
+
+    async def _apply(
+        self, session: AsyncSession, row: Order, state: OrderState, last_seq: int | None | Literal["read"] = "read"
+    ) -> Transition | None:
+        """Record the transition ``state`` makes for the locked ``row``; ``last_seq`` its
+        newest event's seq when the caller knows it (None: no event yet)."""
+        if last_seq == "read":
+            last_seq = await self._last_seq(session, row)
+        assert last_seq != "read"
         recorded = Recorded(OrderStatus(row.status), row.filled, row.average_price, fees_of(row.fees), reported=last_seq is not None)
         transition = next_transition(recorded, state)
         if transition is None:
