@@ -23,7 +23,7 @@ from agents.risk_manager.holdings import approved_for_candle
 from agents.risk_manager.markets import MarketBook, UnknownMarket
 from agents.risk_manager.metrics import account_figures, risk_metrics
 from agents.risk_manager.operator import close_outcome, close_signal, close_without_price
-from agents.risk_manager.prices import PriceReading, atr_at, marks, reference_price
+from agents.risk_manager.prices import PriceReading, atr_at, marks, reference_price, risk_now
 from agents.risk_manager.rules import Approved, Ignored, Rejected, RiskSnapshot, evaluate
 from agents.risk_manager.settings import RiskSettings
 from agents.risk_manager.snapshot import risk_snapshot, value_account
@@ -304,10 +304,15 @@ class RiskManagerAgent(Agent):
         """Read everything the rules need, plus extra audit inputs (wall time, balances, marks)."""
         s = self.settings
         # Independent reads (InfluxDB, Postgres) in flight together: one wait instead of two.
-        reading, account = await asyncio.gather(
+        # The audit reads need only the risk clock's "now", known without any read.
+        now = risk_now(signal, signal_clock=s.signal_clock, wall_now=wall)
+        reading, account, order_times, approved_same_candle, drift, pause = await asyncio.gather(
             reference_price(self.store, signal, signal_clock=s.signal_clock, max_age=self.limits.max_price_age,
                             wall_now=wall),
             self.ledger.account_view(),
+            self.ledger.recent_order_times(now - _DAY, strategy_id=signal.strategy_id),
+            approved_for_candle(self.reads, signal), drift_state(self.reads),
+            self.ledger.strategy_pause(signal.strategy_id),
         )
         state, balances = account.risk_state, account.balances
         positions, reservations = account.positions, account.open_reservations
@@ -328,11 +333,6 @@ class RiskManagerAgent(Agent):
         if at is not None and value.error is None and value.equity > 0:
             # The replay's peak follows the signals' market time (metrics use the latest marks).
             peak = await self.ledger.record_peak_equity(value.equity, known_peak=state.peak_equity)
-        order_times, approved_same_candle, drift, pause = await asyncio.gather(
-            self.ledger.recent_order_times(reading.now - _DAY, strategy_id=signal.strategy_id),
-            approved_for_candle(self.reads, signal), drift_state(self.reads),
-            self.ledger.strategy_pause(signal.strategy_id),
-        )
         atr = signal.indicators.get("atr")
         if atr is None and self.sizing.mode is SizingMode.ATR:
             atr = await atr_at(self.store, signal)
