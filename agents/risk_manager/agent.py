@@ -218,8 +218,10 @@ class RiskManagerAgent(Agent):
         # On a settled account: a BUY whose fill report is not applied yet has no position for
         # the walk to find, and its exit would come after this signal (parity, decision 0024).
         await self._await_settled(message)
+        exits_before = self.exits.exits_decided
         await self.exits.through(message.exchange, message.symbol, message.timeframe, message.candle_time)
-        await self.decide(message)
+        # Still settled unless an exit was decided meanwhile (its SELL is an open order now).
+        await self.decide(message, settled=self.exits.exits_decided == exits_before)
         self.exits.signal_decided()
 
     async def on_candle(self, message: Message, delivery: Delivery) -> None:
@@ -228,16 +230,17 @@ class RiskManagerAgent(Agent):
         assert isinstance(message, Candle)
         await self.exits.after_signals(message, wait=self.settings.risk_exit_signal_wait, stopping=lambda: self.stopping)
 
-    async def decide(self, signal: Signal, note: str | None = None) -> None:
+    async def decide(self, signal: Signal, note: str | None = None, *, settled: bool = False) -> None:
         """Decide ``signal`` (a strategy's, or an operator's close); ``note`` heads the audited
-        detail, so the audit and the rejection say why an operator's SELL exists."""
+        detail, so the audit and the rejection say why an operator's SELL exists. ``settled``:
+        the caller has just waited for the symbol's open orders (``_await_settled``)."""
         prior = await self.ledger.decision(signal.message_id)
         if prior is not None:
             # Already decided (a redelivery, possibly after a crash before the publish).
             self.counts["replayed"] += 1
             await self._publish(outgoing.replay(signal, prior, source=self.name))
             return
-        if signal.side is not SignalSide.HOLD:
+        if signal.side is not SignalSide.HOLD and not settled:
             await self._await_settled(signal)
         wall = datetime.now(UTC)
         if signal.side is SignalSide.HOLD:
