@@ -148,7 +148,8 @@ def exit_signal(entry: OpenEntry, candle: Candle, hit: ExitTrigger, *, source: s
 class ExitEnforcer:
     """Enforces the exits of the open positions of a symbol up to a candle (the risk manager's
     candle and signal handlers call ``through``); ``decide`` is the risk manager's own decision
-    path, so an exit SELL is sized, reserved, audited and published like any SELL.
+    path, so an exit SELL is sized, reserved, audited and published like any SELL. ``sessions``
+    are only read through (the agent passes ``infra.db.read_sessions``).
 
     The state reached without an exit is cached per position (by its opening order) as a
     shortcut only: it is what a walk from the entry computes, and a restart recomputes it."""
