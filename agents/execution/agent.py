@@ -227,9 +227,14 @@ class ExecutionAgent(Agent):
         assert isinstance(message, Candle)
         if not isinstance(self.adapter, PaperExchange):
             return
-        for state in await self.adapter.on_candle(message):
+        states = await self.adapter.on_candle(message)
+        for state in states:
             await self._record(state)
-        await self._flush()
+        if states:
+            # Only this candle's fills: an event left unpublished by another handler is
+            # published by that handler's redelivery or by reconciliation, not on every candle
+            # (a read of the whole outbox per candle, decision 0030).
+            await self._flush()
 
     # ------------------------------------------------------------------ order work
 

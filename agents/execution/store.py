@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agents.execution.guard import Refusal, check_reservation
 from agents.execution.lifecycle import Recorded, Transition, fees_after, fees_of, next_transition, report_for
-from infra.db import claim_message
+from infra.db import claim_message, read_sessions
 from infra.db.controls import record_control
 from infra.db.durability import defer_flush
 from infra.db.ledger import ReservationView
@@ -103,6 +104,7 @@ class OrderStore:
         A real exchange keeps its order through our crash: there both stay synchronous, so a
         send is always known before it happens."""
         self._sessions = sessions
+        self._reads = read_sessions(sessions)  # one-statement reads, outside a transaction
         self._source = source
         self._defer_placement = exchange_in_database
 
@@ -157,7 +159,9 @@ class OrderStore:
                 row.updated_at = datetime.now(UTC)
                 if self._defer_placement:
                     await defer_flush(session)  # nothing is reported from this claim (see __init__)
-            return Claim(settled or ClaimOutcome.SUBMIT, await self._record_of(session, row))
+                # Inserted just now and nothing applied: no event exists to count.
+                return Claim(ClaimOutcome.SUBMIT, await self._record_of(session, row, reported=False))
+            return Claim(settled, await self._record_of(session, row))
 
     async def _reservation(self, session: AsyncSession, client_order_id: str) -> ReservationView | None:
         # FOR SHARE: the risk manager cannot release it until this claim has committed; after
@@ -182,13 +186,13 @@ class OrderStore:
         return None
 
     async def get(self, client_order_id: str) -> OrderRecord | None:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = await session.scalar(select(Order).where(Order.client_order_id == client_order_id))
             return None if row is None else await self._record_of(session, row)
 
     async def unresolved(self) -> list[OrderRecord]:
         """Orders that may still change: open at the exchange, or of unknown outcome."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.execute(select(Order).where(Order.status.in_(UNRESOLVED)).order_by(Order.id))).scalars()
             return [await self._record_of(session, row) for row in rows.all()]
 
@@ -196,10 +200,11 @@ class OrderStore:
         """Store the transition ``state`` makes (if any) for its order; None when nothing changed."""
         async with self._sessions.begin() as session:
             row = await self._locked(session, state.client_order_id)
-            # One answer can be several transitions (fills paying fees in two currencies).
-            last = None
-            while (transition := await self._apply(session, row, state)) is not None:
-                last = transition
+            # One answer can be several transitions (fills paying fees in two currencies); the
+            # row is locked, so the sequence read once is ours to continue.
+            last, last_seq = None, await self._last_seq(session, row)
+            while (transition := await self._apply(session, row, state, last_seq)) is not None:
+                last, last_seq = transition, (last_seq or 0) + 1
             return last
 
     async def record_status(self, request: OrderRequest, status: OrderStatus, reason: str, now: datetime) -> Transition | None:
@@ -229,7 +234,7 @@ class OrderStore:
     async def unpublished(self, client_order_id: str | None = None) -> list[tuple[int, ExecutionReport | BadEvent]]:
         """Reports of transitions not yet published, oldest first. An event that does not make a
         valid report comes back as a :class:`BadEvent` in its place, so it cannot stop the others."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             query = (
                 select(OrderEvent, Order.request)
                 .join(Order, Order.id == OrderEvent.order_id)
@@ -249,7 +254,7 @@ class OrderStore:
 
     async def latest_report(self, client_order_id: str) -> ExecutionReport | None:
         """The report of the order's latest transition (re-published as is: same id)."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             found = (
                 await session.execute(
                     select(OrderEvent, Order.request)
@@ -278,7 +283,7 @@ class OrderStore:
     # ------------------------------------------------------------------ halt
 
     async def halt_state(self) -> tuple[bool, str | None]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             halt = await session.get(ExecutionHalt, 1)
         return (False, None) if halt is None else (halt.active, halt.reason)
 
@@ -316,8 +321,11 @@ class OrderStore:
             raise KeyError(f"no order {client_order_id}")
         return row
 
-    async def _record_of(self, session: AsyncSession, row: Order) -> OrderRecord:
-        reported = await session.scalar(select(func.count()).select_from(OrderEvent).where(OrderEvent.order_id == row.id))
+    async def _record_of(self, session: AsyncSession, row: Order, *, reported: bool | None = None) -> OrderRecord:
+        """``reported``: whether the order has events, when the caller knows (else counted)."""
+        if reported is None:
+            reported = bool(await session.scalar(
+                select(func.count()).select_from(OrderEvent).where(OrderEvent.order_id == row.id)))
         return OrderRecord(
             id=row.id,
             request=decode(row.request, OrderRequest),
@@ -328,8 +336,17 @@ class OrderStore:
             updated_at=row.updated_at,
         )
 
-    async def _apply(self, session: AsyncSession, row: Order, state: OrderState) -> Transition | None:
-        last_seq = await session.scalar(select(func.max(OrderEvent.seq)).where(OrderEvent.order_id == row.id))
+    async def _last_seq(self, session: AsyncSession, row: Order) -> int | None:
+        return await session.scalar(select(func.max(OrderEvent.seq)).where(OrderEvent.order_id == row.id))
+
+    async def _apply(
+        self, session: AsyncSession, row: Order, state: OrderState, last_seq: int | None | Literal["read"] = "read"
+    ) -> Transition | None:
+        """Record the transition ``state`` makes for the locked ``row``; ``last_seq`` its
+        newest event's seq when the caller knows it (None: no event yet)."""
+        if last_seq == "read":
+            last_seq = await self._last_seq(session, row)
+        assert last_seq != "read"
         recorded = Recorded(OrderStatus(row.status), row.filled, row.average_price, fees_of(row.fees), reported=last_seq is not None)
         transition = next_transition(recorded, state)
         if transition is None:

@@ -23,7 +23,7 @@ from agents.risk_manager.holdings import approved_for_candle
 from agents.risk_manager.markets import MarketBook, UnknownMarket
 from agents.risk_manager.metrics import account_figures, risk_metrics
 from agents.risk_manager.operator import close_outcome, close_signal, close_without_price
-from agents.risk_manager.prices import PriceReading, atr_at, marks, reference_price
+from agents.risk_manager.prices import PriceReading, atr_at, marks, reference_price, risk_now
 from agents.risk_manager.rules import Approved, Ignored, Rejected, RiskSnapshot, evaluate
 from agents.risk_manager.settings import RiskSettings
 from agents.risk_manager.sweeper import ExpirySweeper
@@ -31,7 +31,7 @@ from agents.risk_manager.snapshot import risk_snapshot, value_account
 from agents.risk_manager.sizing import SizingMode
 from agents.runtime import Agent
 from infra.bus import Delivery, PublishFailed, waiting_on_other_messages
-from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, session_factory
+from infra.db import DatabaseNotMigrated, create_engine, ensure_migrated, read_sessions, session_factory
 from infra.db.controls import PauseView
 from infra.db.lease import DutyLease
 from infra.db.ledger import (
@@ -96,6 +96,7 @@ class RiskManagerAgent(Agent):
             self.fail(f"database not migrated: {exc}")
             return
         self.sessions = session_factory(self.engine)
+        self.reads = read_sessions(self.sessions)  # one-statement reads, outside a transaction
         self.ledger = Ledger(self.sessions)
         # One instance sweeps and publishes the account's metrics (decision 0031).
         self.lease = DutyLease(self.engine, "risk-manager")
@@ -120,7 +121,7 @@ class RiskManagerAgent(Agent):
                                      accepts=(ExecutionReport,))
         await self._settle_reports_first(f"{prefix}.risk_manager.execution_reports")
         # Protective exits (decision 0023): every candle checks the open positions of its symbol.
-        self.exits = ExitEnforcer(self.sessions, self.store, self.ledger, self.decide, source=self.name)
+        self.exits = ExitEnforcer(self.reads, self.store, self.ledger, self.decide, source=self.name)
         await self.bus.consume_group(f"{prefix}.risk_manager.candles", self.on_candle, accepts=(Candle,))
         await self.bus.consume_group(f"{prefix}.risk_manager.signals", self.on_signal, accepts=(Signal, SignalsDone))
         self._tasks = [
@@ -222,6 +223,7 @@ class RiskManagerAgent(Agent):
         that they are all decided, which the candle queue's exits of the next candle wait for."""
         if isinstance(message, SignalsDone):
             await self.ledger.record_signals_done(message.exchange, message.symbol, message.timeframe, message.candle_time)
+            self.exits.progress_recorded()
             return
         assert isinstance(message, Signal)
         message = without_exit_fields(message)
@@ -230,8 +232,10 @@ class RiskManagerAgent(Agent):
         # On a settled account: a BUY whose fill report is not applied yet has no position for
         # the walk to find, and its exit would come after this signal (parity, decision 0024).
         await self._await_settled(message)
+        exits_before = self.exits.exits_decided
         await self.exits.through(message.exchange, message.symbol, message.timeframe, message.candle_time)
-        await self.decide(message)
+        # Still settled unless an exit was decided meanwhile (its SELL is an open order now).
+        await self.decide(message, settled=self.exits.exits_decided == exits_before)
 
     async def on_candle(self, message: Message, delivery: Delivery) -> None:
         """Enforce the protective exits of the candle's symbol on this candle, after the
@@ -243,16 +247,17 @@ class RiskManagerAgent(Agent):
             settled=lambda: self._await_market_settled(message.exchange, message.symbol),
         )
 
-    async def decide(self, signal: Signal, note: str | None = None) -> None:
+    async def decide(self, signal: Signal, note: str | None = None, *, settled: bool = False) -> None:
         """Decide ``signal`` (a strategy's, or an operator's close); ``note`` heads the audited
-        detail, so the audit and the rejection say why an operator's SELL exists."""
+        detail, so the audit and the rejection say why an operator's SELL exists. ``settled``:
+        the caller has just waited for the symbol's open orders (``_await_settled``)."""
         prior = await self.ledger.decision(signal.message_id)
         if prior is not None:
             # Already decided (a redelivery, possibly after a crash before the publish).
             self.counts["replayed"] += 1
             await self._publish(outgoing.replay(signal, prior, source=self.name))
             return
-        if signal.side is not SignalSide.HOLD:
+        if signal.side is not SignalSide.HOLD and not settled:
             await self._await_settled(signal)
         wall = datetime.now(UTC)
         if signal.side is SignalSide.HOLD:
@@ -321,10 +326,15 @@ class RiskManagerAgent(Agent):
         """Read everything the rules need, plus extra audit inputs (wall time, balances, marks)."""
         s = self.settings
         # Independent reads (InfluxDB, Postgres) in flight together: one wait instead of two.
-        reading, account = await asyncio.gather(
+        # The audit reads need only the risk clock's "now", known without any read.
+        now = risk_now(signal, signal_clock=s.signal_clock, wall_now=wall)
+        reading, account, order_times, approved_same_candle, drift, pause = await asyncio.gather(
             reference_price(self.store, signal, signal_clock=s.signal_clock, max_age=self.limits.max_price_age,
                             wall_now=wall),
             self.ledger.account_view(),
+            self.ledger.recent_order_times(now - _DAY, strategy_id=signal.strategy_id),
+            approved_for_candle(self.reads, signal), drift_state(self.reads),
+            self.ledger.strategy_pause(signal.strategy_id),
         )
         state, balances = account.risk_state, account.balances
         positions, reservations = account.positions, account.open_reservations
@@ -345,11 +355,6 @@ class RiskManagerAgent(Agent):
         if at is not None and value.error is None and value.equity > 0:
             # The replay's peak follows the signals' market time (metrics use the latest marks).
             peak = await self.ledger.record_peak_equity(value.equity, known_peak=state.peak_equity)
-        order_times, approved_same_candle, drift, pause = await asyncio.gather(
-            self.ledger.recent_order_times(reading.now - _DAY, strategy_id=signal.strategy_id),
-            approved_for_candle(self.sessions, signal), drift_state(self.sessions),
-            self.ledger.strategy_pause(signal.strategy_id),
-        )
         atr = signal.indicators.get("atr")
         if atr is None and self.sizing.mode is SizingMode.ATR:
             atr = await atr_at(self.store, signal)

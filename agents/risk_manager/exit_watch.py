@@ -21,6 +21,7 @@ candle, as the backtester does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,7 +44,10 @@ __all__ = ["EXIT_STRATEGY", "ExitEnforcer", "OpenEntry", "exit_signal", "open_en
 # Signal.strategy of a protective exit: the audit tells it from the strategy's own SELL.
 EXIT_STRATEGY = "protective-exit"
 _ONE_MS = timedelta(milliseconds=1)
-_POLL = 0.02  # seconds between reads of the decided signals while the candle queue waits for them
+# Seconds between reads of the signal progress while the candle queue waits for it. A SignalsDone
+# recorded in this process wakes the wait at once (``progress_recorded``); the reads are for those
+# another instance records (a partition of the signals taken over elsewhere).
+_POLL = 0.1
 _log = get_logger(component="exit-watch")
 
 # Each open position of ``symbol`` with the decision of the BUY that opened it.
@@ -144,7 +148,8 @@ def exit_signal(entry: OpenEntry, candle: Candle, hit: ExitTrigger, *, source: s
 class ExitEnforcer:
     """Enforces the exits of the open positions of a symbol up to a candle (the risk manager's
     candle and signal handlers call ``through``); ``decide`` is the risk manager's own decision
-    path, so an exit SELL is sized, reserved, audited and published like any SELL.
+    path, so an exit SELL is sized, reserved, audited and published like any SELL. ``sessions``
+    are only read through (the agent passes ``infra.db.read_sessions``).
 
     The state reached without an exit is cached per position (by its opening order) as a
     shortcut only: it is what a walk from the entry computes, and a restart recomputes it."""
@@ -157,6 +162,7 @@ class ExitEnforcer:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # Per market: the signal progress at which a wait ran out (stalled).
         self._stalled: dict[tuple[str, str, str], datetime] = {}
+        self._decided = asyncio.Event()  # set by each SignalsDone recorded here (wakes _signals_reach)
         self.exits_decided = 0
         self.checks = 0  # calls of ``through`` completed (heartbeat; tests wait on it)
         self.stalls = 0  # candle-queue waits that ran out (heartbeat)
@@ -168,6 +174,11 @@ class ExitEnforcer:
                 if entry.timeframe == timeframe:
                     await self._enforce(entry, candle_open)
         self.checks += 1
+
+    def progress_recorded(self) -> None:
+        """A SignalsDone was recorded (committed) in this process: a candle waiting for the
+        signals of its market reads again now rather than at its next poll."""
+        self._decided.set()
 
     async def after_signals(self, candle: Candle, *, wait: float, stopping: Callable[[], bool],
                             settled: Callable[[], Awaitable[None]]) -> None:
@@ -195,6 +206,7 @@ class ExitEnforcer:
         """Wait until the signals of the candle opened at ``candle_open`` are all decided, while
         that progress keeps moving (each advance restarts the ``wait``)."""
         loop = asyncio.get_running_loop()
+        self._decided.clear()  # before the read: a decision committed during it wakes the wait
         last = await self._ledger.latest_signal_candle(*key)
         if last is None or self._stalled.get(key) == last:
             return  # no strategy runs on the market yet, or already waited out at this point
@@ -208,9 +220,11 @@ class ExitEnforcer:
                              signals_decided_through=last.isoformat(), waited_seconds=wait)
                 return
             async with waiting_on_other_messages():
-                await asyncio.sleep(_POLL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._decided.wait(), _POLL)
             if stopping():
                 return
+            self._decided.clear()
             now = await self._ledger.latest_signal_candle(*key)
             if now is not None and now != last:
                 last, deadline = now, loop.time() + wait

@@ -23,7 +23,7 @@ from infra.influx import InfluxPriceStore, PriceStoreError
 from infra.logging import get_logger
 from protocol import Signal, timeframe_seconds
 
-__all__ = ["PriceReading", "atr_at", "latest_close", "marks", "reference_price"]
+__all__ = ["PriceReading", "atr_at", "latest_close", "marks", "reference_price", "risk_now"]
 
 _log = get_logger(component="risk_prices")
 _ONE_MS = timedelta(milliseconds=1)
@@ -41,6 +41,11 @@ class PriceReading:
     error: str | None = None
 
 
+def risk_now(signal: Signal, *, signal_clock: bool, wall_now: datetime) -> datetime:
+    """The risk clock's "now" for ``signal``: its candle's close (signal clock) or the wall time."""
+    return signal.candle_time + timedelta(seconds=timeframe_seconds(signal.timeframe)) if signal_clock else wall_now
+
+
 async def reference_price(
     store: InfluxPriceStore, signal: Signal, *, signal_clock: bool, max_age: timedelta, wall_now: datetime
 ) -> PriceReading:
@@ -50,7 +55,7 @@ async def reference_price(
     signal until InfluxDB is back, so an outage never turns into a NO_PRICE rejection that an
     undisturbed run would not have made."""
     tf = timedelta(seconds=timeframe_seconds(signal.timeframe))
-    now = signal.candle_time + tf if signal_clock else wall_now
+    now = risk_now(signal, signal_clock=signal_clock, wall_now=wall_now)
     series = (signal.exchange, signal.symbol, signal.timeframe)
     try:
         if signal_clock:

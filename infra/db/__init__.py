@@ -1,6 +1,6 @@
 """Postgres store: engine, models, migrations and the idempotency helper."""
 
-from infra.db.engine import create_engine, read_only_engine, session_factory
+from infra.db.engine import create_engine, read_only_engine, read_sessions, session_factory
 from infra.db.idempotency import claim_message, processed_once
 from infra.db.migrate import (
     DatabaseNotMigrated,
@@ -24,6 +24,7 @@ __all__ = [
     "head_revision",
     "processed_once",
     "read_only_engine",
+    "read_sessions",
     "session_factory",
     "upgrade_head",
 ]

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infra.db import controls as control_ops
 from infra.db.durability import defer_flush
+from infra.db.engine import read_sessions
 from infra.db.idempotency import claim_message
 from infra.db.ledger import balances as balance_ops
 from infra.db.ledger.batching import ApprovalBatcher
@@ -56,6 +57,8 @@ class Ledger:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        # One-statement reads run outside a transaction (infra.db.engine.read_sessions).
+        self._reads = read_sessions(sessions)
         self._approvals = ApprovalBatcher(sessions)
 
     # --- balances and positions ------------------------------------------------------------
@@ -71,22 +74,22 @@ class Ledger:
 
     async def balances(self) -> dict[str, BalanceView]:
         """Every asset's balance, keyed by asset code."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await balance_ops.read_all(session)
 
     async def balance(self, asset: str) -> BalanceView | None:
         """One asset's balance, or None if the account never held it."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await balance_ops.read_one(session, asset)
 
     async def positions(self, strategy_id: str | None = None) -> list[PositionView]:
         """All positions (flat ones included), optionally of one strategy, in key order."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await settlement_ops.read_positions(session, strategy_id)
 
     async def position(self, strategy_id: str, exchange: str, symbol: str) -> PositionView | None:
         """One strategy's position in one symbol, or None if it never traded it."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await settlement_ops.read_position(session, strategy_id, exchange, symbol)
 
     # --- decisions and reservations --------------------------------------------------------
@@ -128,12 +131,12 @@ class Ledger:
 
     async def decision(self, signal_id: UUID) -> DecisionView | None:
         """The latest audited decision for ``signal_id``, or None."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await risk_ops.read_decision(session, signal_id)
 
     async def latest_signal_candle(self, exchange: str, symbol: str, timeframe: str) -> datetime | None:
         """Open time of the latest candle whose strategy signals are all decided (decision 0028)."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await risk_ops.latest_signal_candle(session, exchange, symbol, timeframe)
 
     async def record_signals_done(self, exchange: str, symbol: str, timeframe: str, candle_time: datetime) -> None:
@@ -146,13 +149,13 @@ class Ledger:
 
     async def reservation(self, client_order_id: str) -> ReservationView | None:
         """The reservation of one order, or None."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await reservation_ops.read_one(session, client_order_id)
 
     async def open_reservations(self, exchange: str | None = None, symbol: str | None = None) -> list[ReservationView]:
         """Reservations still holding balance (HELD or PARTIALLY_SETTLED), oldest first;
         only those of ``exchange`` / ``symbol`` when given."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await reservation_ops.read_open(session, exchange, symbol)
 
     async def expired_reservations(self, now: datetime) -> list[ReservationView]:
@@ -161,7 +164,7 @@ class Ledger:
         Only a candidate list: release one only when its order is known never to have reached
         the exchange, or to be terminal; otherwise ask execution to reconcile.
         """
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await reservation_ops.read_expired(session, now)
 
     async def release(
@@ -273,7 +276,7 @@ class Ledger:
 
     async def strategy_pause(self, strategy_id: str) -> control_ops.PauseView | None:
         """The strategy instance's persisted pause state (None: never paused)."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await control_ops.read_pause(session, strategy_id)
 
     async def record_control(
@@ -294,7 +297,7 @@ class Ledger:
         self, since: datetime, strategy_id: str | None = None, symbol: str | None = None
     ) -> list[datetime]:
         """``decided_at`` of APPROVED decisions at or after ``since``, oldest first."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await risk_ops.recent_order_times(session, since, strategy_id, symbol)
 
     async def record_peak_equity(self, equity: Decimal, known_peak: Decimal | None = None) -> Decimal:

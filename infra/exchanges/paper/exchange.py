@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infra.db.durability import defer_flush
+from infra.db.engine import read_sessions
 from infra.db.models import PaperBalance, PaperFill, PaperOrder
 from infra.exchanges.adapter import Fill, OrderRejected, OrderState
 from infra.exchanges.markets import MarketRules, load_market_snapshot, market_rules
@@ -100,6 +101,7 @@ class PaperExchange:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
+        self._reads = read_sessions(sessions)  # one-statement reads, outside a transaction
         self._prices = prices
         self.config = config or PaperConfig()
         self._rules_for = rules_for
@@ -207,21 +209,27 @@ class PaperExchange:
         """Fill the resting limit orders this candle crosses (only orders placed before it)."""
         if candle.timeframe != self.config.timeframe:
             return []
-        async with self._sessions.begin() as session:
-            query = (
-                select(PaperOrder)
-                .where(
-                    PaperOrder.status.in_(_OPEN),
-                    PaperOrder.order_type == OrderType.LIMIT.value,
-                    PaperOrder.exchange == candle.exchange,
-                    PaperOrder.symbol == candle.symbol,
-                    (PaperOrder.rests_after.is_(None)) | (PaperOrder.rests_after < candle.open_time),
-                )
-                .order_by(PaperOrder.id)
-                .with_for_update()
+        resting = (
+            select(PaperOrder)
+            .where(
+                PaperOrder.status.in_(_OPEN),
+                PaperOrder.order_type == OrderType.LIMIT.value,
+                PaperOrder.exchange == candle.exchange,
+                PaperOrder.symbol == candle.symbol,
+                (PaperOrder.rests_after.is_(None)) | (PaperOrder.rests_after < candle.open_time),
             )
+            .order_by(PaperOrder.id)
+        )
+        # Most candles find no resting order (the risk manager places market orders): a plain
+        # read says so without a transaction; the locked read below decides what fills. An
+        # order committed after this read rests on to the next candle, as it would had it been
+        # committed just after the locked read.
+        async with self._reads() as session:
+            if (await session.scalar(resting.with_only_columns(PaperOrder.id).limit(1))) is None:
+                return []
+        async with self._sessions.begin() as session:
             filled: list[PaperOrder] = []
-            for row in (await session.execute(query)).scalars().all():
+            for row in (await session.execute(resting.with_for_update())).scalars().all():
                 side, limit = Side(row.side), row.limit_price
                 assert limit is not None
                 if not rules.limit_crossed(side, limit, candle.low, candle.high):
