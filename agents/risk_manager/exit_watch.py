@@ -192,13 +192,15 @@ class ExitEnforcer:
         the strategies being alive. Live, the previous candle's marker came long before.
         Then, as a signal does, it waits for the market's open orders to settle (``settled``):
         the previous candle's SELL may still be filling, and its position must not be walked."""
-        key = (candle.exchange, candle.symbol, candle.timeframe)
-        watched = [e for e in await open_entries(self._sessions, candle.exchange, candle.symbol)
-                   if e.timeframe == candle.timeframe]
-        if watched:
-            previous = candle.open_time - timedelta(seconds=timeframe_seconds(candle.timeframe))
-            await self._signals_reach(key, previous, wait, stopping)
-            await settled()
+        if not any(e.timeframe == candle.timeframe for e in await open_entries(self._sessions, candle.exchange, candle.symbol)):
+            # Nothing watched: nothing to walk either (a position opened later is walked from its
+            # entry by the next candle or signal), so this read is the candle's only one.
+            self.checks += 1
+            return
+        previous = candle.open_time - timedelta(seconds=timeframe_seconds(candle.timeframe))
+        await self._signals_reach((candle.exchange, candle.symbol, candle.timeframe), previous, wait, stopping)
+        await settled()
+        # Read again: the wait may have seen the position closed or another opened.
         await self.through(candle.exchange, candle.symbol, candle.timeframe, candle.open_time)
 
     async def _signals_reach(self, key: tuple[str, str, str], candle_open: datetime, wait: float,

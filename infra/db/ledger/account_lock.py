@@ -27,7 +27,8 @@ from protocol.enums import Side
 
 __all__ = ["ACCOUNT_LOCK_KEY", "LockedBook", "lock_account", "read_book"]
 
-# Any fixed 64-bit key: "tradebus" in ASCII. Nothing else in the project takes advisory locks.
+# Any fixed 64-bit key: "tradebus" in ASCII. The only other advisory locks are the duty leases
+# (infra.db.lease: session-level, high word "trbu"), so the keys cannot meet.
 ACCOUNT_LOCK_KEY = 0x7472616465627573
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
